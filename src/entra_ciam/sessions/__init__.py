@@ -1,5 +1,32 @@
-"""Server-side sessions: the cookie holds an opaque id, the data lives in a store."""
+"""Server-side sessions: the cookie holds an opaque id, the data lives in a store.
 
-from entra_ciam.sessions.base import SessionStore, SessionStoreUnavailableError
+``SessionManager`` owns the policy (ids, rotation, timeouts, the cookie); the stores only keep
+bytes. ``from_url`` picks a store from ``ENTRA_SESSION_STORE``; ``TokenCacheCipher`` keeps each
+user's MSAL token cache encrypted inside their session.
+"""
 
-__all__ = ["SessionStore", "SessionStoreUnavailableError"]
+from entra_ciam.sessions.base import SessionData, SessionStore, SessionStoreUnavailableError
+from entra_ciam.sessions.factory import DEFAULT_STORE_URL, from_url, store_from_config
+from entra_ciam.sessions.manager import DEFAULT_COOKIE_NAME, Session, SessionManager
+from entra_ciam.sessions.memory import MemoryStore
+from entra_ciam.sessions.redis import RedisStore
+from entra_ciam.sessions.sqlite import SQLiteStore
+from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY, TokenCacheCipher, generate_key
+
+__all__ = [
+    "DEFAULT_COOKIE_NAME",
+    "DEFAULT_STORE_URL",
+    "TOKEN_CACHE_KEY",
+    "MemoryStore",
+    "RedisStore",
+    "SQLiteStore",
+    "Session",
+    "SessionData",
+    "SessionManager",
+    "SessionStore",
+    "SessionStoreUnavailableError",
+    "TokenCacheCipher",
+    "from_url",
+    "generate_key",
+    "store_from_config",
+]

@@ -1,0 +1,345 @@
+"""Session policy: ids, rotation, idle and absolute timeouts, and the session cookie.
+
+The policy is pure; the store is touched only in ``load``, ``commit``, ``stash`` and ``take``, all
+synchronous, so one implementation serves WSGI and ASGI (which runs them in a worker thread when
+``store.blocking``). The cookie carries only a random id; the store is keyed by a hash of it, so
+a copy of the store's contents cannot be replayed as cookies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+from entra_ciam.errors import ConfigError
+from entra_ciam.sessions.base import SessionData, SessionStore
+from entra_ciam.urls import is_loopback_host
+
+__all__ = ["DEFAULT_COOKIE_NAME", "Session", "SessionManager", "new_session_id"]
+
+DEFAULT_COOKIE_NAME = "entra_ciam_session"
+_SID_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: a valid cookie name
+_PATH_RE = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # no ';', spaces or controls
+_MAX_CANDIDATES = 3  # cookies of our name tried per request (a sibling domain may add one)
+_DELETED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def new_session_id() -> str:
+    """256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def _digest(value: str) -> str:
+    raw = hashlib.sha256(value.encode()).digest()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class Session(MutableMapping[str, Any]):
+    """One browser's data for one request; values must be JSON-serialisable.
+
+    Item assignment and deletion mark it modified; after changing a nested value in place, call
+    ``mark_modified()``. ``id`` is secret: it is the cookie value, so it is kept out of ``repr``.
+    """
+
+    __slots__ = (
+        "_browser_id",
+        "_data",
+        "_presented",
+        "_stale_ids",
+        "created",
+        "id",
+        "last_seen",
+        "modified",
+    )
+
+    def __init__(
+        self,
+        sid: str,
+        data: SessionData,
+        *,
+        created: float,
+        last_seen: float,
+        browser_id: str | None,
+        presented: bool,
+    ) -> None:
+        self.id = sid
+        self._data = data
+        self.created = created
+        self.last_seen = last_seen
+        self.modified = False
+        self._browser_id = browser_id  # the id the browser holds, if it is a live session
+        self._presented = presented  # the request carried a cookie of our name
+        self._stale_ids: list[str] = []
+
+    @property
+    def is_new(self) -> bool:
+        """True until the browser holds a cookie for this session."""
+        return self._browser_id != self.id
+
+    def mark_modified(self) -> None:
+        self.modified = True
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self.modified = True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"<Session new={self.is_new} modified={self.modified} keys={sorted(self._data)}>"
+
+
+class SessionManager:
+    """Loads the session named by the Cookie header and saves it with the right Set-Cookie.
+
+    ``idle_timeout`` (seconds) slides: each use extends it, written back at most every
+    ``touch_interval`` seconds so reads stay reads. ``absolute_timeout`` counts from creation, or
+    from the last ``rotate`` (sign-in). The cookie is ``HttpOnly; SameSite=Lax; Path=/`` and
+    ``Secure`` unless the request host is loopback (``secure=True/False`` forces it; names with
+    the ``__Host-`` or ``__Secure-`` prefix are always Secure). It has no Max-Age: the server
+    decides when a session ends.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        cookie_name: str = DEFAULT_COOKIE_NAME,
+        idle_timeout: float = 3600.0,
+        absolute_timeout: float = 12 * 3600.0,
+        touch_interval: float | None = None,
+        cookie_path: str = "/",
+        secure: bool | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not _TOKEN_RE.fullmatch(cookie_name):
+            raise ConfigError(
+                f"Session cookie name {cookie_name!r} is not a valid cookie name "
+                f"(letters, digits and !#$%&'*+.^_`|~-). Example: {DEFAULT_COOKIE_NAME}"
+            )
+        if not _PATH_RE.fullmatch(cookie_path):
+            raise ConfigError(f"Session cookie path must start with '/', got {cookie_path!r}")
+        if cookie_name.startswith("__Host-") and cookie_path != "/":
+            raise ConfigError("A __Host- session cookie needs cookie_path='/' (browsers insist)")
+        if not 0 < idle_timeout <= absolute_timeout:
+            raise ConfigError(
+                "Session timeouts must satisfy 0 < idle_timeout <= absolute_timeout, got "
+                f"idle_timeout={idle_timeout}, absolute_timeout={absolute_timeout}"
+            )
+        self.store = store
+        self.cookie_name = cookie_name
+        self.idle_timeout = float(idle_timeout)
+        self.absolute_timeout = float(absolute_timeout)
+        self.touch_interval = (
+            min(60.0, self.idle_timeout / 10) if touch_interval is None else touch_interval
+        )
+        self.cookie_path = cookie_path
+        self.secure = secure
+        self.clock = clock
+        self._prefixed = cookie_name.startswith(("__Host-", "__Secure-"))
+
+    # -- cookies (pure) ---------------------------------------------------------------------------
+
+    def session_ids(self, cookie_header: str | None) -> list[str]:
+        """Well-formed ids in cookies of our name, in header order; anything else is ignored."""
+        found: list[str] = []
+        if not cookie_header:
+            return found
+        for pair in cookie_header.split(";"):
+            name, sep, value = pair.partition("=")
+            if not sep or name.strip() != self.cookie_name:
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            if _SID_RE.fullmatch(value) and value not in found:
+                found.append(value)
+                if len(found) == _MAX_CANDIDATES:
+                    break
+        return found
+
+    def has_cookie(self, cookie_header: str | None) -> bool:
+        """Whether a cookie of our name is present at all, well-formed or not."""
+        if not cookie_header:
+            return False
+        return any(
+            pair.partition("=")[0].strip() == self.cookie_name
+            for pair in cookie_header.split(";")
+            if "=" in pair
+        )
+
+    def is_secure(self, host: str | None) -> bool:
+        """Whether the cookie for a request to ``host`` (a Host header value) gets ``Secure``."""
+        if self._prefixed:
+            return True
+        if self.secure is not None:
+            return self.secure
+        return not is_loopback_host(_hostname(host))
+
+    def cookie(self, sid: str, host: str | None) -> str:
+        """The Set-Cookie value that hands ``sid`` to the browser."""
+        return self._cookie(f"{self.cookie_name}={sid}", host)
+
+    def deletion_cookie(self, host: str | None) -> str:
+        """The Set-Cookie value that makes the browser forget the session cookie."""
+        return self._cookie(f"{self.cookie_name}=; {_DELETED}", host)
+
+    def _cookie(self, head: str, host: str | None) -> str:
+        value = f"{head}; Path={self.cookie_path}; HttpOnly; SameSite=Lax"
+        return value + "; Secure" if self.is_secure(host) else value
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def new(self, *, presented: bool = False) -> Session:
+        """A fresh empty session; nothing is stored until it is modified and committed."""
+        now = self.clock()
+        return Session(
+            new_session_id(), {}, created=now, last_seen=now, browser_id=None, presented=presented
+        )
+
+    def load(self, cookie_header: str | None) -> Session:
+        """The live session the cookie names, or a new empty one (unknown, expired, malformed)."""
+        presented = self.has_cookie(cookie_header)
+        for sid in self.session_ids(cookie_header):
+            key = self.store_key(sid)
+            record = self.store.get(key)
+            if record is None:
+                continue
+            data, created, last_seen = _unpack(record)
+            if data is None:
+                continue
+            now = self.clock()
+            if self._expired(created, last_seen, now):
+                self.store.delete(key)
+                continue
+            return Session(
+                sid, data, created=created, last_seen=last_seen, browser_id=sid, presented=True
+            )
+        return self.new(presented=presented)
+
+    def rotate(self, session: Session) -> None:
+        """Give the session a new id (call at sign-in: no fixation); the old one dies at commit.
+
+        The absolute timeout restarts: a signed-in session lives from sign-in.
+        """
+        if not session.is_new:  # a new id was never written: nothing to delete
+            session._stale_ids.append(session.id)
+        session.id = new_session_id()
+        session.created = self.clock()
+        session.modified = True
+
+    def destroy(self, session: Session) -> None:
+        """Forget the session (sign-out): its data is dropped and the cookie deleted at commit."""
+        if not session.is_new:
+            session._stale_ids.append(session.id)
+        session._data.clear()
+        session.id = new_session_id()
+        session.created = session.last_seen = self.clock()
+        session._browser_id = None
+        session.modified = False
+
+    def commit(self, session: Session, host: str | None) -> str | None:
+        """Save what changed; return the Set-Cookie value to send, or None.
+
+        Writes when the session was modified or rotated, or when ``touch_interval`` has passed
+        since the last write (sliding idle timeout). Old ids from ``rotate``/``destroy`` are
+        deleted after the new record is written.
+        """
+        now = self.clock()
+        write = session.modified or (
+            not session.is_new and now - session.last_seen >= self.touch_interval
+        )
+        cookie: str | None = None
+        if write:
+            ttl = self._ttl(session.created, now)
+            if ttl <= 0:  # the absolute lifetime ran out during this request
+                self.destroy(session)
+                write = False
+            else:
+                session.last_seen = now
+                record = {"c": session.created, "a": now, "d": session._data}
+                self.store.set(self.store_key(session.id), record, ttl)
+                if session.is_new:
+                    cookie = self.cookie(session.id, host)
+                session._browser_id = session.id
+        for old in session._stale_ids:
+            self.store.delete(self.store_key(old))
+        session._stale_ids.clear()
+        if not write and session._presented and session.is_new:
+            cookie = self.deletion_cookie(host)
+            session._presented = False
+        session.modified = False
+        return cookie
+
+    # -- single-use values ------------------------------------------------------------------------
+
+    def stash(self, session: Session, name: str, data: SessionData, ttl: float) -> None:
+        """Keep ``data`` for this session until taken once (auth-code-flow state, for example).
+
+        It is bound to the session id, so it is only found again by the same browser; the session
+        is marked modified so that a new visitor gets the cookie. Take it before ``rotate``.
+        """
+        session.modified = True
+        self.store.set(self._stash_key(session.id, name), data, ttl)
+
+    def take(self, session: Session, name: str) -> SessionData | None:
+        """Return and delete what ``stash`` kept; among concurrent callers exactly one gets it."""
+        return self.store.pop(self._stash_key(session.id, name))
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def store_key(sid: str) -> str:
+        """Where the store keeps the session whose cookie value is ``sid``."""
+        return "s:" + _digest(sid)
+
+    @staticmethod
+    def _stash_key(sid: str, name: str) -> str:
+        return "once:" + _digest(f"{sid}\x00{name}")
+
+    def _ttl(self, created: float, now: float) -> float:
+        return min(self.idle_timeout, self.absolute_timeout - (now - created))
+
+    def _expired(self, created: float, last_seen: float, now: float) -> bool:
+        return now - last_seen >= self.idle_timeout or now - created >= self.absolute_timeout
+
+
+def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:
+    data, created, last_seen = record.get("d"), record.get("c"), record.get("a")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(created, int | float)
+        or not isinstance(last_seen, int | float)
+    ):
+        return None, 0.0, 0.0
+    return data, float(created), float(last_seen)
+
+
+def _hostname(host: str | None) -> str | None:
+    """The host part of a Host header value: ``[::1]:8000`` -> ``::1``, ``a:80`` -> ``a``."""
+    if not host:
+        return None
+    host = host.strip()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else None
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        return name
+    return host

@@ -1,0 +1,67 @@
+"""A session store in this process's memory: for tests and single-process development servers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from entra_ciam.sessions.base import SessionData, decode_record, encode_record
+
+__all__ = ["MemoryStore"]
+
+_PURGE_EVERY = 60.0  # seconds between sweeps of expired entries
+
+
+class MemoryStore:
+    """Keeps encoded copies, so callers never share mutable data with the store (as with Redis)."""
+
+    blocking = False
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+        self._next_purge = time.monotonic() + _PURGE_EVERY
+
+    def get(self, sid: str) -> SessionData | None:
+        now = time.monotonic()
+        with self._lock:
+            item = self._items.get(sid)
+            if item is None:
+                return None
+            if item[0] <= now:
+                del self._items[sid]
+                return None
+        return decode_record(item[1])
+
+    def set(self, sid: str, data: SessionData, ttl: float) -> None:
+        raw = encode_record(data)
+        now = time.monotonic()
+        with self._lock:
+            if ttl <= 0:
+                self._items.pop(sid, None)
+                return
+            self._items[sid] = (now + ttl, raw)
+            if now >= self._next_purge:
+                self._purge(now)
+
+    def delete(self, sid: str) -> None:
+        with self._lock:
+            self._items.pop(sid, None)
+
+    def pop(self, sid: str) -> SessionData | None:
+        now = time.monotonic()
+        with self._lock:
+            item = self._items.pop(sid, None)
+        if item is None or item[0] <= now:
+            return None
+        return decode_record(item[1])
+
+    def close(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def _purge(self, now: float) -> None:
+        expired = [sid for sid, (expires, _raw) in self._items.items() if expires <= now]
+        for sid in expired:
+            del self._items[sid]
+        self._next_purge = now + _PURGE_EVERY

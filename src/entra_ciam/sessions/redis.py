@@ -1,0 +1,135 @@
+"""The store for several app instances behind a load balancer: sessions live in Redis.
+
+``redis`` is imported here only, when a store is made (``pip install entra-ciam[redis]``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from entra_ciam.errors import ConfigError
+from entra_ciam.sessions.base import (
+    SessionData,
+    SessionStoreUnavailableError,
+    decode_record,
+    encode_record,
+)
+
+if TYPE_CHECKING:
+    import redis as redis_lib
+
+__all__ = ["DEFAULT_PREFIX", "RedisStore"]
+
+DEFAULT_PREFIX = "entra-ciam:session:"
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigError(
+            "The Redis session store needs the redis package: pip install 'entra-ciam[redis]'"
+        ) from exc
+    return redis
+
+
+class RedisStore:
+    """Each session is one Redis string with an expiry, under ``prefix + id``.
+
+    Give either a URL (``redis://host:port/db`` or ``rediss://...``) or a ready ``redis.Redis``
+    client. A URL-made client fails fast (short timeouts, one immediate retry to replace a pooled
+    connection a restarted server closed), so a lost server becomes a 503 within seconds.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis_lib.Redis | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 2.0,
+    ) -> None:
+        redis = _import_redis()
+        if (url is None) == (client is None):
+            raise ConfigError("RedisStore needs exactly one of url= or client=")
+        self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+        self._owns_client = client is None
+        if client is None:
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            try:
+                client = redis.Redis.from_url(
+                    url,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    retry=Retry(NoBackoff(), 1),
+                )
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"Invalid Redis session store URL: {exc}") from exc
+        self.client: redis_lib.Redis = client
+        self.prefix = prefix
+        self._where = _describe(client)
+
+    # -- the protocol ---------------------------------------------------------------------------
+
+    def get(self, sid: str) -> SessionData | None:
+        try:
+            raw = self.client.get(self.prefix + sid)
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        return decode_record(raw)
+
+    def set(self, sid: str, data: SessionData, ttl: float) -> None:
+        raw = encode_record(data)
+        try:
+            if ttl <= 0:
+                self.client.delete(self.prefix + sid)
+            else:
+                self.client.set(self.prefix + sid, raw, px=max(1, round(ttl * 1000)))
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+
+    def delete(self, sid: str) -> None:
+        try:
+            self.client.delete(self.prefix + sid)
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+
+    def pop(self, sid: str) -> SessionData | None:
+        key = self.prefix + sid
+        try:
+            # MULTI/EXEC: GET and DEL run as one step on the server (GETDEL needs Redis 6.2).
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.get(key)
+                pipe.delete(key)
+                raw, _deleted = pipe.execute()
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        return decode_record(raw)
+
+    def close(self) -> None:
+        """Close the client if this store made it; a client passed in belongs to the caller."""
+        if self._owns_client:
+            self.client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._where}, prefix={self.prefix!r})"
+
+    def _unavailable(self, exc: BaseException) -> SessionStoreUnavailableError:
+        return SessionStoreUnavailableError(
+            f"Redis session store at {self._where} is unavailable: {type(exc).__name__}: {exc}"
+        )
+
+
+def _describe(client: Any) -> str:
+    """host:port/db of the client, never its password."""
+    try:
+        kw = client.connection_pool.connection_kwargs
+    except AttributeError:
+        return "redis"
+    if "path" in kw:
+        return f"unix:{kw['path']}"
+    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"

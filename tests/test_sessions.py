@@ -1,0 +1,654 @@
+"""Every session store against one suite (memory, SQLite, Redis), then what only one store does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entra_ciam.errors import ConfigError
+from entra_ciam.sessions import (
+    MemoryStore,
+    RedisStore,
+    SessionManager,
+    SessionStore,
+    SessionStoreUnavailableError,
+    SQLiteStore,
+    from_url,
+)
+from entra_ciam.sessions.base import decode_record, encode_record
+from tests.support.external import REDIS_HOW, missing, redis_available, require_redis
+
+HOST = "app.example.com"
+
+
+class Backend:
+    """Makes store instances over one backend; ``shared`` when two instances see the same data."""
+
+    def __init__(self, name: str, make: Callable[[], SessionStore], shared: bool) -> None:
+        self.name = name
+        self._make = make
+        self.shared = shared
+        self.made: list[Any] = []
+
+    def make(self) -> Any:
+        store = self._make()
+        self.made.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self.made:
+            store.close()
+
+
+def _redis_prefix() -> str:
+    return f"entra-ciam-test:{uuid.uuid4().hex}:"
+
+
+def _delete_prefix(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@contextmanager
+def _open_backend(name: str, tmp_path: Path) -> Iterator[Backend]:
+    if name == "memory":
+        single = MemoryStore()
+        b = Backend("memory", lambda: single, shared=False)
+    elif name == "sqlite":
+        path = tmp_path / "sessions.db"
+        b = Backend("sqlite", lambda: SQLiteStore(path), shared=True)
+    else:
+        require_redis()
+        prefix = _redis_prefix()
+        b = Backend(
+            "redis", lambda: RedisStore("redis://127.0.0.1:6379/0", prefix=prefix), shared=True
+        )
+    try:
+        yield b
+    finally:
+        b.close()
+        if name == "redis":
+            _delete_prefix(prefix)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    with _open_backend(request.param, tmp_path) as b:
+        yield b
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Backends that several app instances (store objects, processes) can share."""
+    with _open_backend(request.param, tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+def store(backend: Backend) -> Any:
+    return backend.make()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+# -- the shared suite -----------------------------------------------------------------------------
+
+
+def test_store_follows_the_protocol(store: Any) -> None:
+    assert isinstance(store, SessionStore)
+    assert store.blocking is (not isinstance(store, MemoryStore))
+
+
+def test_get_set_delete(store: Any) -> None:
+    assert store.get("unknown") is None
+    store.delete("unknown")  # no error
+    store.set("a", {"user": "ada", "n": 1, "nested": {"list": [1, "two", None]}}, 60)
+    assert store.get("a") == {"user": "ada", "n": 1, "nested": {"list": [1, "two", None]}}
+    store.set("a", {"user": "grace"}, 60)
+    assert store.get("a") == {"user": "grace"}
+    store.set("b", {"other": True}, 60)
+    store.delete("a")
+    assert store.get("a") is None
+    assert store.get("b") == {"other": True}
+
+
+def test_returned_data_is_a_copy(store: Any) -> None:
+    data: dict[str, Any] = {"items": [1]}
+    store.set("k", data, 60)
+    data["items"].append(2)
+    got = store.get("k")
+    assert got == {"items": [1]}
+    got["items"].append(3)
+    assert store.get("k") == {"items": [1]}
+
+
+def test_unicode_survives(store: Any) -> None:
+    store.set("u", {"name": "Zoë 日本 \u2028"}, 60)
+    assert store.get("u") == {"name": "Zoë 日本 \u2028"}
+
+
+def test_ttl_expiry(store: Any) -> None:
+    store.set("short", {"v": 1}, 0.3)
+    store.set("long", {"v": 2}, 60)
+    assert store.get("short") == {"v": 1}
+    assert _wait_until(lambda: store.get("short") is None), "the entry never expired"
+    assert store.pop("short") is None
+    assert store.get("long") == {"v": 2}
+
+
+def test_non_positive_ttl_removes(store: Any) -> None:
+    store.set("k", {"v": 1}, 60)
+    store.set("k", {"v": 2}, 0)
+    assert store.get("k") is None
+
+
+def test_pop_returns_once(store: Any) -> None:
+    store.set("flow", {"state": "s1", "nonce": "n1"}, 60)
+    assert store.pop("flow") == {"state": "s1", "nonce": "n1"}
+    assert store.pop("flow") is None
+    assert store.get("flow") is None
+    assert store.pop("never") is None
+
+
+def test_pop_under_concurrent_threads_has_one_winner(backend: Backend) -> None:
+    """16 threads (over two store objects when the backend is shared) race for each of 25 keys."""
+    stores = [backend.make(), backend.make()] if backend.shared else [backend.make()]
+    keys = [f"state-{i}" for i in range(25)]
+    for i, key in enumerate(keys):
+        stores[0].set(key, {"i": i}, 60)
+    threads = 16
+    barrier = threading.Barrier(threads)
+    wins: list[list[int]] = [[] for _ in range(threads)]
+    errors: list[BaseException] = []
+
+    def racer(n: int) -> None:
+        store = stores[n % len(stores)]
+        try:
+            barrier.wait(timeout=10)
+            for key in keys:
+                got = store.pop(key)
+                if got is not None:
+                    wins[n].append(got["i"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=racer, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    assert not errors
+    every_win = sorted(i for won in wins for i in won)
+    assert every_win == list(range(len(keys))), "each key must be popped exactly once"
+
+
+def test_two_instances_share_data(shared_backend: Backend) -> None:
+    first, second = shared_backend.make(), shared_backend.make()
+    first.set("k", {"from": "first"}, 60)
+    assert second.get("k") == {"from": "first"}
+    second.set("k", {"from": "second"}, 60)
+    assert first.get("k") == {"from": "second"}
+    second.delete("k")
+    assert first.get("k") is None
+
+
+# -- the manager over each store ------------------------------------------------------------------
+
+
+def _cookie_header(set_cookie: str) -> str:
+    return set_cookie.split(";", 1)[0]
+
+
+def test_manager_round_trip(store: Any) -> None:
+    manager = SessionManager(store)
+    session = manager.load(None)
+    session["user"] = "ada"
+    set_cookie = manager.commit(session, HOST)
+    assert set_cookie is not None
+    again = manager.load(_cookie_header(set_cookie))
+    assert again.id == session.id and dict(again) == {"user": "ada"}
+    assert not again.is_new
+    assert store.get(session.id) is None, "the store must be keyed by a hash of the id"
+    assert store.get(SessionManager.store_key(session.id)) is not None
+
+
+def test_idle_timeout_slides(store: Any) -> None:
+    clock = Clock()
+    manager = SessionManager(store, idle_timeout=100, absolute_timeout=1000, clock=clock)
+    session = manager.load(None)
+    session["user"] = "ada"
+    cookie = _cookie_header(manager.commit(session, HOST) or "")
+    for _ in range(5):  # used every 80 s: 400 s in all, past idle_timeout, but never idle
+        clock.now += 80
+        loaded = manager.load(cookie)
+        assert loaded.get("user") == "ada"
+        assert manager.commit(loaded, HOST) is None  # the touch writes, the cookie stays
+    clock.now += 101
+    expired = manager.load(cookie)
+    assert expired.is_new and len(expired) == 0
+    assert store.get(SessionManager.store_key(session.id)) is None, "expired record is deleted"
+    assert "Max-Age=0" in (manager.commit(expired, HOST) or "")
+
+
+def test_absolute_timeout_ends_a_busy_session(store: Any) -> None:
+    clock = Clock()
+    manager = SessionManager(store, idle_timeout=100, absolute_timeout=250, clock=clock)
+    session = manager.load(None)
+    session["user"] = "ada"
+    cookie = _cookie_header(manager.commit(session, HOST) or "")
+    clock.now += 90
+    assert manager.load(cookie).get("user") == "ada"
+    manager.commit(manager.load(cookie), HOST)
+    clock.now += 90
+    assert manager.load(cookie).get("user") == "ada"
+    clock.now += 71  # 251 s after creation, 90 s after the last use
+    assert manager.load(cookie).is_new
+
+
+def test_store_ttl_backs_the_idle_timeout(store: Any) -> None:
+    """Without any read, the record leaves the store itself once the idle timeout has passed."""
+    manager = SessionManager(store, idle_timeout=0.3, absolute_timeout=60)
+    session = manager.load(None)
+    session["user"] = "ada"
+    manager.commit(session, HOST)
+    key = SessionManager.store_key(session.id)
+    assert store.get(key) is not None
+    assert _wait_until(lambda: store.get(key) is None)
+
+
+def test_rotation_moves_data_and_kills_old_id(store: Any) -> None:
+    manager = SessionManager(store)
+    session = manager.load(None)
+    session["flow"] = "x"
+    old_cookie = _cookie_header(manager.commit(session, HOST) or "")
+    loaded = manager.load(old_cookie)
+    old_id = loaded.id
+    manager.rotate(loaded)
+    loaded["user"] = "ada"
+    new_cookie = manager.commit(loaded, HOST)
+    assert new_cookie is not None and old_id not in new_cookie
+    assert manager.load(old_cookie).is_new, "the pre-sign-in id must be dead (no fixation)"
+    assert dict(manager.load(_cookie_header(new_cookie))) == {"flow": "x", "user": "ada"}
+
+
+def test_two_app_instances_serve_one_user(shared_backend: Backend) -> None:
+    """Two managers over two store objects (two app instances): either serves the session."""
+    app_a, app_b = SessionManager(shared_backend.make()), SessionManager(shared_backend.make())
+    session = app_a.load(None)
+    session["user"] = "ada"
+    cookie = _cookie_header(app_a.commit(session, HOST) or "")
+    on_b = app_b.load(cookie)
+    assert on_b.get("user") == "ada"
+    on_b["cart"] = [1, 2]
+    assert app_b.commit(on_b, HOST) is None
+    assert dict(app_a.load(cookie)) == {"user": "ada", "cart": [1, 2]}
+    signed_out = app_a.load(cookie)
+    app_a.destroy(signed_out)
+    app_a.commit(signed_out, HOST)
+    assert app_b.load(cookie).is_new
+
+
+def test_stash_take_single_use_across_instances(backend: Backend) -> None:
+    app_a = SessionManager(backend.make())
+    app_b = SessionManager(backend.make()) if backend.shared else app_a
+    session = app_a.load(None)
+    app_a.stash(session, "flow:abc", {"nonce": "n"}, 60)
+    cookie = _cookie_header(app_a.commit(session, HOST) or "")
+    other = app_b.load(None)
+    assert app_b.take(other, "flow:abc") is None, "another browser must not find the flow"
+    same = app_b.load(cookie)
+    assert app_b.take(same, "flow:abc") == {"nonce": "n"}
+    assert app_a.take(app_a.load(cookie), "flow:abc") is None, "a replayed state finds nothing"
+
+
+# -- codec ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[1,2]", b'"text"', b"\xff\xfe", None])
+def test_unreadable_records_read_as_no_session(raw: bytes | None) -> None:
+    assert decode_record(raw) is None
+
+
+def test_codec_round_trip() -> None:
+    assert decode_record(encode_record({"a": [1, {"b": None}]})) == {"a": [1, {"b": None}]}
+
+
+# -- SQLite ---------------------------------------------------------------------------------------
+
+
+def test_sqlite_survives_reopen_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    store.set("k", {"v": 1}, 60)
+    store.close()
+    reopened = SQLiteStore(path)
+    assert reopened.get("k") == {"v": 1}
+    reopened.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_sqlite_purges_expired_rows_while_writing(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    for i in range(5):
+        store.set(f"old{i}", {"v": i}, 0.05)
+    time.sleep(0.1)
+    store._next_purge = 0.0  # the sweep is due
+    store.set("fresh", {"v": 1}, 60)
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT id FROM entra_ciam_sessions").fetchall()
+    store.close()
+    assert rows == [("fresh",)]
+
+
+def test_sqlite_busy_database_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, busy_timeout=0.1)
+    store.set("k", {"v": 1}, 60)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(SessionStoreUnavailableError, match="locked"):
+            store.set("k", {"v": 2}, 60)
+        with pytest.raises(SessionStoreUnavailableError):
+            store.pop("k")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store.set("k", {"v": 3}, 60)
+    assert store.pop("k") == {"v": 3}
+    store.close()
+
+
+def test_sqlite_foreign_file_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SessionStoreUnavailableError, match=r"s\.db"):
+        SQLiteStore(path)
+
+
+def test_sqlite_missing_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        SQLiteStore(tmp_path / "nope" / "s.db")
+    with pytest.raises(ConfigError, match="memory://"):
+        SQLiteStore(":memory:")
+
+
+_CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from entra_ciam.sessions.sqlite import SQLiteStore
+    path, go, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    store = SQLiteStore(path)
+    store.set(f"from-child-{n}", {"pid": n}, 60)
+    deadline = time.monotonic() + 20
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    won = [i for i in range(60) if store.pop(f"race-{i}") is not None]
+    print(json.dumps(won))
+    """
+)
+
+
+def test_sqlite_across_processes(tmp_path: Path) -> None:
+    """Four processes race to pop 60 keys written by this one: each key goes to exactly one."""
+    path = tmp_path / "s.db"
+    go = tmp_path / "go"
+    store = SQLiteStore(path)
+    for i in range(60):
+        store.set(f"race-{i}", {"i": i}, 60)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(path), str(go), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(4)
+    ]
+    try:
+        assert _wait_until(
+            lambda: all(store.get(f"from-child-{n}") for n in range(4)), timeout=30
+        ), "the children's writes never became visible here"
+        go.touch()
+        outputs = [c.communicate(timeout=60) for c in children]
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+    for child, (_out, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, err
+    won = sorted(i for out, _err in outputs for i in json.loads(out))
+    assert won == list(range(60))
+    store.close()
+
+
+# -- Redis ----------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_redis_closed_port_is_unavailable_quickly() -> None:
+    pytest.importorskip("redis")
+    store = RedisStore(f"redis://127.0.0.1:{_free_port()}/0", prefix=_redis_prefix())
+    manager = SessionManager(store)
+    started = time.monotonic()
+    for call in (
+        lambda: store.get("k"),
+        lambda: store.set("k", {}, 5),
+        lambda: store.delete("k"),
+        lambda: store.pop("k"),
+        lambda: manager.load("entra_ciam_session=" + "a" * 43),
+    ):
+        with pytest.raises(SessionStoreUnavailableError, match=r"127\.0\.0\.1"):
+            call()
+    assert time.monotonic() - started < 5
+    store.close()
+
+
+class RedisChild:
+    """A redis-server of our own on a free port, which the test may kill and restart."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        assert exe is not None
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if not _wait_until(lambda: redis_available(port=self.port), timeout=10):
+            self.stop()
+            pytest.fail("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def redis_child() -> Iterator[RedisChild]:
+    pytest.importorskip("redis")
+    if shutil.which("redis-server") is None:
+        missing(f"no redis-server on PATH; install it (apt-get install redis-server); {REDIS_HOW}")
+    child = RedisChild()
+    child.start()
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> None:
+    store = RedisStore(f"redis://127.0.0.1:{redis_child.port}/0", prefix=_redis_prefix())
+    manager = SessionManager(store)
+    session = manager.load(None)
+    session["user"] = "ada"
+    cookie = _cookie_header(manager.commit(session, HOST) or "")
+    assert manager.load(cookie).get("user") == "ada"
+
+    redis_child.stop()
+    for call in (
+        lambda: manager.load(cookie),
+        lambda: store.set("k", {}, 5),
+        lambda: store.pop("k"),
+        lambda: store.delete("k"),
+    ):
+        with pytest.raises(SessionStoreUnavailableError):
+            call()
+
+    redis_child.start()  # same port; its data is gone (--save ""), the store reconnects by itself
+    assert manager.load(cookie).is_new
+    store.set("k", {"back": True}, 60)
+    assert store.pop("k") == {"back": True}
+    store.close()
+
+
+def test_redis_keys_carry_prefix_and_expiry() -> None:
+    require_redis()
+    import redis
+
+    prefix = _redis_prefix()
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    try:
+        store.set("k", {"v": 1}, 30)
+        ttl_ms = client.pttl(prefix + "k")
+        assert 0 < ttl_ms <= 30_000
+    finally:
+        _delete_prefix(prefix)
+        client.close()
+        store.close()
+
+
+# -- from_url -------------------------------------------------------------------------------------
+
+
+def test_from_url_memory() -> None:
+    assert isinstance(from_url("memory://"), MemoryStore)
+
+
+def test_from_url_sqlite_absolute_and_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = from_url(f"sqlite://{tmp_path}/abs.db")
+    assert isinstance(store, SQLiteStore) and store.path == f"{tmp_path}/abs.db"
+    store.close()
+    store = from_url(f"sqlite:///{tmp_path}/sqlalchemy%20style.db")
+    assert isinstance(store, SQLiteStore) and store.path == f"{tmp_path}/sqlalchemy style.db"
+    store.close()
+    monkeypatch.chdir(tmp_path)
+    store = from_url("sqlite:rel.db")
+    assert isinstance(store, SQLiteStore) and store.path == "rel.db"
+    assert (tmp_path / "rel.db").exists()
+    store.close()
+
+
+def test_from_url_redis() -> None:
+    pytest.importorskip("redis")
+    store = from_url("redis://127.0.0.1:6390/2?prefix=myapp:&timeout=0.5")
+    assert isinstance(store, RedisStore)
+    assert store.prefix == "myapp:"
+    kwargs = store.client.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", 6390, 2)
+    assert kwargs["socket_timeout"] == 0.5
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("postgres://db/sessions", "unknown kind"),
+        ("sessions.db", "unknown kind"),
+        ("memory://somewhere", "takes nothing"),
+        ("sqlite://dbhost/sessions.db", "names a host"),
+        ("sqlite:///tmp/", "names no file"),
+        ("sqlite:///tmp/s.db?mode=ro", "no query"),
+        ("sqlite:///:memory:", "memory://"),
+        ("redis://127.0.0.1:notaport/0", "Port"),
+        ("redis://127.0.0.1:6379/zero", "database number"),
+        ("redis:///0", "no host"),
+        ("redis://127.0.0.1:6379/0?prefx=a", "unknown option"),
+        ("redis://127.0.0.1:6379/0?prefix=", "prefix is empty"),
+        ("redis://127.0.0.1:6379/0?timeout=soon", "timeout"),
+        ("redis://127.0.0.1:6379/0?ssl_ca_certs=/x", "rediss"),
+    ],
+)
+def test_from_url_rejects_with_examples(url: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason) as info:
+        from_url(url)
+    assert "Examples:" in str(info.value) or "Example:" in str(info.value)
+
+
+def test_from_url_never_shows_a_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        from_url("redis://user:hunter2@127.0.0.1:6379/zero")
+    assert "hunter2" not in str(info.value)
+    assert "***" in str(info.value)
