@@ -1,0 +1,371 @@
+"""entra_ciam.asgi.BearerTokenMiddleware behind uvicorn on 127.0.0.1, and over WebSockets.
+
+The validator fetches discovery and keys over HTTP (async) from the loopback OIDC stub. WebSocket
+handshakes are driven by Starlette's TestClient, which needs no WebSocket client library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from entra_ciam.asgi import BearerTokenMiddleware
+from entra_ciam.asgi.types import Message, Scope
+from entra_ciam.context import get_claims
+from tests.support.rejections import (
+    REQUEST_REJECTIONS,
+    TOKEN_REJECTIONS,
+    Rejection,
+    RequestCase,
+    Tenant,
+    challenge,
+    fill,
+    running_tenant,
+)
+from tests.support.tokens import USER_OID
+
+
+def report(request: Request) -> JSONResponse:
+    state_claims = getattr(request.state, "claims", None)
+    context_claims = get_claims()
+    return JSONResponse(
+        {
+            "path": request.url.path,
+            "state_oid": state_claims.oid if state_claims is not None else None,
+            "context_oid": context_claims.oid if context_claims is not None else None,
+            "lifespan_value": getattr(request.state, "lifespan_value", None),
+        }
+    )
+
+
+async def async_report(request: Request) -> JSONResponse:
+    return report(request)
+
+
+async def ws_echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    claims = get_claims()
+    await websocket.send_json({"oid": claims.oid if claims is not None else None})
+    await websocket.close()
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    app.state.lifespan_ran = True
+    yield {"lifespan_value": "ready"}
+
+
+def build_app(tenant: Tenant, **options: Any) -> BearerTokenMiddleware:
+    inner = Starlette(
+        routes=[
+            Route("/api/todos", async_report, methods=["GET", "OPTIONS"]),
+            Route("/sync", report),
+            Route("/health", async_report),
+            Route("/static/{path:path}", async_report),
+            WebSocketRoute("/ws", ws_echo),
+            WebSocketRoute("/public-ws", ws_echo),
+        ],
+        lifespan=lifespan,
+    )
+    options.setdefault("public_paths", ["/health", "/public-ws"])
+    options.setdefault("public_prefixes", ["/static"])
+    return BearerTokenMiddleware(inner, tenant.validator, **options)
+
+
+class UvicornThread:
+    """uvicorn serving ``app`` from a thread on a socket bound to a free loopback port."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(app, lifespan="on", log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            assert self.thread.is_alive(), "uvicorn stopped while starting"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def tenant() -> Iterator[Tenant]:
+    with running_tenant() as tenant:
+        yield tenant
+
+
+@pytest.fixture(scope="module")
+def live(tenant: Tenant) -> Iterator[UvicornThread]:
+    with UvicornThread(build_app(tenant)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def server(live: UvicornThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, timeout=10) as client:
+        yield client
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- HTTP through uvicorn -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/todos", "/sync"])
+def test_valid_token_exposes_claims_in_state_and_context(
+    server: httpx.Client, tenant: Tenant, path: str
+) -> None:
+    response = server.get(path, headers=auth(tenant.user_token()))
+    assert response.status_code == 200
+    assert response.json() == {
+        "path": path,
+        "state_oid": USER_OID,
+        "context_oid": USER_OID,
+        "lifespan_value": "ready",  # lifespan state survives next to the claims
+    }
+
+
+def test_lifespan_passes_through_the_middleware(live: UvicornThread) -> None:
+    middleware = live.server.config.app
+    assert isinstance(middleware, BearerTokenMiddleware)
+    assert isinstance(middleware.app, Starlette)
+    assert middleware.app.state.lifespan_ran is True
+
+
+def test_app_only_token_is_accepted(server: httpx.Client, tenant: Tenant) -> None:
+    response = server.get("/api/todos", headers=auth(tenant.app_token()))
+    assert response.status_code == 200
+    assert response.json()["state_oid"] == tenant.factory.app_claims()["oid"]
+
+
+def test_claims_do_not_leak_into_the_next_request(server: httpx.Client, tenant: Tenant) -> None:
+    assert server.get("/api/todos", headers=auth(tenant.user_token())).status_code == 200
+    after = server.get("/health").json()
+    assert after["state_oid"] is None
+    assert after["context_oid"] is None
+
+
+@pytest.mark.parametrize("path", ["/health", "/static/app.js"])
+def test_public_paths_pass_without_a_token(server: httpx.Client, path: str) -> None:
+    assert server.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/health/x", "/staticx", "/static/../api/todos"])
+def test_near_misses_of_public_paths_need_a_token(server: httpx.Client, path: str) -> None:
+    assert server.get(path).status_code == 401
+
+
+def test_cors_preflight_passes_but_plain_options_does_not(server: httpx.Client) -> None:
+    preflight = {"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"}
+    assert server.options("/api/todos", headers=preflight).status_code == 200
+    assert server.options("/api/todos").status_code == 401
+
+
+def test_preflight_pass_through_can_be_disabled(tenant: Tenant) -> None:
+    preflight = {"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"}
+    with TestClient(build_app(tenant, allow_preflight=False)) as client:
+        assert client.options("/api/todos", headers=preflight).status_code == 401
+
+
+@pytest.mark.parametrize("case", REQUEST_REJECTIONS, ids=lambda c: c.id)
+def test_request_level_refusals(server: httpx.Client, tenant: Tenant, case: RequestCase) -> None:
+    headers, query = fill(case, tenant.user_token())
+    response = server.get(f"/api/todos?{query}", headers=headers)
+    assert response.status_code == case.status
+    params = challenge(response.headers.get("WWW-Authenticate"))
+    assert params.get("error") == case.error
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"] == (case.error or "unauthorized")
+
+
+@pytest.mark.parametrize("case", TOKEN_REJECTIONS, ids=lambda c: c.id)
+def test_every_validator_rejection(server: httpx.Client, tenant: Tenant, case: Rejection) -> None:
+    response = server.get("/api/todos", headers=auth(case.make(tenant.factory)))
+    assert response.status_code != 500
+    assert response.status_code == case.status
+    params = challenge(response.headers.get("WWW-Authenticate"))
+    assert params["error"] == case.error
+    description = response.json()["error_description"]
+    for word in case.reason:
+        assert word in description.lower(), description
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_keys_unavailable_is_503_with_retry_after() -> None:
+    with running_tenant() as fresh:
+        fresh.stub.fault = "500"
+        with UvicornThread(build_app(fresh)) as live:
+            response = httpx.get(
+                f"{live.url}/api/todos", headers=auth(fresh.user_token()), timeout=20
+            )
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+
+
+# -- WebSockets -----------------------------------------------------------------------------------
+
+
+def test_websocket_with_valid_token_gets_claims(tenant: Tenant) -> None:
+    with (
+        TestClient(build_app(tenant)) as client,
+        client.websocket_connect("/ws", headers=auth(tenant.user_token())) as ws,
+    ):
+        assert ws.receive_json() == {"oid": USER_OID}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer not.a.token"}],
+    ids=["no-token", "bad-token"],
+)
+def test_websocket_without_valid_token_is_closed_with_1008(
+    tenant: Tenant, headers: dict[str, str]
+) -> None:
+    with (
+        TestClient(build_app(tenant)) as client,
+        pytest.raises(WebSocketDisconnect) as info,
+        client.websocket_connect("/ws", headers=headers),
+    ):
+        pass
+    assert info.value.code == 1008
+
+
+def test_websocket_with_expired_token_is_closed_with_reason(tenant: Tenant) -> None:
+    expired = TOKEN_REJECTIONS[[r.id for r in TOKEN_REJECTIONS].index("expired")]
+    with (
+        TestClient(build_app(tenant)) as client,
+        pytest.raises(WebSocketDisconnect) as info,
+        client.websocket_connect("/ws", headers=auth(expired.make(tenant.factory))),
+    ):
+        pass
+    assert info.value.code == 1008
+    assert "expired" in info.value.reason
+
+
+def test_public_websocket_needs_no_token(tenant: Tenant) -> None:
+    with TestClient(build_app(tenant)) as client, client.websocket_connect("/public-ws") as ws:
+        assert ws.receive_json() == {"oid": None}
+
+
+# -- raw ASGI -------------------------------------------------------------------------------------
+
+
+async def call_raw(app: Any, scope: Scope) -> list[Message]:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+def http_scope(
+    path: str, *, root_path: str = "", headers: list[tuple[bytes, bytes]] | None = None
+) -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": headers or [],
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 5000),
+    }
+
+
+async def test_public_paths_are_matched_without_root_path(tenant: Tenant) -> None:
+    seen: list[Scope] = []
+
+    async def inner(scope: Scope, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = BearerTokenMiddleware(inner, tenant.validator, public_paths=["/health"])
+    mounted = await call_raw(app, http_scope("/api/health", root_path="/api"))
+    assert mounted[0]["status"] == 204
+    not_mounted = await call_raw(app, http_scope("/api/health"))
+    assert not_mounted[0]["status"] == 401
+    assert len(seen) == 1
+
+
+async def test_raw_refusal_is_a_complete_asgi_response(tenant: Tenant) -> None:
+    async def inner(scope: Scope, receive: Any, send: Any) -> None:
+        raise AssertionError("must not be called")
+
+    app = BearerTokenMiddleware(inner, tenant.validator)
+    sent = await call_raw(app, http_scope("/x", headers=[(b"authorization", b"Bearer a.b.c")]))
+    start, body = sent
+    assert start["type"] == "http.response.start"
+    assert start["status"] == 401
+    headers = dict(start["headers"])
+    assert headers[b"content-length"] == str(len(body["body"])).encode()
+    assert challenge(headers[b"www-authenticate"].decode())["error"] == "invalid_token"
+    assert body["type"] == "http.response.body"
+
+
+async def test_claims_scope_is_a_copy_and_context_is_reset(tenant: Tenant) -> None:
+    seen: list[Scope] = []
+
+    async def inner(scope: Scope, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        assert get_claims() is scope["state"]["claims"]
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    shared_state = {"db": "pool"}
+    scope = http_scope("/x", headers=[(b"authorization", f"Bearer {tenant.user_token()}".encode())])
+    scope["state"] = shared_state
+    sent = await call_raw(BearerTokenMiddleware(inner, tenant.validator), scope)
+    assert sent[0]["status"] == 204
+    assert seen[0]["state"] == {"db": "pool", "claims": seen[0]["state"]["claims"]}
+    assert shared_state == {"db": "pool"}  # the server's dict is not written to
+    assert get_claims() is None
+
+
+async def test_other_scope_types_pass_untouched(tenant: Tenant) -> None:
+    seen: list[str] = []
+
+    async def inner(scope: Scope, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    app = BearerTokenMiddleware(inner, tenant.validator)
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
