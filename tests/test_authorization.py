@@ -18,10 +18,10 @@ from entra_ciam import (
     require_scope_or_app_permission,
 )
 from entra_ciam.authorization import Requirement, normalize_names
-from entra_ciam.bearer import BearerPolicy, InvalidRequestError, error_response, extract_token
+from entra_ciam.bearer import BearerPolicy, error_response, extract_token
 from entra_ciam.claims import Claims
 from entra_ciam.context import claims_context, get_claims
-from entra_ciam.errors import AuthError, InvalidTokenError
+from entra_ciam.errors import AuthError, InvalidRequestError, InvalidTokenError
 from tests.support.rejections import challenge
 
 

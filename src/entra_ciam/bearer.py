@@ -14,7 +14,12 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl
 
-from entra_ciam.errors import AuthError, InvalidTokenError, MissingTokenError
+from entra_ciam.errors import (
+    AuthError,
+    InvalidRequestError,
+    InvalidTokenError,
+    MissingTokenError,
+)
 
 if TYPE_CHECKING:
     from entra_ciam.claims import Claims
@@ -42,17 +47,6 @@ class SyncTokenValidator(Protocol):
 
 class AsyncTokenValidator(Protocol):
     async def validate_async(self, token: str) -> Claims: ...
-
-
-class InvalidRequestError(AuthError):
-    """The request carries its token in a way we refuse (RFC 6750 ``invalid_request``).
-
-    Answered with 401 rather than 400 so that clients treat it as "not authenticated" and retry
-    with a proper ``Authorization: Bearer`` header.
-    """
-
-    status_code = 401
-    error = "invalid_request"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,12 @@ from entra_ciam.urls import is_loopback_host
 
 __all__ = ["EntraConfig"]
 
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+GUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+_DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$"
+)
 _SUBDOMAIN_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 _PLACEHOLDER_RE = re.compile(r"enter[_ ]the[_ ].*|<[^>]*>|\byour[_-]", re.IGNORECASE)
 # Tenants that name no single directory: a token from them could come from anyone.
@@ -83,7 +87,9 @@ class EntraConfig:
 
     def __post_init__(self) -> None:
         problems: list[str] = []
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in _SETTINGS}
+        values = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in _SETTINGS
+        }
         for name, value in values.items():
             if value is None:
                 continue
@@ -106,7 +112,9 @@ class EntraConfig:
         for name in ("client_id", "api_client_id", "tenant_id"):
             value = getattr(self, name)
             if value is not None and not GUID_RE.match(value):
-                problems.append(f"{self._label(name)} must be a GUID, got {value!r}. Example: {_example(name)}")
+                problems.append(
+                    f"{self._label(name)} must be a GUID, got {value!r}. Example: {_example(name)}"
+                )
         if self.tenant_subdomain is not None and not _SUBDOMAIN_RE.match(self.tenant_subdomain):
             problems.append(
                 f"{self._label('tenant_subdomain')} must be the first label of "
@@ -208,7 +216,9 @@ class EntraConfig:
             host = (parts.hostname or "").lower()
             port = parts.port
         except ValueError:
-            problems.append(f"{label} is not a URL: {self.authority!r}. Example: {_example('authority')}")
+            problems.append(
+                f"{label} is not a URL: {self.authority!r}. Example: {_example('authority')}"
+            )
             return ""
         if parts.scheme not in ("https", "http") or not host:
             problems.append(
@@ -222,7 +232,9 @@ class EntraConfig:
             )
             return ""
         if parts.query or parts.fragment or parts.username or parts.password:
-            problems.append(f"{label} must carry no query, fragment or credentials: {self.authority!r}")
+            problems.append(
+                f"{label} must carry no query, fragment or credentials: {self.authority!r}"
+            )
             return ""
         segments = [s for s in parts.path.split("/") if s]
         if segments and segments[-1].lower() == "v2.0":

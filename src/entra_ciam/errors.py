@@ -14,6 +14,7 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "InsufficientScopeError",
+    "InvalidRequestError",
     "InvalidTokenError",
     "MetadataUnavailableError",
     "MissingTokenError",
@@ -22,7 +23,7 @@ __all__ = [
 DEFAULT_REALM = "entra-ciam"
 
 # RFC 6750 section 3: error_description and scope use a restricted ASCII set (no '"' or '\\').
-_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+_UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
 
 def _quoted(value: str) -> str:
@@ -95,6 +96,17 @@ class InvalidTokenError(AuthError):
 
     status_code = 401
     error = "invalid_token"
+
+
+class InvalidRequestError(AuthError):
+    """The request carries its token in a way we refuse (RFC 6750 ``invalid_request``).
+
+    Answered with 401 rather than 400 so that clients treat it as "not authenticated" and retry
+    with a proper ``Authorization: Bearer`` header.
+    """
+
+    status_code = 401
+    error = "invalid_request"
 
 
 class InsufficientScopeError(AuthError):

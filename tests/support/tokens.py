@@ -41,7 +41,13 @@ class SigningKey:
 
     def jwk(self) -> dict[str, Any]:
         pub = self.private.public_key().public_numbers()
-        return {"kty": "RSA", "use": "sig", "kid": self.kid, "n": _int_b64(pub.n), "e": _int_b64(pub.e)}
+        return {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "n": _int_b64(pub.n),
+            "e": _int_b64(pub.e),
+        }
 
     def sign(self, signing_input: bytes) -> bytes:
         return self.private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
