@@ -1,0 +1,40 @@
+"""Run the todo API with uvicorn: ``python -m examples.starlette_api [--host] [--port] [--db]``.
+
+Settings come from ``ENTRA_*`` variables (see examples/README.md); a missing or placeholder value
+stops the server at start with a message naming it, instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from entra_ciam import ConfigError, EntraConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples.starlette_api", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("TODO_API_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=os.environ.get("TODO_API_PORT", "5000"))
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("TODO_API_DB", "todo.sqlite3"),
+        help="SQLite file holding the items (TODO_API_DB); created if missing",
+    )
+    args = parser.parse_args(argv)
+
+    import uvicorn
+    from examples.starlette_api.app import create_app
+
+    try:
+        app = create_app(EntraConfig.from_env(), db_path=args.db)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
