@@ -51,6 +51,9 @@ _SETTINGS: dict[str, tuple[str, str]] = {
 }
 
 
+_SECRETS = frozenset({"client_secret", "session_secret"})
+
+
 def _env_name(field: str) -> str:
     return _SETTINGS[field][0]
 
@@ -102,8 +105,9 @@ class EntraConfig:
             if stripped == "":
                 object.__setattr__(self, name, None)
             elif _PLACEHOLDER_RE.search(stripped):
+                shown = "" if name in _SECRETS else f" {stripped!r}"  # never echo a secret
                 problems.append(
-                    f"{self._label(name)} still holds the placeholder {stripped!r}: replace it "
+                    f"{self._label(name)} still holds the placeholder{shown}: replace it "
                     f"with the value from the Microsoft Entra admin center. Example: {_example(name)}"
                 )
         if problems:
@@ -115,6 +119,8 @@ class EntraConfig:
                 problems.append(
                     f"{self._label(name)} must be a GUID, got {value!r}. Example: {_example(name)}"
                 )
+            elif value is not None:
+                object.__setattr__(self, name, value.lower())  # Entra writes GUIDs in lower case
         if self.tenant_subdomain is not None and not _SUBDOMAIN_RE.match(self.tenant_subdomain):
             problems.append(
                 f"{self._label('tenant_subdomain')} must be the first label of "
@@ -231,9 +237,16 @@ class EntraConfig:
                 f"Example: {_example('authority')}"
             )
             return ""
-        if parts.query or parts.fragment or parts.username or parts.password:
+        if parts.username or parts.password:
             problems.append(
-                f"{label} must carry no query, fragment or credentials: {self.authority!r}"
+                f"{label} must carry no credentials (user:password@). "
+                f"Example: {_example('authority')}"
+            )
+            return ""
+        if parts.query or parts.fragment:
+            problems.append(
+                f"{label} must carry no query or fragment: {self.authority!r}. "
+                f"Example: {_example('authority')}"
             )
             return ""
         segments = [s for s in parts.path.split("/") if s]
