@@ -1,0 +1,119 @@
+"""The https port apps and APIs call directly: discovery, keys, token, and the admin routes."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import uuid
+
+from entra_ciam.devidp.errors import OAuthError
+from entra_ciam.devidp.messages import Request, Response, json_response
+from entra_ciam.devidp.provider import Provider
+
+__all__ = ["BackChannel"]
+
+ADMIN_PREFIX = "/_devidp/admin/"
+_PUBLIC_CACHE = (("Cache-Control", "max-age=3600"),)
+
+
+class BackChannel:
+    def __init__(self, provider: Provider, admin_token: str) -> None:
+        self.p = provider
+        self._admin_token = admin_token
+
+    def __call__(self, request: Request) -> Response:
+        if request.path == "/_devidp/health":
+            return json_response({"status": "ok", "issuer": self.p.endpoints.issuer})
+        if request.path.startswith(ADMIN_PREFIX):
+            return self._admin(request, request.path.removeprefix(ADMIN_PREFIX))
+        tenant, _, rest = request.path.strip("/").partition("/")
+        if not self.p.names_tenant(tenant):
+            return self._error(
+                OAuthError(
+                    "invalid_tenant",
+                    90002,
+                    f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant "
+                    f"ID and are signing into the correct cloud. This emulator serves "
+                    f"{self.p.registrations.tenant.id}.",
+                )
+            )
+        method = "GET" if request.method == "HEAD" else request.method
+        if rest == "v2.0/.well-known/openid-configuration":
+            return self._only(method, "GET") or json_response(
+                self.p.discovery(), headers=_PUBLIC_CACHE
+            )
+        if rest == "discovery/v2.0/keys":
+            return self._only(method, "GET") or json_response(
+                self.p.keys.jwks(self.p.endpoints.issuer)
+            )
+        if rest == "oauth2/v2.0/token":
+            return self._only(method, "POST") or self._token(request)
+        return json_response({"error": "not_found", "error_description": "No such endpoint."}, 404)
+
+    def _token(self, request: Request) -> Response:
+        correlation_id = request.headers.get("client-request-id") or str(uuid.uuid4())
+        echo = [("client-request-id", correlation_id)]
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if ctype != "application/x-www-form-urlencoded":
+                raise OAuthError(
+                    "invalid_request",
+                    900144,
+                    "The request body must be application/x-www-form-urlencoded and contain the "
+                    "following parameter: 'grant_type'.",
+                )
+            body = self.p.tokens.handle(request.form(), request.headers.get("authorization"))
+        except OAuthError as exc:
+            return json_response(exc.body(correlation_id, now=self.p.clock()), exc.status, echo)
+        return json_response(body, 200, echo)
+
+    def _admin(self, request: Request, action: str) -> Response:
+        given = request.headers.get("authorization", "")
+        expected = f"Bearer {self._admin_token}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return json_response(
+                {
+                    "error": "unauthorized",
+                    "error_description": "Send 'Authorization: Bearer <admin-token>'; the token "
+                    "is in the admin-token file of the state folder.",
+                },
+                401,
+                [("WWW-Authenticate", 'Bearer realm="dev-idp-admin"')],
+            )
+        if action != "rotate-keys":
+            return json_response({"error": "not_found"}, 404)
+        if request.method != "POST":
+            return json_response({"error": "method_not_allowed"}, 405, [("Allow", "POST")])
+        grace: int | None = None
+        if request.body:
+            try:
+                payload = json.loads(request.body)
+                raw = payload.get("grace_period") if isinstance(payload, dict) else None
+            except ValueError:
+                raw = "bad"
+            if raw is not None and (not isinstance(raw, int) or isinstance(raw, bool) or raw < 0):
+                return json_response(
+                    {"error": "invalid_request", "error_description": "grace_period: seconds >= 0"},
+                    400,
+                )
+            grace = raw
+        rotation = self.p.keys.rotate(grace)
+        self.p.announce(
+            f"[dev-idp] signing keys rotated: signing with {rotation.kid}, next {rotation.next_kid}, "
+            f"retiring {', '.join(rotation.retiring) or 'none'}"
+        )
+        return json_response(rotation.to_json())
+
+    def _only(self, method: str, allowed: str) -> Response | None:
+        if method == allowed:
+            return None
+        error = OAuthError(
+            "invalid_request",
+            900561,
+            f"The endpoint only accepts {allowed} requests. Received a {method} request.",
+            status=405,
+        )
+        return json_response(error.body(now=self.p.clock()), 405, [("Allow", allowed)])
+
+    def _error(self, error: OAuthError) -> Response:
+        return json_response(error.body(now=self.p.clock()), error.status)

@@ -1,0 +1,511 @@
+"""The tenant, its app registrations and its users, read from TOML, JSON or the built-in default.
+
+The shape mirrors the admin center: an app registration may expose an API (scopes and app roles
+under an identifier URI), hold a secret, list redirect URIs, and hold admin-consented permissions
+on other apps' APIs. Nothing is granted that the file does not name.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import tomllib
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from entra_ciam.devidp import defaults
+from entra_ciam.urls import is_loopback_host
+
+__all__ = [
+    "OIDC_SCOPES",
+    "AppRegistration",
+    "Lifetimes",
+    "RegistrationError",
+    "Registrations",
+    "Tenant",
+    "User",
+    "default_mapping",
+    "load_registrations",
+]
+
+# Scopes every client may ask for; they name no API and need no consent.
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+
+_GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_PERMISSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+# Object ids are derived, not stored, so they stay the same across restarts.
+_OID_NAMESPACE = uuid.UUID("0b6c1f0e-93a2-4d59-a0a4-0d2f5c7b8e11")
+
+
+class RegistrationError(ValueError):
+    """The registrations file is wrong; the message names the entry and the field."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    subdomain: str
+    name: str
+
+    @property
+    def domain(self) -> str:
+        """The tenant's initial domain, which Entra accepts in place of its id in URLs."""
+        return f"{self.subdomain}.onmicrosoft.com"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class User:
+    email: str
+    password: str = dataclasses.field(repr=False)
+    display_name: str
+    oid: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppRegistration:
+    """One app registration. ``delegated``/``application`` map a resource client id to grants."""
+
+    name: str
+    client_id: str
+    client_secret: str | None = dataclasses.field(default=None, repr=False)
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    identifier_uris: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    app_roles: tuple[str, ...] = ()
+    delegated: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    application: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_confidential(self) -> bool:
+        return self.client_secret is not None
+
+    @property
+    def service_principal_id(self) -> str:
+        """The object id app-only tokens carry as ``oid`` and ``sub`` for this app."""
+        return str(uuid.uuid5(_OID_NAMESPACE, f"sp:{self.client_id}"))
+
+    def accepts_redirect_uri(self, uri: str) -> bool:
+        """Exact match, except that the port of a loopback URI is ignored, as Entra does."""
+        if uri in self.redirect_uris:
+            return True
+        return any(_same_loopback_uri(uri, registered) for registered in self.redirect_uris)
+
+    def accepts_post_logout_uri(self, uri: str) -> bool:
+        if uri in self.post_logout_redirect_uris:
+            return True
+        return any(_same_loopback_uri(uri, r) for r in self.post_logout_redirect_uris)
+
+    def names_resource(self, value: str) -> bool:
+        """True if ``value`` is this app's client id or one of its identifier URIs."""
+        return value.lower() == self.client_id or value in self.identifier_uris
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """Seconds each artifact lives; tests shorten them, nothing else needs to."""
+
+    access_token: int = defaults.ACCESS_TOKEN_LIFETIME
+    id_token: int = defaults.ID_TOKEN_LIFETIME
+    authorization_code: int = defaults.AUTH_CODE_LIFETIME
+    refresh_token: int = defaults.REFRESH_TOKEN_LIFETIME
+    one_time_passcode: int = defaults.OTP_LIFETIME
+    key_grace_period: int = defaults.KEY_GRACE_PERIOD
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Registrations:
+    tenant: Tenant
+    apps: tuple[AppRegistration, ...]
+    users: tuple[User, ...]
+    lifetimes: Lifetimes = Lifetimes()
+
+    @classmethod
+    def default(cls, **changes: Any) -> Registrations:
+        """The built-in tenant (see :mod:`entra_ciam.devidp.defaults`)."""
+        return cls.from_mapping(default_mapping(**changes))
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, source: str = "registrations"
+    ) -> Registrations:
+        return _parse(data, source)
+
+    def app(self, client_id: str) -> AppRegistration | None:
+        client_id = client_id.strip().lower()
+        return next((a for a in self.apps if a.client_id == client_id), None)
+
+    def app_named(self, name: str) -> AppRegistration:
+        for app in self.apps:
+            if app.name == name:
+                return app
+        raise KeyError(name)
+
+    def resource(self, identifier: str) -> AppRegistration | None:
+        """The app whose API ``identifier`` (client id or identifier URI) names."""
+        return next((a for a in self.apps if a.names_resource(identifier)), None)
+
+    def user(self, email: str) -> User | None:
+        email = email.strip().lower()
+        return next((u for u in self.users if u.email == email), None)
+
+    def user_by_oid(self, oid: str) -> User | None:
+        return next((u for u in self.users if u.oid == oid), None)
+
+
+def user_oid(tenant_id: str, email: str) -> str:
+    return str(uuid.uuid5(_OID_NAMESPACE, f"user:{tenant_id}:{email.lower()}"))
+
+
+def default_mapping(
+    *,
+    extra_redirect_uris: Sequence[str] = (),
+    extra_post_logout_redirect_uris: Sequence[str] = (),
+    lifetimes: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The built-in registrations as the mapping a TOML or JSON file would hold.
+
+    Tests copy and change it to describe other tenants (an app missing a grant, say).
+    """
+    web_redirects = [*defaults.WEB_APP_REDIRECT_URIS, *extra_redirect_uris]
+    web_logouts = [*defaults.WEB_APP_POST_LOGOUT_REDIRECT_URIS, *extra_post_logout_redirect_uris]
+    mapping: dict[str, Any] = {
+        "tenant": {
+            "id": defaults.TENANT_ID,
+            "subdomain": defaults.TENANT_SUBDOMAIN,
+            "name": defaults.TENANT_NAME,
+        },
+        "apps": [
+            {
+                "name": "web-app",
+                "client_id": defaults.WEB_APP_CLIENT_ID,
+                "client_secret": defaults.WEB_APP_CLIENT_SECRET,
+                "redirect_uris": web_redirects,
+                "post_logout_redirect_uris": web_logouts,
+                "delegated_permissions": {
+                    "todo-api": list(defaults.TODO_API_SCOPES),
+                    "graph": ["User.Read"],
+                },
+            },
+            {
+                "name": "todo-api",
+                "client_id": defaults.TODO_API_CLIENT_ID,
+                "client_secret": defaults.TODO_API_CLIENT_SECRET,
+                "identifier_uris": [defaults.TODO_API_IDENTIFIER_URI],
+                "scopes": list(defaults.TODO_API_SCOPES),
+                "app_roles": list(defaults.TODO_API_APP_ROLES),
+                "delegated_permissions": {"graph": ["User.Read"]},
+            },
+            {
+                "name": "daemon",
+                "client_id": defaults.DAEMON_CLIENT_ID,
+                "client_secret": defaults.DAEMON_CLIENT_SECRET,
+                "application_permissions": {"todo-api": list(defaults.TODO_API_APP_ROLES)},
+            },
+        ],
+        "users": [
+            {"email": email, "password": password, "display_name": name}
+            for email, password, name in defaults.USERS
+        ],
+    }
+    if lifetimes:
+        mapping["lifetimes"] = dict(lifetimes)
+    return copy.deepcopy(mapping)
+
+
+def load_registrations(path: str | Path | None = None) -> Registrations:
+    """Read a ``.toml`` or ``.json`` file, or return the built-in default when ``path`` is None."""
+    if path is None:
+        return Registrations.default()
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RegistrationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistrationError(f"{path} is not valid {path.suffix[1:] or 'TOML'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RegistrationError(f"{path} must hold a table/object at the top level")
+    return Registrations.from_mapping(data, source=str(path))
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+_GRAPH = {
+    "name": "graph",
+    "client_id": defaults.GRAPH_CLIENT_ID,
+    "identifier_uris": [defaults.GRAPH_IDENTIFIER_URI],
+    "scopes": ["User.Read"],
+}
+
+_APP_KEYS = {
+    "name",
+    "client_id",
+    "client_secret",
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "identifier_uris",
+    "scopes",
+    "app_roles",
+    "delegated_permissions",
+    "application_permissions",
+}
+
+
+class _Reader:
+    """Collects every problem in a file so one run shows them all."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def text(self, table: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
+        value = table.get(key)
+        if value is None:
+            if required:
+                self.fail(where, f"'{key}' is required")
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.fail(where, f"'{key}' must be a non-empty string")
+            return ""
+        return value.strip()
+
+    def texts(self, table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(where, f"'{key}' must be a list of strings")
+            return ()
+        return tuple(value)
+
+    def guid(self, table: Mapping[str, Any], key: str, where: str) -> str:
+        value = self.text(table, key, where).lower()
+        if value and not _GUID_RE.match(value):
+            self.fail(where, f"'{key}' must be a GUID, got {value!r}")
+        return value
+
+
+def _parse(data: Mapping[str, Any], source: str) -> Registrations:
+    r = _Reader(source)
+    tenant_table = data.get("tenant")
+    if not isinstance(tenant_table, dict):
+        raise RegistrationError(f"{source}: a [tenant] table with 'id' and 'subdomain' is required")
+    tenant_id = r.guid(tenant_table, "id", "[tenant]")
+    subdomain = r.text(tenant_table, "subdomain", "[tenant]").lower()
+    if subdomain and not _SUBDOMAIN_RE.match(subdomain):
+        r.fail("[tenant]", f"'subdomain' must be one DNS label, got {subdomain!r}")
+    name = tenant_table.get("name") or f"{subdomain} (local emulator)"
+    tenant = Tenant(id=tenant_id, subdomain=subdomain, name=str(name))
+
+    lifetimes = _parse_lifetimes(data.get("lifetimes", {}), r)
+
+    raw_apps = data.get("apps", [])
+    if not isinstance(raw_apps, list):
+        r.fail("apps", "must be a list of tables ([[apps]])")
+        raw_apps = []
+    if not any(isinstance(a, dict) and a.get("client_id") == _GRAPH["client_id"] for a in raw_apps):
+        raw_apps = [*raw_apps, _GRAPH]
+    drafts = [_parse_app(raw, i, r) for i, raw in enumerate(raw_apps)]
+    apps = _resolve_permissions([d for d in drafts if d is not None], r)
+
+    seen: set[str] = set()
+    for app in apps:
+        for key in (app.name, app.client_id, *app.identifier_uris):
+            if key in seen:
+                r.fail(f"app '{app.name}'", f"{key!r} is used by another app")
+            seen.add(key)
+
+    users = _parse_users(data.get("users", []), tenant_id, r)
+    if r.problems:
+        raise RegistrationError(
+            f"{source} has problems:\n" + "\n".join(f"  - {p}" for p in r.problems)
+        )
+    return Registrations(tenant=tenant, apps=tuple(apps), users=tuple(users), lifetimes=lifetimes)
+
+
+def _parse_lifetimes(table: Any, r: _Reader) -> Lifetimes:
+    if not isinstance(table, dict):
+        r.fail("[lifetimes]", "must be a table")
+        return Lifetimes()
+    fields = {f.name for f in dataclasses.fields(Lifetimes)}
+    values: dict[str, int] = {}
+    for key, value in table.items():
+        if key not in fields:
+            r.fail("[lifetimes]", f"unknown key {key!r} (known: {', '.join(sorted(fields))})")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            r.fail("[lifetimes]", f"'{key}' must be a whole number of seconds >= 0")
+        else:
+            values[key] = value
+    return Lifetimes(**values)
+
+
+def _parse_app(raw: Any, index: int, r: _Reader) -> dict[str, Any] | None:
+    where = f"apps[{index}]"
+    if not isinstance(raw, dict):
+        r.fail(where, "must be a table")
+        return None
+    name = r.text(raw, "name", where)
+    where = f"app '{name or index}'"
+    for key in raw:
+        if key not in _APP_KEYS:
+            r.fail(where, f"unknown key {key!r}")
+    client_id = r.guid(raw, "client_id", where)
+    secret = r.text(raw, "client_secret", where, required=False) or None
+    redirects = r.texts(raw, "redirect_uris", where)
+    logouts = r.texts(raw, "post_logout_redirect_uris", where)
+    for uri in (*redirects, *logouts):
+        problem = _check_redirect_uri(uri)
+        if problem:
+            r.fail(where, problem)
+    scopes = r.texts(raw, "scopes", where)
+    roles = r.texts(raw, "app_roles", where)
+    for value in (*scopes, *roles):
+        if not _PERMISSION_RE.match(value) or value.lower() in OIDC_SCOPES:
+            r.fail(where, f"{value!r} is not a valid scope or app role name")
+    identifier_uris = r.texts(raw, "identifier_uris", where)
+    if (scopes or roles) and not identifier_uris and client_id:
+        identifier_uris = (f"api://{client_id}",)
+    return {
+        "name": name,
+        "client_id": client_id,
+        "client_secret": secret,
+        "redirect_uris": redirects,
+        "post_logout_redirect_uris": logouts,
+        "identifier_uris": identifier_uris,
+        "scopes": scopes,
+        "app_roles": roles,
+        "delegated_permissions": raw.get("delegated_permissions", {}),
+        "application_permissions": raw.get("application_permissions", {}),
+        "where": where,
+    }
+
+
+def _resolve_permissions(drafts: list[dict[str, Any]], r: _Reader) -> list[AppRegistration]:
+    def find(ref: str) -> dict[str, Any] | None:
+        for d in drafts:
+            if ref in (d["name"], d["client_id"]) or ref in d["identifier_uris"]:
+                return d
+        return None
+
+    def grants(draft: dict[str, Any], key: str, exposed: str) -> dict[str, frozenset[str]]:
+        table = draft[key]
+        out: dict[str, frozenset[str]] = {}
+        if not isinstance(table, dict):
+            r.fail(draft["where"], f"'{key}' must be a table of resource = [names]")
+            return out
+        for ref, names in table.items():
+            resource = find(str(ref))
+            if resource is None:
+                r.fail(draft["where"], f"'{key}' names {ref!r}, which is no app in this file")
+                continue
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                r.fail(draft["where"], f"'{key}.{ref}' must be a list of strings")
+                continue
+            unknown = [n for n in names if n not in resource[exposed]]
+            if unknown:
+                r.fail(
+                    draft["where"],
+                    f"'{key}.{ref}' grants {unknown}, which '{resource['name']}' does not expose "
+                    f"(it exposes {list(resource[exposed])})",
+                )
+            out[resource["client_id"]] = frozenset(n for n in names if n in resource[exposed])
+        return out
+
+    apps = []
+    for d in drafts:
+        apps.append(
+            AppRegistration(
+                name=d["name"],
+                client_id=d["client_id"],
+                client_secret=d["client_secret"],
+                redirect_uris=d["redirect_uris"],
+                post_logout_redirect_uris=d["post_logout_redirect_uris"],
+                identifier_uris=d["identifier_uris"],
+                scopes=d["scopes"],
+                app_roles=d["app_roles"],
+                delegated=grants(d, "delegated_permissions", "scopes"),
+                application=grants(d, "application_permissions", "app_roles"),
+            )
+        )
+    return apps
+
+
+def _parse_users(raw_users: Any, tenant_id: str, r: _Reader) -> list[User]:
+    if not isinstance(raw_users, list):
+        r.fail("users", "must be a list of tables ([[users]])")
+        return []
+    users: list[User] = []
+    emails: set[str] = set()
+    for i, raw in enumerate(raw_users):
+        where = f"users[{i}]"
+        if not isinstance(raw, dict):
+            r.fail(where, "must be a table")
+            continue
+        email = r.text(raw, "email", where).lower()
+        if email and not _EMAIL_RE.match(email):
+            r.fail(where, f"'email' is not an email address: {email!r}")
+        if email in emails:
+            r.fail(where, f"{email!r} appears twice")
+        emails.add(email)
+        password = r.text(raw, "password", where)
+        display_name = r.text(raw, "display_name", where, required=False) or email.split("@")[0]
+        oid = raw.get("oid")
+        if oid is not None:
+            oid = r.guid(raw, "oid", where)
+        users.append(
+            User(
+                email=email,
+                password=password,
+                display_name=display_name,
+                oid=oid or user_oid(tenant_id, email),
+            )
+        )
+    return users
+
+
+def _check_redirect_uri(uri: str) -> str | None:
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return f"{uri!r} is not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"{uri!r} must be an absolute http(s) URL"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return f"{uri!r} must use https unless its host is loopback"
+    if parts.fragment:
+        return f"{uri!r} must carry no fragment"
+    return None
+
+
+def _same_loopback_uri(candidate: str, registered: str) -> bool:
+    try:
+        a, b = urlsplit(candidate), urlsplit(registered)
+        a.port, b.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return (
+        is_loopback_host(a.hostname)
+        and a.scheme == b.scheme
+        and a.hostname == b.hostname
+        and a.path == b.path
+        and a.query == b.query
+        and not a.fragment
+        and a.username is None
+        and a.password is None
+    )
