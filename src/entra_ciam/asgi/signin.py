@@ -1,0 +1,229 @@
+"""Sign-in for any ASGI app (Starlette, FastAPI): the thin driver of ``entra_ciam.signin``.
+
+The steps are the WSGI adapter's: they block, so they run in a worker thread (the session steps
+only when the store blocks; the routes always, as they may call Entra). The app runs with the
+request's sign-in state current, so ``current_user()`` and ``TokenAcquirer`` work in endpoints.
+When token acquisition needs the user, the redirect it prepared replaces whatever the app
+answered; in Starlette the exception is also an ``HTTPException`` the app answers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from entra_ciam.acquirer import TokenAcquirer
+from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
+from entra_ciam.config import EntraConfig
+from entra_ciam.http import MsalHttpClient
+from entra_ciam.sessions import DEFAULT_COOKIE_NAME, SessionStore, SessionStoreUnavailableError
+from entra_ciam.signin.context import InteractionErrorFactory, RequestContext, activated
+from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.signin.flow import SignIn
+from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
+from entra_ciam.signin.pages import store_unavailable_page
+
+__all__ = ["SignInMiddleware"]
+
+USER_SCOPE_KEY = "entra_ciam.user"
+CONTEXT_SCOPE_KEY = "entra_ciam.signin"
+
+T = TypeVar("T")
+
+
+def request_from_scope(scope: Scope) -> Request:
+    headers: dict[str, list[str]] = {}
+    for name, value in scope.get("headers") or ():
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    root_path = str(scope.get("root_path") or "").rstrip("/")
+    path = str(scope.get("path") or "/")
+    if root_path and (path == root_path or path.startswith(root_path + "/")):
+        path = path[len(root_path) :] or "/"
+    return Request(
+        method=str(scope.get("method", "GET")).upper(),
+        path=path,
+        root_path=root_path,
+        query_string=bytes(scope.get("query_string") or b"").decode("latin-1"),
+        cookie_header="; ".join(headers.get("cookie", [])),
+        content_type=(headers.get("content-type") or [""])[0],
+        host=(headers.get("host") or ["localhost"])[0],
+    )
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The request body, but no more than MAX_FORM_BYTES + 1 bytes of it."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_FORM_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = bytes(message.get("body") or b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)[: MAX_FORM_BYTES + 1]
+
+
+def _start_message(response: Response) -> Message:
+    headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(response.body))))
+    return {
+        "type": "http.response.start",
+        "status": response.status,
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+    }
+
+
+async def _send(send: Send, response: Response) -> None:
+    await send(_start_message(response))
+    await send({"type": "http.response.body", "body": response.body})
+
+
+@functools.cache
+def _interaction_error_factory() -> InteractionErrorFactory:
+    """InteractionRequiredError, made a Starlette HTTPException when Starlette is installed."""
+    try:
+        from starlette.exceptions import HTTPException
+    except ImportError:
+        return InteractionRequiredError
+
+    class SignInRedirect(HTTPException, InteractionRequiredError):
+        """Starlette's exception handling answers an HTTPException with its status and headers."""
+
+        def __init__(self, reason: str, redirect_response: Response) -> None:
+            InteractionRequiredError.__init__(self, reason, redirect_response)
+            HTTPException.__init__(
+                self,
+                status_code=redirect_response.status,
+                detail="Sign-in required",
+                headers=dict(redirect_response.headers),
+            )
+
+        def __str__(self) -> str:
+            return self.reason
+
+    return SignInRedirect
+
+
+@dataclasses.dataclass
+class _Exchange:
+    started: bool = False
+    replaced: bool = False
+
+
+class SignInMiddleware:
+    """Adds ``{prefix}/signin``, ``{prefix}/redirect`` and ``{prefix}/signout`` to an ASGI app.
+
+    Takes an :class:`EntraConfig` (``EntraConfig.from_env()`` when omitted) and the options of
+    :class:`entra_ciam.signin.SignIn` (or a ready ``signin``); use it as
+    ``SignInMiddleware(app, config)`` or
+    ``Middleware(SignInMiddleware, config=config)``. ``acquirer`` is a ``TokenAcquirer``
+    sharing this middleware's MSAL set-up. WebSocket and lifespan traffic passes untouched.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: EntraConfig | None = None,
+        *,
+        store: SessionStore | None = None,
+        prefix: str = "/auth",
+        scopes: str | Iterable[str] = (),
+        response_mode: str = "form_post",
+        cookie_name: str = DEFAULT_COOKIE_NAME,
+        idle_timeout: float = 3600.0,
+        absolute_timeout: float = 12 * 3600.0,
+        secure_cookie: bool | None = None,
+        default_return_path: str = "/",
+        http_client: MsalHttpClient | None = None,
+        signin: SignIn | None = None,
+    ) -> None:
+        self.app = app
+        if signin is None:
+            signin = SignIn(
+                config if config is not None else EntraConfig.from_env(),
+                store=store,
+                prefix=prefix,
+                scopes=scopes,
+                response_mode=response_mode,
+                cookie_name=cookie_name,
+                idle_timeout=idle_timeout,
+                absolute_timeout=absolute_timeout,
+                secure_cookie=secure_cookie,
+                default_return_path=default_return_path,
+                http_client=http_client,
+            )
+        self.signin = signin
+        self.acquirer = TokenAcquirer(signin.config, clients=signin.clients)
+
+    async def _store_call(self, func: Callable[..., T], *args: Any) -> T:
+        if self.signin.sessions.store.blocking:
+            return await asyncio.to_thread(func, *args)
+        return func(*args)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = request_from_scope(scope)
+        if self.signin.needs_body(request):
+            request = dataclasses.replace(request, body=await _read_body(receive))
+        opened = await self._store_call(self.signin.open, request, _interaction_error_factory())
+        if isinstance(opened, Response):
+            await _send(send, opened)
+            return
+        ctx = opened
+        if self.signin.is_route(request.path):
+            response = await asyncio.to_thread(self.signin.handle, ctx)
+            final, _ = await self._store_call(self.signin.close, ctx, response)
+            await _send(send, final)
+            return
+        scope[USER_SCOPE_KEY] = ctx.user
+        scope[CONTEXT_SCOPE_KEY] = ctx
+        with activated(ctx):
+            await self._call_app(ctx, scope, receive, send)
+
+    async def _call_app(
+        self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        exchange = _Exchange()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and not exchange.started:
+                exchange.started = True
+                raw_headers = message.get("headers") or []
+                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
+                app_response = Response(int(message["status"]), headers)
+                final, replaced = await self._store_call(self.signin.close, ctx, app_response)
+                if replaced:
+                    exchange.replaced = True
+                    await _send(send, final)
+                    return
+                message = dict(message)
+                message["headers"] = [
+                    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in final.headers
+                ]
+            elif exchange.replaced and message["type"] == "http.response.body":
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except InteractionRequiredError as exc:
+            # Raised through the app (no framework, or a framework that re-raises after
+            # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
+            if not exchange.started:
+                pending = ctx.pending or exc.redirect_response
+                final, _ = await self._store_call(self.signin.close, ctx, pending)
+                await _send(send, final)
+            elif not exchange.replaced:
+                raise
+        except SessionStoreUnavailableError:
+            if exchange.started:
+                raise
+            await _send(send, store_unavailable_page())

@@ -1,0 +1,452 @@
+"""The sign-in flow as steps over :class:`Request`, :class:`Session` and :class:`Response`.
+
+Nothing here knows WSGI or ASGI. Each step is synchronous; its only I/O is the session store and
+MSAL's calls to Entra, both blocking, so the WSGI adapter calls the steps inline and the ASGI
+adapter runs them in a worker thread. Both therefore behave identically by construction.
+
+Auth-code-flow state (state, nonce, PKCE verifier, return path) is stashed in the store bound to
+the browser's session and taken back exactly once, which is what refuses a missing, foreign or
+replayed state before MSAL sees the response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import msal
+
+from entra_ciam.config import EntraConfig
+from entra_ciam.errors import ConfigError
+from entra_ciam.http import FetchError, MsalHttpClient
+from entra_ciam.sessions import (
+    DEFAULT_COOKIE_NAME,
+    Session,
+    SessionManager,
+    SessionStore,
+    SessionStoreUnavailableError,
+    TokenCacheCipher,
+    store_from_config,
+)
+from entra_ciam.signin.context import USER_KEY, InteractionErrorFactory, RequestContext
+from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.signin.idtoken import IdTokenError, check_id_token_claims
+from entra_ciam.signin.messages import Request, Response
+from entra_ciam.signin.msal_app import IdentityProviderUnavailableError, MsalClients
+from entra_ciam.signin.pages import error_page, redirect, store_unavailable_page
+from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
+
+__all__ = ["RESERVED_SCOPES", "SignIn", "normalize_scopes"]
+
+log = logging.getLogger("entra_ciam.signin")
+
+# MSAL adds these itself and refuses them as input.
+RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
+FLOW_LIFETIME = 600.0  # seconds a started sign-in may take (Entra's auth codes live 10 minutes)
+RESUME_LIFETIME = 120.0
+_STATE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+_FLOW_PREFIX = "flow:"
+_RESUME_PREFIX = "resume:"
+# Token endpoint errors after which signing in again may help; anything else is Entra's problem.
+_USER_ERRORS = frozenset(
+    {"invalid_grant", "access_denied", "interaction_required", "consent_required", "login_required"}
+)
+_UNAVAILABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+_IDP_DOWN = "Microsoft Entra cannot be reached right now. Please try again in a moment."
+
+
+def normalize_scopes(scopes: str | Iterable[str], *, allow_empty: bool = False) -> list[str]:
+    """A list of scopes from a space-separated string or an iterable; OIDC scopes dropped."""
+    items = scopes.split() if isinstance(scopes, str) else [s for s in scopes]
+    result: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip() or any(c.isspace() for c in item.strip()):
+            raise ValueError(f"a scope must be a non-empty string without spaces, got {item!r}")
+        item = item.strip()
+        if item not in RESERVED_SCOPES and item not in result:
+            result.append(item)
+    if not result and not allow_empty:
+        raise ValueError(
+            "at least one API scope is needed, e.g. 'api://<api-client-id>/Todolist.Read'"
+        )
+    return result
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _single(pairs: Sequence[tuple[str, str]]) -> dict[str, str] | None:
+    """The parameters as a dict, or None if any name repeats (parameter pollution)."""
+    result: dict[str, str] = {}
+    for name, value in pairs:
+        if name in result:
+            return None
+        result[name] = value
+    return result
+
+
+class SignIn:
+    """The ``/signin``, ``/redirect`` and ``/signout`` routes and the per-request session work.
+
+    ``config`` needs ``client_id``, ``client_secret``, ``redirect_uri`` and ``session_secret``;
+    ``post_logout_redirect_uri`` is used when set. ``scopes`` are asked for at every sign-in
+    (API scopes to consent to up front); more can be asked later by ``TokenAcquirer``.
+    ``response_mode`` is ``"form_post"`` (the default: the code never appears in a URL) or
+    ``"query"``.
+    """
+
+    def __init__(
+        self,
+        config: EntraConfig,
+        *,
+        store: SessionStore | None = None,
+        prefix: str = "/auth",
+        scopes: str | Iterable[str] = (),
+        response_mode: str = "form_post",
+        cookie_name: str = DEFAULT_COOKIE_NAME,
+        idle_timeout: float = 3600.0,
+        absolute_timeout: float = 12 * 3600.0,
+        secure_cookie: bool | None = None,
+        default_return_path: str = "/",
+        http_client: MsalHttpClient | None = None,
+    ) -> None:
+        config.require(
+            "client_id",
+            "client_secret",
+            "redirect_uri",
+            "session_secret",
+            purpose="Signing users in (SignInMiddleware)",
+        )
+        assert config.redirect_uri is not None
+        prefix = prefix.rstrip("/")
+        if not _PREFIX_RE.fullmatch(prefix):
+            raise ConfigError(f"The sign-in route prefix must look like '/auth', got {prefix!r}")
+        redirect_path = urlsplit(config.redirect_uri).path
+        if not redirect_path.endswith(prefix + "/redirect"):
+            raise ConfigError(
+                f"ENTRA_REDIRECT_URI must point at this app's {prefix}/redirect route, got "
+                f"{config.redirect_uri!r}. Example: http://localhost:3000{prefix}/redirect"
+            )
+        if response_mode not in ("form_post", "query"):
+            raise ConfigError(
+                f"response_mode must be 'form_post' or 'query', got {response_mode!r}"
+            )
+        try:
+            self.default_return_path = check_return_path(default_return_path)
+            self.scopes = normalize_scopes(scopes, allow_empty=True)
+        except ValueError as exc:
+            raise ConfigError(f"Invalid sign-in setting: {exc}") from exc
+        self.config = config
+        self.prefix = prefix
+        self.response_mode = response_mode
+        self.sessions = SessionManager(
+            store if store is not None else store_from_config(config),
+            cookie_name=cookie_name,
+            idle_timeout=idle_timeout,
+            absolute_timeout=absolute_timeout,
+            secure=secure_cookie,
+        )
+        self.cipher = TokenCacheCipher.from_config(config)
+        self.clients = MsalClients(config, http_client=http_client)
+        self._routes = {
+            f"{prefix}/signin": self.sign_in,
+            f"{prefix}/redirect": self.complete,
+            f"{prefix}/signout": self.sign_out,
+        }
+
+    # -- per request ------------------------------------------------------------------------------
+
+    def is_route(self, path: str) -> bool:
+        return path in self._routes
+
+    def needs_body(self, request: Request) -> bool:
+        """Only a form_post to the redirect route has a body worth reading."""
+        return request.method == "POST" and request.path == f"{self.prefix}/redirect"
+
+    def open(
+        self,
+        request: Request,
+        make_interaction_error: InteractionErrorFactory = InteractionRequiredError,
+    ) -> RequestContext | Response:
+        """Load the browser's session (store I/O); a 503 page if the store is down."""
+        try:
+            session = self.sessions.load(request.cookie_header)
+        except SessionStoreUnavailableError:
+            log.error("session store unavailable while loading a session")
+            return store_unavailable_page()
+        return RequestContext(self, request, session, make_interaction_error)
+
+    def handle(self, ctx: RequestContext) -> Response:
+        """Answer a request to one of the sign-in routes (may call Entra)."""
+        step = self._routes[ctx.request.path]
+        try:
+            return step(ctx.request, ctx.session)
+        except SessionStoreUnavailableError:
+            log.error("session store unavailable during %s", ctx.request.path)
+            return store_unavailable_page()
+        except IdentityProviderUnavailableError as exc:
+            log.error("sign-in failed: %s", exc)
+            return error_page(503, _IDP_DOWN, retry_after=10)
+        except Exception:  # a bug: log it, answer without a stack trace
+            log.exception("unexpected error in %s", ctx.request.path)
+            return error_page(500, "Sign-in failed because of an unexpected error; it was logged.")
+
+    def close(self, ctx: RequestContext, response: Response) -> tuple[Response, bool]:
+        """Save the session (store I/O) and add its cookie.
+
+        Returns the response to send and whether it replaces the app's: the pending sign-in
+        redirect when token acquisition asked for one, or a 503 page when the store is down.
+        """
+        replaced = False
+        if ctx.pending is not None and response is not ctx.pending:
+            # The app's own cookies (its framework's session, say) still go out.
+            carried = [(k, v) for k, v in response.headers if k.lower() == "set-cookie"]
+            pending = ctx.pending
+            response = Response(pending.status, [*pending.headers, *carried], pending.body)
+            replaced = True
+        try:
+            ctx.save_token_cache()
+            cookie = self.sessions.commit(ctx.session, ctx.request.host)
+        except SessionStoreUnavailableError:
+            log.error("session store unavailable while saving a session")
+            return store_unavailable_page(), True
+        if cookie is not None:
+            response.headers.append(("Set-Cookie", cookie))
+        return response, replaced
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def sign_in(self, request: Request, session: Session) -> Response:
+        """``GET {prefix}/signin?next=/path``: start a sign-in that comes back to ``next``."""
+        if request.method not in ("GET", "POST"):
+            return _method_not_allowed("GET, POST")
+        params = _single(request.query)
+        if params is None:
+            return error_page(400, "The sign-in request repeats a parameter.")
+        target = params.get("next") or self.default_return_path
+        try:
+            return_path = check_return_path(target)
+        except UnsafeReturnPathError as exc:
+            return error_page(
+                400,
+                f"The page to return to after sign-in was refused: {exc}. "
+                "Only paths on this site, such as /todos, are accepted.",
+            )
+        return self.begin(session, scopes=self.scopes, return_path=return_path)
+
+    def begin(
+        self,
+        session: Session,
+        *,
+        scopes: Sequence[str],
+        return_path: str,
+        claims_challenge: str | None = None,
+        login_hint: str | None = None,
+    ) -> Response:
+        """Stash a new auth code flow (state, nonce, PKCE) for this browser; redirect to Entra.
+
+        ``scopes`` alone are asked for (Entra issues a token for one API at a time).
+        """
+        wanted = normalize_scopes(scopes, allow_empty=True)
+        try:
+            client = self.clients.build()
+        except IdentityProviderUnavailableError as exc:
+            log.error("cannot start a sign-in: %s", exc)
+            return error_page(503, _IDP_DOWN, retry_after=10)
+        state = secrets.token_urlsafe(32)
+        flow = client.initiate_auth_code_flow(
+            scopes=wanted,
+            redirect_uri=self.config.redirect_uri,
+            state=state,
+            response_mode=self.response_mode,
+            claims_challenge=claims_challenge,
+            login_hint=login_hint,
+        )
+        record = {"flow": flow, "next": return_path}
+        try:
+            self.sessions.stash(session, _FLOW_PREFIX + state, record, FLOW_LIFETIME)
+        except SessionStoreUnavailableError:
+            log.error("session store unavailable while starting a sign-in")
+            return store_unavailable_page()
+        return redirect(flow["auth_uri"])
+
+    def complete(self, request: Request, session: Session) -> Response:
+        """``{prefix}/redirect``: check the answer against the stashed flow, redeem the code."""
+        if request.method == "POST":
+            params = _single(request.form)
+            if params is not None and session.is_new and "state" in params:
+                # A cross-site form_post carries no SameSite=Lax cookie: park the answer and
+                # come back with a top-level GET, which does carry it.
+                return self._park(params)
+        elif request.method == "GET":
+            params = _single(request.query)
+            if params is not None and set(params) == {"resume"}:
+                params = self._unpark(params["resume"])
+                if params is None:
+                    return self._bad(request, "This sign-in response expired or was already used.")
+        else:
+            return _method_not_allowed("GET, POST")
+        if params is None:
+            return self._bad(request, "The sign-in response repeats a parameter.")
+        state = params.get("state")
+        if not state:
+            return self._bad(request, "The sign-in response carries no state.")
+        if not _STATE_RE.fullmatch(state):
+            return self._bad(request, "The sign-in response carries a malformed state.")
+        record = self.sessions.take(session, _FLOW_PREFIX + state)
+        if record is None or not isinstance(record.get("flow"), dict):
+            return self._bad(
+                request,
+                "This sign-in response does not match a sign-in started in this browser: it was "
+                "already used, it expired, or it was started elsewhere.",
+            )
+        if "error" in params:
+            return self._bad(request, _entra_error(params))
+        if not params.get("code"):
+            return self._bad(request, "The sign-in response carries no authorization code.")
+        try:
+            return_path = check_return_path(str(record.get("next") or "/"))
+        except UnsafeReturnPathError:
+            return_path = "/"
+        outcome = self._redeem(session, record["flow"], params, return_path)
+        return self._bad(request, outcome) if isinstance(outcome, str) else outcome
+
+    def sign_out(self, request: Request, session: Session) -> Response:
+        """``{prefix}/signout``: forget the session and its tokens, then sign out at Entra."""
+        if request.method not in ("GET", "POST"):
+            return _method_not_allowed("GET, POST")
+        user = session.get(USER_KEY)
+        hint = user.get("login_hint") if isinstance(user, dict) else None
+        self.sessions.destroy(session)
+        try:
+            endpoint = self.clients.end_session_endpoint()
+        except IdentityProviderUnavailableError as exc:
+            log.warning("signed out locally only; Entra's end_session_endpoint: %s", exc)
+            endpoint = None
+        post_logout = self.config.post_logout_redirect_uri
+        if endpoint is None:
+            return redirect(post_logout or request.url_for("/"))
+        query: dict[str, str] = {"client_id": str(self.config.client_id)}
+        if post_logout:
+            query["post_logout_redirect_uri"] = post_logout
+        if isinstance(hint, str) and hint:
+            query["logout_hint"] = hint
+        separator = "&" if "?" in endpoint else "?"
+        return redirect(endpoint + separator + urlencode(query))
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _park(self, params: dict[str, str]) -> Response:
+        resume = secrets.token_urlsafe(32)
+        self.sessions.store.set(_RESUME_PREFIX + _digest(resume), {"p": params}, RESUME_LIFETIME)
+        assert self.config.redirect_uri is not None
+        return redirect(f"{self.config.redirect_uri}?{urlencode({'resume': resume})}", 303)
+
+    def _unpark(self, resume: str) -> dict[str, str] | None:
+        if not 16 <= len(resume) <= 128:
+            return None
+        parked = self.sessions.store.pop(_RESUME_PREFIX + _digest(resume))
+        params = parked.get("p") if parked else None
+        if not isinstance(params, dict):
+            return None
+        return {str(k): str(v) for k, v in params.items()}
+
+    def _bad(self, request: Request, message: str) -> Response:
+        """400 with the reason and a way to start over."""
+        return error_page(
+            400,
+            message + " Please sign in again.",
+            retry_link=request.url_for(f"{self.prefix}/signin"),
+        )
+
+    def _redeem(
+        self, session: Session, flow: dict[str, Any], params: dict[str, str], return_path: str
+    ) -> Response | str:
+        """The redirect home after a good sign-in, a 5xx page, or the reason it was refused."""
+        previous = session.get(USER_KEY)
+        cache = (
+            self.cipher.load_from(session)
+            if isinstance(previous, dict)
+            else msal.SerializableTokenCache()
+        )
+        client = self.clients.build(cache)
+        try:
+            result = client.acquire_token_by_auth_code_flow(flow, params)
+        except (json.JSONDecodeError, msal.exceptions.MsalError) as exc:
+            log.error("the token endpoint answered badly: %s", type(exc).__name__)
+            return error_page(503, _IDP_DOWN, retry_after=10)
+        except ValueError as exc:  # MSAL's state or scope checks
+            return f"The sign-in response does not match its request ({exc})."
+        except RuntimeError as exc:  # MSAL's nonce check
+            reason = "nonce" if "nonce" in str(exc).lower() else "response"
+            return f"The ID token's {reason} does not match this sign-in."
+        except (httpx.HTTPError, FetchError) as exc:
+            log.error("token endpoint unreachable: %s", type(exc).__name__)
+            return error_page(503, _IDP_DOWN, retry_after=10)
+        if "error" in result:
+            return self._token_error(result)
+        claims = result.get("id_token_claims") or {}
+        try:
+            issuer = self.clients.metadata().get("issuer")
+            check_id_token_claims(
+                claims,
+                client_id=str(self.config.client_id),
+                issuer=issuer if isinstance(issuer, str) else None,
+                tenant_id=self.config.tenant_id,
+            )
+        except IdTokenError as exc:
+            return f"The sign-in was refused: {exc}."
+        user_key = claims.get("oid") or claims.get("sub")
+        if isinstance(previous, dict) and (previous.get("oid") or previous.get("sub")) != user_key:
+            # Someone else signed in: nothing of the previous user may survive.
+            for account in client.get_accounts():
+                if account.get("local_account_id") != user_key:
+                    client.remove_account(account)
+            for key in list(session):
+                del session[key]
+        self.sessions.rotate(session)  # no fixation: the pre-sign-in id dies here
+        session[USER_KEY] = {k: v for k, v in claims.items() if k not in ("nonce", "at_hash")}
+        self.cipher.save_to(session, cache)
+        return redirect(return_path)
+
+    def _token_error(self, result: dict[str, Any]) -> Response | str:
+        error = str(result.get("error", ""))[:64]
+        description = (
+            str(result.get("error_description", "")).splitlines()[0][:300]
+            if result.get("error_description")
+            else ""
+        )
+        if error in _UNAVAILABLE_ERRORS:
+            log.error("token endpoint error %s", error)
+            return error_page(503, _IDP_DOWN, retry_after=10)
+        if error in _USER_ERRORS or error == "invalid_request":
+            return f"Microsoft Entra refused the sign-in ({error}): {description}"
+        log.error("token endpoint refused the app: %s %s", error, description)
+        return error_page(
+            502,
+            f"Microsoft Entra refused this application's request ({error}). "
+            "The site's configuration needs attention.",
+        )
+
+
+def _entra_error(params: dict[str, str]) -> str:
+    error = params.get("error", "")
+    if error == "access_denied":
+        return "Sign-in was cancelled or access was denied."
+    description = params.get("error_description", "").splitlines()[0:1]
+    return f"Microsoft Entra answered {error[:64]!r}: {''.join(description)[:300]}"
+
+
+def _method_not_allowed(allow: str) -> Response:
+    response = error_page(405, f"This address accepts {allow} only.")
+    response.headers.append(("Allow", allow))
+    return response

@@ -1,0 +1,84 @@
+"""The request and response data the sign-in steps read and write: no framework types here.
+
+Adapters turn a WSGI environ or an ASGI scope into a :class:`Request`, run a step, and send the
+:class:`Response` back, so both speak the same protocol by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import parse_qsl, quote
+
+__all__ = ["MAX_FORM_BYTES", "Request", "Response"]
+
+# A form_post answer from Entra holds a code, a state and maybe an id token: a few KB.
+MAX_FORM_BYTES = 64 * 1024
+_PATH_SAFE = "/:@!$&'()*+,;=~-._"
+
+
+def _pairs(encoded: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return tuple(parse_qsl(encoded, keep_blank_values=True, max_num_fields=100))
+    except ValueError:
+        return ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Request:
+    """What a step needs to know about one HTTP request.
+
+    ``path`` is the percent-decoded path inside the app (routes are matched on it) and
+    ``root_path`` where the app is mounted; ``query_string``, ``cookie_header`` and ``body`` are
+    raw. ``body`` is only read for a POST to the redirect route.
+    """
+
+    method: str
+    path: str
+    root_path: str = ""
+    query_string: str = ""
+    cookie_header: str = ""
+    content_type: str = ""
+    body: bytes = b""
+    host: str = "localhost"
+
+    @property
+    def query(self) -> tuple[tuple[str, str], ...]:
+        return _pairs(self.query_string)
+
+    @property
+    def form(self) -> tuple[tuple[str, str], ...]:
+        """The url-encoded form fields of a POST; nothing for other bodies or oversized ones."""
+        if self.method != "POST" or len(self.body) > MAX_FORM_BYTES:
+            return ()
+        if self.content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+            return ()
+        try:
+            return _pairs(self.body.decode("ascii"))
+        except UnicodeDecodeError:
+            return ()
+
+    @property
+    def return_path(self) -> str:
+        """This request's path and query, host-relative: where to come back to after sign-in."""
+        path = quote(self.root_path + self.path, safe=_PATH_SAFE) or "/"
+        return f"{path}?{self.query_string}" if self.query_string else path
+
+    def url_for(self, app_path: str) -> str:
+        """A host-relative URL for a path inside the app (the mount point prepended)."""
+        return quote(self.root_path + app_path, safe=_PATH_SAFE + "?%")
+
+
+@dataclasses.dataclass(slots=True)
+class Response:
+    """Status, headers and a small body; adapters send exactly this."""
+
+    status: int
+    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None

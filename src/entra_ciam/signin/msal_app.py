@@ -1,0 +1,149 @@
+"""Building MSAL confidential clients: one per user request, sharing discovery and HTTP.
+
+MSAL binds a token cache to a client when it is built, and each signed-in user has a cache of
+their own, so a client is built per request. Discovery is not repeated each time: every client
+shares one HTTP cache (MSAL keeps discovery answers there for a day) and one httpx client with our
+timeouts and CA bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import httpx
+import msal
+
+from entra_ciam.config import EntraConfig
+from entra_ciam.http import FetchError, MsalHttpClient
+
+__all__ = ["IdentityProviderUnavailableError", "MsalClients"]
+
+
+# What building a client raises when discovery fails: transport errors, MSAL's HTTP errors,
+# ValueError for a bad document or issuer, RuntimeError for its last-resort check.
+_DISCOVERY_ERRORS = (
+    httpx.HTTPError,
+    FetchError,
+    msal.exceptions.MsalError,
+    ValueError,
+    KeyError,
+    RuntimeError,
+)
+
+
+class IdentityProviderUnavailableError(Exception):
+    """Entra (its discovery document or token endpoint) cannot be reached or answered badly.
+
+    The message is for logs and pages: it names the endpoint and the reason, never a secret.
+    """
+
+
+class _SharedCache(MutableMapping[Any, Any]):
+    """A dict with one lock, so clients built in different threads can share MSAL's HTTP cache."""
+
+    def __init__(self) -> None:
+        self._data: dict[Any, Any] = {}
+        self._lock = threading.RLock()
+
+    def __getitem__(self, key: Any) -> Any:
+        with self._lock:
+            return self._data[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        with self._lock:
+            del self._data[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        with self._lock:
+            return iter(list(self._data))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+
+class MsalClients:
+    """Makes ``msal.ConfidentialClientApplication`` objects for one web app registration."""
+
+    def __init__(
+        self,
+        config: EntraConfig,
+        *,
+        http_client: MsalHttpClient | None = None,
+        purpose: str = "Signing users in",
+    ) -> None:
+        config.require("client_id", "client_secret", purpose=purpose)
+        self.config = config
+        self.http_client = http_client if http_client is not None else MsalHttpClient(config.verify)
+        self._http_cache = _SharedCache()
+        self._app_lock = threading.Lock()
+        self._app_client: Any = None
+
+    def build(self, token_cache: msal.TokenCache | None = None) -> Any:
+        """A client over ``token_cache`` (a fresh empty one if None).
+
+        Raises IdentityProviderUnavailableError when discovery fails or its issuer does not match
+        the authority (MSAL checks that for ``oidc_authority``).
+        """
+        try:
+            return msal.ConfidentialClientApplication(
+                self.config.client_id,
+                client_credential=self.config.client_secret,
+                oidc_authority=self.config.oidc_authority,
+                token_cache=token_cache if token_cache is not None else msal.TokenCache(),
+                http_client=self.http_client,
+                http_cache=self._http_cache,
+            )
+        except _DISCOVERY_ERRORS as exc:
+            raise IdentityProviderUnavailableError(
+                f"cannot use the authority {self.config.oidc_authority}: {_reason(exc)}"
+            ) from exc
+
+    def app_client(self) -> Any:
+        """The one client for app-only tokens; MSAL caches them in its own in-memory cache."""
+        with self._app_lock:
+            if self._app_client is None:
+                self._app_client = self.build(msal.TokenCache())
+            return self._app_client
+
+    def metadata(self) -> dict[str, Any]:
+        """The tenant's discovery document, from the cache MSAL filled when building a client."""
+        client = self.build()
+        try:
+            response = client.http_client.get(self.config.metadata_url)
+        except (httpx.HTTPError, FetchError) as exc:
+            raise IdentityProviderUnavailableError(
+                f"cannot fetch {self.config.metadata_url}: {_reason(exc)}"
+            ) from exc
+        try:
+            document = json.loads(response.text)
+        except ValueError as exc:
+            raise IdentityProviderUnavailableError(
+                f"{self.config.metadata_url} did not return JSON"
+            ) from exc
+        if response.status_code != 200 or not isinstance(document, dict):
+            raise IdentityProviderUnavailableError(
+                f"{self.config.metadata_url} answered HTTP {response.status_code}"
+            )
+        return document
+
+    def end_session_endpoint(self) -> str | None:
+        value = self.metadata().get("end_session_endpoint")
+        return value if isinstance(value, str) and value else None
+
+    def close(self) -> None:
+        self.http_client.close()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, httpx.HTTPError | FetchError):
+        return f"{type(exc).__name__} while calling Entra"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]

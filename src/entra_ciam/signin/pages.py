@@ -1,0 +1,71 @@
+"""The few responses the sign-in routes answer with: redirects and short error pages.
+
+Every one of them is personal (it sets or clears a session cookie, or carries a state value), so
+none may be cached or framed, and error pages run no script and load nothing.
+"""
+
+from __future__ import annotations
+
+import html
+
+from entra_ciam.signin.messages import Response
+
+__all__ = ["SECURITY_HEADERS", "error_page", "redirect", "store_unavailable_page"]
+
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Cache-Control", "no-store"),
+    ("Pragma", "no-cache"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    ),
+)
+
+_TITLES = {
+    400: "Sign-in failed",
+    401: "Sign-in required",
+    403: "Access denied",
+    405: "Method not allowed",
+    500: "Sign-in failed",
+    502: "Sign-in service error",
+    503: "Sign-in is temporarily unavailable",
+}
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto}}</style>
+</head><body><h1>{title}</h1><p>{message}</p>{link}</body></html>
+"""
+
+
+def redirect(location: str, status: int = 302) -> Response:
+    """A redirect that no cache keeps (it may carry a state value or end a session)."""
+    return Response(status, [("Location", location), *SECURITY_HEADERS], b"")
+
+
+def error_page(
+    status: int,
+    message: str,
+    *,
+    retry_link: str | None = None,
+    retry_after: int | None = None,
+) -> Response:
+    """A short HTML page giving the reason; ``message`` is plain text, escaped here."""
+    title = _TITLES.get(status, "Error")
+    link = f'<p><a href="{html.escape(retry_link)}">Sign in again</a></p>' if retry_link else ""
+    body = _PAGE.format(title=html.escape(title), message=html.escape(message), link=link)
+    headers = [("Content-Type", "text/html; charset=utf-8"), *SECURITY_HEADERS]
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+    return Response(status, headers, body.encode())
+
+
+STORE_DOWN = "Sessions cannot be stored right now. Please try again in a moment."
+
+
+def store_unavailable_page() -> Response:
+    """The 503 for a session store that is gone (Redis down, disk full): never a 500."""
+    return error_page(503, STORE_DOWN, retry_after=5)

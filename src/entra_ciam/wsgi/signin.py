@@ -1,0 +1,271 @@
+"""Sign-in for any WSGI app (Flask, Django, plain WSGI): the thin driver of ``entra_ciam.signin``.
+
+The steps run inline (they block, as WSGI does). The app runs in a copied context holding the
+request's sign-in state, so ``current_user()`` and ``TokenAcquirer`` work in views and while the
+response is iterated. When token acquisition needs the user, the redirect it prepared replaces
+whatever the app answered: Flask turns unknown exceptions into a 500 of its own, so the exception
+raised in views is also a Werkzeug ``HTTPException`` that Flask answers with the redirect itself.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import functools
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from entra_ciam.acquirer import TokenAcquirer
+from entra_ciam.bearer import status_line
+from entra_ciam.config import EntraConfig
+from entra_ciam.http import MsalHttpClient
+from entra_ciam.sessions import DEFAULT_COOKIE_NAME, SessionStore, SessionStoreUnavailableError
+from entra_ciam.signin.context import InteractionErrorFactory, RequestContext, set_current
+from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.signin.flow import SignIn
+from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
+from entra_ciam.signin.pages import store_unavailable_page
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from _typeshed import OptExcInfo
+
+__all__ = ["SignInMiddleware"]
+
+USER_ENVIRON_KEY = "entra_ciam.user"
+CONTEXT_ENVIRON_KEY = "entra_ciam.signin"
+
+
+def _text(environ: WSGIEnvironment, key: str) -> str:
+    # PEP 3333 carries the path as latin-1 decoded bytes; browsers send UTF-8.
+    raw: str = environ.get(key) or ""
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return raw
+
+
+def request_from_environ(environ: WSGIEnvironment) -> Request:
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    return Request(
+        method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
+        path=_text(environ, "PATH_INFO") or "/",
+        root_path=_text(environ, "SCRIPT_NAME").rstrip("/"),
+        query_string=str(environ.get("QUERY_STRING", "")),
+        cookie_header=str(environ.get("HTTP_COOKIE", "")),
+        content_type=str(environ.get("CONTENT_TYPE", "")),
+        host=str(host),
+    )
+
+
+def _read_body(environ: WSGIEnvironment) -> bytes:
+    """At most MAX_FORM_BYTES + 1 bytes, and only with a declared length (never block)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return b""
+    if length <= 0:
+        return b""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    data: bytes = stream.read(min(length, MAX_FORM_BYTES + 1))
+    return data
+
+
+@functools.cache
+def _interaction_error_factory() -> InteractionErrorFactory:
+    """InteractionRequiredError, made a Werkzeug HTTPException when Werkzeug is installed."""
+    try:
+        from werkzeug.exceptions import HTTPException
+        from werkzeug.wrappers import Response as WerkzeugResponse
+    except ImportError:
+        return InteractionRequiredError
+
+    class SignInRedirect(HTTPException, InteractionRequiredError):
+        """Flask returns an HTTPException without a code as-is, without calling error handlers."""
+
+        code = None
+
+        def __init__(self, reason: str, redirect_response: Response) -> None:
+            # HTTPException.__init__ would call super().__init__() without our arguments: set
+            # its two attributes directly instead.
+            InteractionRequiredError.__init__(self, reason, redirect_response)
+            self.description = reason
+            self.response = WerkzeugResponse(
+                redirect_response.body,
+                status=redirect_response.status,
+                headers=redirect_response.headers,
+            )
+
+        def __str__(self) -> str:
+            return self.reason
+
+    return SignInRedirect
+
+
+@dataclasses.dataclass
+class _Exchange:
+    """What happened to the response of one app call."""
+
+    ctx: RequestContext
+    signin: SignIn
+    start_response: StartResponse
+    started: bool = False
+    replacement: Response | None = None
+
+    def start(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: OptExcInfo | None = None,
+    ) -> Any:
+        if self.started and exc_info is None:
+            raise RuntimeError("start_response called twice without exc_info")
+        if self.started:  # an error after the headers went out: nothing left to decide
+            return self.start_response(status, headers, exc_info)
+        self.started = True
+        try:
+            code = int(status.split(" ", 1)[0])
+        except ValueError:
+            code = 500
+        final, replaced = self.signin.close(self.ctx, Response(code, list(headers)))
+        if replaced:
+            self.replacement = final
+            self.start_response(status_line(final.status), _with_length(final), exc_info)
+            return _discard
+        return self.start_response(status, final.headers, exc_info)
+
+    def answer(self, response: Response) -> list[bytes]:
+        """Send ``response`` instead of the app's (the app raised before starting one)."""
+        final, _ = self.signin.close(self.ctx, response)
+        self.started = True
+        self.start_response(status_line(final.status), _with_length(final))
+        return [final.body]
+
+
+def _discard(_data: bytes) -> None:
+    """The ``write`` callable of a response that was replaced."""
+
+
+def _with_length(response: Response) -> list[tuple[str, str]]:
+    headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
+    return [*headers, ("Content-Length", str(len(response.body)))]
+
+
+def _send(start_response: StartResponse, response: Response) -> list[bytes]:
+    start_response(status_line(response.status), _with_length(response))
+    return [response.body]
+
+
+class SignInMiddleware:
+    """Adds ``{prefix}/signin``, ``{prefix}/redirect`` and ``{prefix}/signout`` to a WSGI app.
+
+    Takes an :class:`EntraConfig` (``EntraConfig.from_env()`` when omitted) and the options of
+    :class:`entra_ciam.signin.SignIn`, or a ready ``signin``. ``acquirer`` is a
+    ``TokenAcquirer`` sharing this middleware's MSAL set-up.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        config: EntraConfig | None = None,
+        *,
+        store: SessionStore | None = None,
+        prefix: str = "/auth",
+        scopes: str | Iterable[str] = (),
+        response_mode: str = "form_post",
+        cookie_name: str = DEFAULT_COOKIE_NAME,
+        idle_timeout: float = 3600.0,
+        absolute_timeout: float = 12 * 3600.0,
+        secure_cookie: bool | None = None,
+        default_return_path: str = "/",
+        http_client: MsalHttpClient | None = None,
+        signin: SignIn | None = None,
+    ) -> None:
+        self.app = app
+        if signin is None:
+            signin = SignIn(
+                config if config is not None else EntraConfig.from_env(),
+                store=store,
+                prefix=prefix,
+                scopes=scopes,
+                response_mode=response_mode,
+                cookie_name=cookie_name,
+                idle_timeout=idle_timeout,
+                absolute_timeout=absolute_timeout,
+                secure_cookie=secure_cookie,
+                default_return_path=default_return_path,
+                http_client=http_client,
+            )
+        self.signin = signin
+        self.acquirer = TokenAcquirer(signin.config, clients=signin.clients)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = request_from_environ(environ)
+        if self.signin.needs_body(request):
+            request = dataclasses.replace(request, body=_read_body(environ))
+        opened = self.signin.open(request, _interaction_error_factory())
+        if isinstance(opened, Response):
+            return _send(start_response, opened)
+        ctx = opened
+        if self.signin.is_route(request.path):
+            final, _ = self.signin.close(ctx, self.signin.handle(ctx))
+            return _send(start_response, final)
+
+        environ[USER_ENVIRON_KEY] = ctx.user
+        environ[CONTEXT_ENVIRON_KEY] = ctx
+        exchange = _Exchange(ctx, self.signin, start_response)
+        context = contextvars.copy_context()
+        context.run(set_current, ctx)
+        try:
+            body = context.run(self.app, environ, exchange.start)
+        except InteractionRequiredError as exc:
+            if exchange.started:
+                raise
+            return exchange.answer(ctx.pending or exc.redirect_response)
+        except SessionStoreUnavailableError:
+            if exchange.started:
+                raise
+            return exchange.answer(store_unavailable_page())
+        if exchange.replacement is not None:
+            _close(context, body)
+            return [exchange.replacement.body]
+        return _Body(context, body, exchange)
+
+
+def _close(context: contextvars.Context, body: Iterable[bytes]) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        context.run(close)
+
+
+class _Body:
+    """The app's body, iterated in the request's context; swapped if the response was replaced.
+
+    Covers apps that call ``start_response`` only when iterated (generators).
+    """
+
+    def __init__(
+        self, context: contextvars.Context, body: Iterable[bytes], exchange: _Exchange
+    ) -> None:
+        self._context = context
+        self._body = body
+        self._exchange = exchange
+
+    def __iter__(self) -> Iterator[bytes]:
+        iterator = self._context.run(iter, self._body)
+        while True:
+            try:
+                chunk = self._context.run(next, iterator)
+            except StopIteration:
+                break
+            if self._exchange.replacement is not None:
+                break
+            yield chunk
+        if self._exchange.replacement is not None:
+            yield self._exchange.replacement.body
+
+    def close(self) -> None:
+        _close(self._context, self._body)

@@ -1,0 +1,319 @@
+"""Attacks on the sign-in flow, against the Flask and the Starlette app and the real emulator.
+
+Each test names the attack and asserts the outcome a victim relies on: a clear 400 (never a 500,
+never a session), no redirect off-site, no session the attacker knows, no data of another user.
+ID tokens the emulator would never issue (a forged nonce) are scripted at the HTTP layer instead.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+import respx
+
+from entra_ciam.sessions import MemoryStore
+from entra_ciam.signin.context import USER_KEY
+from tests.support.fake_entra import FakeEntra, StepBrowser, make_signin
+from tests.support.signin_apps import BUILDERS
+from tests.support.webapps import ADA, ALAN, AppBrowser, Stack, signin_stack
+
+COOKIE = "entra_ciam_session"
+
+
+@pytest.fixture(scope="module", params=["wsgi", "asgi"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    kind: str = request.param
+    tmp: Path = tmp_path_factory.mktemp(f"attacks-{kind}")
+    with signin_stack(kind, tmp, BUILDERS[kind]) as running:
+        yield running
+
+
+@pytest.fixture
+def browser(stack: Stack) -> Iterator[AppBrowser]:
+    with stack.browser() as opened:
+        yield opened
+
+
+def authorize_url(browser: AppBrowser, next_path: str = "/me") -> str:
+    response = browser.get("/auth/signin", params={"next": next_path})
+    assert response.status_code == 302
+    location: str = response.headers["location"]
+    return location
+
+
+def code_for(
+    browser: AppBrowser, auth_uri: str, user: tuple[str, str, str] = ADA
+) -> dict[str, str]:
+    """Sign in at the emulator's pages; the parameters it would post back, not yet posted."""
+    result = browser.pages.sign_in(auth_uri, email=user[0], password=user[1])
+    assert result.code and result.state
+    return result.params
+
+
+def post_back(browser: AppBrowser, params: dict[str, str]) -> httpx.Response:
+    return browser.client.post(f"{browser.stack.base}/auth/redirect", data=params)
+
+
+def assert_refused(response: httpx.Response, reason: str) -> None:
+    assert response.status_code == 400, response.text
+    assert reason in response.text
+    assert "location" not in response.headers
+    assert response.headers["cache-control"] == "no-store"
+    assert "Traceback" not in response.text
+
+
+def assert_signed_out(browser: AppBrowser) -> None:
+    assert browser.get("/").json() == {"user": None}
+    me = browser.get("/me")
+    assert me.status_code == 302 and me.headers["location"].startswith("/auth/signin")
+
+
+# -- state -----------------------------------------------------------------------------------------
+
+
+def test_missing_state_is_refused(browser: AppBrowser) -> None:
+    params = code_for(browser, authorize_url(browser))
+    del params["state"]
+    assert_refused(post_back(browser, params), "no state")
+    assert_signed_out(browser)
+
+
+def test_mismatched_state_is_refused(browser: AppBrowser) -> None:
+    params = code_for(browser, authorize_url(browser))
+    params["state"] = params["state"][::-1]
+    assert_refused(post_back(browser, params), "does not match a sign-in started in this browser")
+    assert_signed_out(browser)
+
+
+def test_replayed_state_is_refused(browser: AppBrowser) -> None:
+    params = code_for(browser, authorize_url(browser))
+    assert post_back(browser, params).status_code == 302
+    assert_refused(post_back(browser, params), "already used")
+
+
+def test_foreign_state_login_csrf_is_refused(stack: Stack) -> None:
+    """The attacker signs in as themself and feeds their code and state to the victim."""
+    with stack.browser() as attacker, stack.browser() as victim:
+        stolen = code_for(attacker, authorize_url(attacker), user=ALAN)
+        victim.get("/auth/signin")  # the victim has a session of their own
+        assert_refused(post_back(victim, stolen), "started in this browser")
+        assert_signed_out(victim)
+
+
+def test_malformed_and_repeated_state_are_refused(browser: AppBrowser) -> None:
+    params = code_for(browser, authorize_url(browser))
+    bad = {**params, "state": "<script>"}
+    assert_refused(post_back(browser, bad), "malformed state")
+    repeated = browser.client.post(
+        f"{browser.stack.base}/auth/redirect",
+        content=urlencode([*params.items(), ("state", "x" * 43)]),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_refused(repeated, "repeats a parameter")
+
+
+# -- codes -----------------------------------------------------------------------------------------
+
+
+def test_code_replay_is_refused(browser: AppBrowser) -> None:
+    first = code_for(browser, authorize_url(browser))
+    assert post_back(browser, first).status_code == 302
+    # A new sign-in in the same browser, answered with the code already redeemed.
+    browser.client.get(f"{browser.stack.base}/auth/signout")
+    fresh = parse_qs(urlsplit(authorize_url(browser)).query)["state"][0]
+    assert_refused(post_back(browser, {"code": first["code"], "state": fresh}), "invalid_grant")
+    assert_signed_out(browser)
+
+
+def test_code_from_another_flow_fails_pkce(browser: AppBrowser) -> None:
+    one = authorize_url(browser)
+    two = authorize_url(browser)
+    params = code_for(browser, one)
+    other_state = parse_qs(urlsplit(two).query)["state"][0]
+    assert_refused(post_back(browser, {**params, "state": other_state}), "invalid_grant")
+
+
+def test_entra_error_is_shown_escaped(browser: AppBrowser) -> None:
+    state = parse_qs(urlsplit(authorize_url(browser)).query)["state"][0]
+    answer = post_back(
+        browser,
+        {"state": state, "error": "server_error", "error_description": "<img src=x onerror=1>"},
+    )
+    assert_refused(answer, "server_error")
+    assert "<img" not in answer.text and "&lt;img" in answer.text
+
+
+def test_oversized_form_post_is_refused(browser: AppBrowser) -> None:
+    answer = browser.client.post(
+        f"{browser.stack.base}/auth/redirect", data={"state": "a" * 40, "pad": "x" * 100_000}
+    )
+    assert_refused(answer, "no state")
+
+
+def test_nonce_mismatch_is_refused() -> None:
+    """An ID token whose nonce is not this sign-in's (replayed from another sign-in)."""
+    with respx.mock(assert_all_called=False) as router:
+        entra = FakeEntra(router)
+        store = MemoryStore()
+        browser = StepBrowser(make_signin(store))
+        answer = browser.finish(entra, browser.start(), nonce="nonce-of-another-sign-in")
+        assert answer.status == 400
+        assert b"nonce does not match" in answer.body
+        assert not any(USER_KEY in (store.get(k) or {}).get("d", {}) for k in list(store._items))
+
+
+# -- redirects ---------------------------------------------------------------------------------------
+
+OPEN_REDIRECTS = [
+    "//evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "https://evil.example/",
+    "http:evil.example",
+    "javascript:alert(document.cookie)",
+    "%2F%2Fevil.example",
+    "/%2F%2Fevil.example",
+    "%252F%252Fevil.example",
+    "/%5Cevil.example",
+    "/\t/evil.example",
+    "/\r\n/evil.example",
+    " //evil.example",
+    "data:text/html,<script>alert(1)</script>",
+    "evil.example/path",
+]
+
+
+@pytest.mark.parametrize("target", OPEN_REDIRECTS)
+def test_open_redirect_is_refused(browser: AppBrowser, target: str) -> None:
+    answer = browser.get("/auth/signin", params={"next": target})
+    assert_refused(answer, "refused")
+
+
+def test_only_same_site_paths_are_returned_to(browser: AppBrowser) -> None:
+    final = browser.sign_in(next_path="/me?x=%2F%2Fevil")
+    assert str(final.url) == f"{browser.stack.base}/me?x=%2F%2Fevil"
+    hops = [h for h in browser.visited if not h.startswith(browser.stack.idp.pages_url)]
+    assert all(h.startswith(browser.stack.base) for h in hops)
+
+
+def test_sign_out_goes_only_to_the_registered_address(browser: AppBrowser) -> None:
+    browser.sign_in()
+    answer = browser.get("/auth/signout", params={"next": "https://evil.example/"})
+    location = answer.headers["location"]
+    assert "evil" not in location
+    assert parse_qs(urlsplit(location).query)["post_logout_redirect_uri"] == [
+        f"{browser.stack.base}/"
+    ]
+
+
+# -- sessions ----------------------------------------------------------------------------------------
+
+
+def test_session_fixation_planted_id_is_not_kept(stack: Stack) -> None:
+    with stack.browser() as attacker, stack.browser() as victim:
+        attacker.get("/auth/signin")  # a live, anonymous session the attacker knows
+        planted = attacker.session_cookie()
+        assert planted is not None
+        victim.set_session_cookie(planted)
+        victim.sign_in()
+        assert victim.session_cookie() not in (None, planted)
+        assert victim.get("/me").json()["name"] == ADA[2]
+        attacker.set_session_cookie(planted)
+        assert_signed_out(attacker)
+
+
+def test_two_users_in_parallel_never_see_each_other(stack: Stack) -> None:
+    def person(user: tuple[str, str, str]) -> set[str]:
+        seen: set[str] = set()
+        with stack.browser() as browser:
+            browser.sign_in(user=user)
+            for _ in range(6):
+                me = browser.get("/me").json()
+                token = browser.get("/token-claims").json()
+                assert me["preferred_username"] == user[0]
+                seen.update({me["oid"], token["oid"]})
+        return seen
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(person, u) for u in (ADA, ALAN, ADA, ALAN)]
+        seen = [f.result(timeout=60) for f in futures]
+    assert all(len(s) == 1 for s in seen)
+    assert seen[0] == seen[2] and seen[1] == seen[3] and seen[0] != seen[1]
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda sid: sid[:-1] + ("A" if sid[-1] != "A" else "B"),  # tampered
+        lambda sid: "x" * 43,  # well-formed, unknown
+        lambda sid: sid + "x",  # extended
+        lambda sid: "' OR 1=1 --",  # garbage
+        lambda sid: "",  # empty
+    ],
+)
+def test_tampered_or_unknown_cookie_is_signed_out(browser: AppBrowser, forge: Any) -> None:
+    browser.sign_in()
+    sid = browser.session_cookie()
+    assert sid is not None
+    browser.client.cookies.delete(COOKIE)
+    answer = browser.client.get(
+        f"{browser.stack.base}/me", headers={"Cookie": f"{COOKIE}={forge(sid)}"}
+    )
+    assert answer.status_code == 302
+    assert answer.headers["location"].startswith("/auth/signin")
+
+
+def test_tampered_cookie_is_deleted(browser: AppBrowser) -> None:
+    answer = browser.client.get(
+        f"{browser.stack.base}/", headers={"Cookie": f"{COOKIE}={'y' * 43}"}
+    )
+    assert answer.status_code == 200 and answer.json() == {"user": None}
+    assert "Max-Age=0" in answer.headers["set-cookie"]
+
+
+def test_cookie_flags(browser: AppBrowser) -> None:
+    answer = browser.get("/auth/signin")
+    cookie = answer.headers["set-cookie"]
+    value = cookie.split(";", 1)[0].split("=", 1)[1]
+    assert len(value) >= 43  # 256 random bits, nothing else
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite", "path"} <= flags
+    assert "samesite=lax" in cookie.lower()
+    assert "secure" not in flags  # loopback
+    assert "max-age" not in flags and "expires" not in flags  # the server decides
+    remote = httpx.get(f"{browser.stack.base}/auth/signin", headers={"Host": "app.contoso.example"})
+    assert remote.headers["set-cookie"].endswith("; Secure")
+
+
+def test_auth_responses_are_not_cached_or_framed(browser: AppBrowser) -> None:
+    for answer in (browser.get("/auth/signin"), browser.get("/auth/redirect")):
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+
+
+def test_cross_site_form_post_is_resumed_only_by_its_browser(stack: Stack) -> None:
+    with stack.browser() as victim, stack.browser() as attacker:
+        params = code_for(victim, authorize_url(victim))
+        # The form_post arrives cross-site: no SameSite=Lax cookie on it.
+        parked = httpx.post(f"{stack.base}/auth/redirect", data=params)
+        assert parked.status_code == 303
+        resume = parked.headers["location"]
+        assert params["code"] not in resume
+        # Someone else following the link gets nothing (the flow is bound to the victim's
+        # session), and the parked answer is single use: once taken it is gone.
+        assert attacker.client.get(resume).status_code == 400
+        assert victim.client.get(resume).status_code == 400
+    with stack.browser() as person:
+        params = code_for(person, authorize_url(person))
+        parked = httpx.post(f"{stack.base}/auth/redirect", data=params)
+        final = person.follow(person.client.get(parked.headers["location"]))
+        assert final.status_code == 200 and final.json()["name"] == ADA[2]

@@ -1,0 +1,447 @@
+"""The sans-IO sign-in steps, driven directly, against a scripted Entra on respx.
+
+Entra's answers (discovery, token endpoint) are faked at the HTTP layer; everything of ours
+(sessions, MSAL, the checks) is real. The adapters and the emulator are covered elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+import respx
+
+from entra_ciam import ConfigError, EntraConfig
+from entra_ciam.sessions import MemoryStore, SessionStoreUnavailableError
+from entra_ciam.signin import Request, Response, SignIn
+from entra_ciam.signin.context import USER_KEY
+from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
+from tests.support.fake_entra import (
+    API_SCOPE,
+    AUTHORITY,
+    BASE,
+    END_SESSION,
+    REDIRECT_URI,
+    FakeEntra,
+    make_config,
+)
+from tests.support.fake_entra import StepBrowser as Browser
+from tests.support.tokens import TENANT_ID, WEB_CLIENT_ID
+
+
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as mocked:
+        yield mocked
+
+
+@pytest.fixture
+def entra(router: respx.MockRouter) -> FakeEntra:
+    return FakeEntra(router)
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def signin(entra: FakeEntra, store: MemoryStore) -> SignIn:
+    return SignIn(make_config(), store=store, scopes=[API_SCOPE])
+
+
+def start(browser: Browser, next_path: str = "/todos") -> str:
+    return browser.start(next_path)
+
+
+def finish(browser: Browser, entra: FakeEntra, auth_uri: str, **claims: Any) -> Response:
+    return browser.finish(entra, auth_uri, **claims)
+
+
+# -- return paths ---------------------------------------------------------------------------------
+
+GOOD_PATHS = ["/", "/todos", "/todos?page=2&q=a%20b", "/a/b/c.html", "/search?q=caf%C3%A9", "/@me"]
+BAD_PATHS = [
+    "//evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "https://evil.example/",
+    "http:evil.example",
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    "%2F%2Fevil.example",
+    "/%2F/evil.example",
+    "/%5Cevil.example",
+    "%252F%252Fevil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r\nSet-Cookie: x=1",
+    " //evil.example",
+    "evil.example",
+    "",
+    "data:text/html,hi",
+    "/%09/evil.example",
+    "/" + "a" * 3000,
+    "/\u202e/moc.elpmaxe",
+]
+
+
+@pytest.mark.parametrize("path", GOOD_PATHS)
+def test_same_origin_paths_are_accepted(path: str) -> None:
+    assert check_return_path(path) == path
+
+
+def test_non_ascii_is_encoded_and_fragment_dropped() -> None:
+    assert check_return_path("/café#top") == "/caf%C3%A9"
+
+
+@pytest.mark.parametrize("path", BAD_PATHS)
+def test_anything_else_is_refused(path: str) -> None:
+    with pytest.raises(UnsafeReturnPathError):
+        check_return_path(path)
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_missing_settings_are_named_with_examples(store: MemoryStore) -> None:
+    config = EntraConfig(authority=AUTHORITY, client_id=WEB_CLIENT_ID)
+    with pytest.raises(ConfigError) as caught:
+        SignIn(config, store=store)
+    message = str(caught.value)
+    for name in ("ENTRA_CLIENT_SECRET", "ENTRA_REDIRECT_URI", "ENTRA_SESSION_SECRET"):
+        assert name in message
+    assert "Example" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "options", "fragment"),
+    [
+        ({"redirect_uri": "http://localhost:3000/callback"}, {}, "/auth/redirect"),
+        ({}, {"prefix": "auth"}, "prefix"),
+        ({}, {"response_mode": "fragment"}, "response_mode"),
+        ({}, {"default_return_path": "//evil"}, "Invalid sign-in setting"),
+        ({"session_secret": "not-a-fernet-key"}, {}, "ENTRA_SESSION_SECRET"),
+        ({}, {"cookie_name": "bad name"}, "cookie name"),
+    ],
+)
+def test_wrong_settings_are_config_errors(
+    store: MemoryStore, overrides: dict[str, Any], options: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        SignIn(make_config(**overrides), store=store, **options)
+
+
+# -- sign-in --------------------------------------------------------------------------------------
+
+
+def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(signin: SignIn) -> None:
+    browser = Browser(signin)
+    location = start(browser)
+    parts = urlsplit(location)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{BASE}/authorize"
+    query = parse_qs(parts.query)
+    assert query["client_id"] == [WEB_CLIENT_ID]
+    assert query["redirect_uri"] == [REDIRECT_URI]
+    assert query["response_type"] == ["code"]
+    assert query["response_mode"] == ["form_post"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["code_challenge"][0]) >= 43
+    assert len(query["state"][0]) >= 32
+    assert query["nonce"][0]
+    assert set(query["scope"][0].split()) >= {
+        "openid",
+        "offline_access",
+        API_SCOPE,
+    }
+    # The flow is bound to a fresh session: the browser now holds its cookie.
+    assert browser.session_id is not None
+    cookie = browser.set_cookies[0]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # loopback host
+
+
+def test_cookie_is_secure_off_loopback(entra: FakeEntra, store: MemoryStore) -> None:
+    signin = SignIn(make_config(), store=store)
+    request = Request(method="GET", path="/auth/signin", host="app.contoso.com")
+    ctx = signin.open(request)
+    assert not isinstance(ctx, Response)
+    response, _ = signin.close(ctx, signin.handle(ctx))
+    cookie = response.header("Set-Cookie")
+    assert cookie is not None and cookie.endswith("; Secure")
+
+
+def test_auth_responses_are_not_cacheable(signin: SignIn) -> None:
+    browser = Browser(signin)
+    response = browser.get("/auth/signin")
+    assert response.header("Cache-Control") == "no-store"
+    assert response.header("X-Frame-Options") == "DENY"
+    refused = browser.get("/auth/redirect", "state=x")
+    assert refused.status == 400
+    assert refused.header("Cache-Control") == "no-store"
+    assert refused.header("Content-Security-Policy") is not None
+
+
+def test_full_sign_in_rotates_the_session_and_returns_to_next(
+    signin: SignIn, entra: FakeEntra, store: MemoryStore
+) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser, "/todos?page=2")
+    before = browser.session_id
+    response = finish(browser, entra, auth_uri)
+    assert response.status == 302, response.body
+    assert response.header("Location") == "/todos?page=2"
+    after = browser.session_id
+    assert after is not None and after != before
+    # The pre-sign-in id is gone from the store; the new one holds the user and a sealed cache.
+    assert store.get(signin.sessions.store_key(before or "")) is None
+    record = store.get(signin.sessions.store_key(after))
+    assert record is not None
+    assert record["d"][USER_KEY]["oid"] == entra.factory.claims()["oid"]
+    blob = record["d"]["entra_ciam.token_cache"]
+    assert "refresh_token" not in blob.lower() and "RefreshToken" not in blob
+    # PKCE: the verifier sent to the token endpoint matches the challenge sent to authorize.
+    verifier = entra.token_posts[-1]["code_verifier"][0]
+    challenge = parse_qs(urlsplit(auth_uri).query)["code_challenge"][0]
+    digest = hashlib.sha256(verifier.encode()).digest()
+    assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
+
+
+@pytest.mark.filterwarnings("ignore:response_mode=.form_post. is recommended")
+def test_query_response_mode_is_accepted(entra: FakeEntra, store: MemoryStore) -> None:
+    signin = SignIn(make_config(), store=store, response_mode="query")
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    assert "response_mode=query" in auth_uri
+    code, state = entra.issue_code(auth_uri)
+    response = browser.get("/auth/redirect", urlencode({"code": code, "state": state}))
+    assert response.status == 302 and response.header("Location") == "/todos"
+
+
+def test_cross_site_form_post_is_parked_and_resumed(signin: SignIn, entra: FakeEntra) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    code, state = entra.issue_code(auth_uri)
+    # SameSite=Lax: the cross-site POST arrives without the session cookie.
+    saved = dict(browser.cookies)
+    browser.cookies.clear()
+    parked = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert parked.status == 303
+    location = parked.header("Location") or ""
+    assert location.startswith(REDIRECT_URI + "?resume=")
+    assert code not in location
+    # The top-level GET that follows carries the cookie again.
+    browser.cookies.update(saved)
+    resume = urlsplit(location).query
+    response = browser.get("/auth/redirect", resume)
+    assert response.status == 302 and response.header("Location") == "/todos"
+    # A parked answer is single use.
+    again = browser.get("/auth/redirect", resume)
+    assert again.status == 400
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+
+def test_missing_state_is_refused(signin: SignIn, entra: FakeEntra) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    code, _state = entra.issue_code(auth_uri)
+    response = browser.send("POST", "/auth/redirect", form={"code": code})
+    assert response.status == 400
+    assert b"no state" in response.body
+    assert entra.token_posts == []
+
+
+def test_replayed_state_is_refused(signin: SignIn, entra: FakeEntra) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    code, state = entra.issue_code(auth_uri)
+    assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
+    replay = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert replay.status == 400
+    assert b"already used" in replay.body
+    assert len(entra.token_posts) == 1
+
+
+def test_repeated_parameters_are_refused(signin: SignIn, entra: FakeEntra) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    code, state = entra.issue_code(auth_uri)
+    query = urlencode([("code", code), ("state", state), ("state", "x" * 43)])
+    assert browser.get("/auth/redirect", query).status == 400
+
+
+def test_entra_error_answer_is_a_400_page(signin: SignIn) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    state = parse_qs(urlsplit(auth_uri).query)["state"][0]
+    response = browser.send(
+        "POST",
+        "/auth/redirect",
+        form={"state": state, "error": "access_denied", "error_description": "<script>x</script>"},
+    )
+    assert response.status == 400
+    assert b"cancelled" in response.body and b"<script>" not in response.body
+
+
+def test_error_description_is_escaped(signin: SignIn) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    state = parse_qs(urlsplit(auth_uri).query)["state"][0]
+    response = browser.send(
+        "POST",
+        "/auth/redirect",
+        form={"state": state, "error": "server_error", "error_description": "<b>boom</b>"},
+    )
+    assert response.status == 400
+    assert b"<b>" not in response.body and b"&lt;b&gt;boom" in response.body
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"nonce": "forged"}, b"nonce"),
+        ({"aud": "11111111-2222-3333-4444-555555555555"}, b"another application"),
+        ({"iss": "https://evil.example/v2.0"}, b"another authority"),
+        ({"tid": "11111111-2222-3333-4444-555555555555"}, b"another tenant"),
+        ({"exp": int(time.time()) - 3600}, b"expired"),
+    ],
+)
+def test_bad_id_tokens_are_refused(
+    entra: FakeEntra, store: MemoryStore, claims: dict[str, Any], reason: bytes
+) -> None:
+    signin = SignIn(make_config(tenant_id=TENANT_ID), store=store)
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    response = finish(browser, entra, auth_uri, **claims)
+    assert response.status == 400, response.body
+    assert reason in response.body
+    assert not any(USER_KEY in (store.get(k) or {}).get("d", {}) for k in list(store._items))
+
+
+def test_code_replay_is_refused_by_entra(signin: SignIn, entra: FakeEntra) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    code, state = entra.issue_code(auth_uri)
+    entra.codes.pop(code)  # already redeemed elsewhere
+    response = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert response.status == 400
+    assert b"invalid_grant" in response.body
+
+
+def test_token_endpoint_down_is_a_503(signin: SignIn, entra: FakeEntra) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    entra.token_fault = "down"
+    response = finish(browser, entra, auth_uri)
+    assert response.status == 503
+    assert response.header("Retry-After") is not None
+
+
+def test_token_endpoint_answering_html_is_a_503(signin: SignIn, entra: FakeEntra) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    entra.token_fault = "garbage"
+    response = finish(browser, entra, auth_uri)
+    assert response.status == 503
+
+
+def test_token_endpoint_refusing_the_app_is_not_a_500(signin: SignIn, entra: FakeEntra) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    entra.token_fault = "invalid_client"
+    response = finish(browser, entra, auth_uri)
+    assert response.status == 502
+    assert b"configuration" in response.body
+
+
+def test_discovery_down_is_a_503(entra: FakeEntra, store: MemoryStore) -> None:
+    entra.discovery.mock(side_effect=httpx.ConnectError("refused"))
+    signin = SignIn(make_config(), store=store)
+    response = Browser(signin).get("/auth/signin")
+    assert response.status == 503
+    assert b"cannot be reached" in response.body
+
+
+class BrokenStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = False
+
+    def _check(self) -> None:
+        if self.broken:
+            raise SessionStoreUnavailableError("down")
+
+    def get(self, sid: str) -> Any:
+        self._check()
+        return super().get(sid)
+
+    def set(self, sid: str, data: Any, ttl: float) -> None:
+        self._check()
+        super().set(sid, data, ttl)
+
+    def pop(self, sid: str) -> Any:
+        self._check()
+        return super().pop(sid)
+
+
+def test_store_down_is_a_503(entra: FakeEntra) -> None:
+    store = BrokenStore()
+    signin = SignIn(make_config(), store=store)
+    browser = Browser(signin)
+    start(browser)
+    store.broken = True
+    for response in (
+        browser.get("/auth/signin"),
+        browser.get("/auth/redirect", "state=" + "a" * 40),
+    ):
+        assert response.status == 503
+        assert b"try again" in response.body.lower()
+
+
+def test_unknown_routes_method_is_405(signin: SignIn) -> None:
+    response = Browser(signin).send("PUT", "/auth/signin")
+    assert response.status == 405
+    assert response.header("Allow") == "GET, POST"
+
+
+# -- sign-out -------------------------------------------------------------------------------------
+
+
+def test_sign_out_forgets_everything_and_ends_the_entra_session(
+    signin: SignIn, entra: FakeEntra, store: MemoryStore
+) -> None:
+    browser = Browser(signin)
+    auth_uri = start(browser)
+    finish(browser, entra, auth_uri, login_hint="O.ada-hint")
+    sid = browser.session_id
+    assert sid is not None
+    response = browser.get("/auth/signout")
+    assert response.status == 302
+    location = response.header("Location") or ""
+    assert location.startswith(END_SESSION + "?")
+    query = parse_qs(urlsplit(location).query)
+    assert query["post_logout_redirect_uri"] == ["http://localhost:3000/"]
+    assert query["logout_hint"] == ["O.ada-hint"]
+    assert store.get(signin.sessions.store_key(sid)) is None
+    assert any("Max-Age=0" in c for c in browser.set_cookies)
+    assert browser.session_id is None
+
+
+def test_sign_out_without_end_session_endpoint_goes_home(
+    entra: FakeEntra, store: MemoryStore
+) -> None:
+    document = entra.document()
+    del document["end_session_endpoint"]
+    entra.discovery.mock(return_value=httpx.Response(200, json=document))
+    signin = SignIn(make_config(post_logout_redirect_uri=None), store=store)
+    response = Browser(signin).get("/auth/signout")
+    assert response.status == 302
+    assert response.header("Location") == "/"
