@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/entra-ciam --help
+	$(BIN)/entra-ciam demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench

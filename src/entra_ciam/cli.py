@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         devidp_cli.add_parser(sub)
+    from entra_ciam import demo
+
+    demo.add_parser(sub)
     return parser
 
 
