@@ -3,8 +3,8 @@
 The emulator, the todo API and the Flask web app run on free loopback ports in this process.
 A person opens the web app, signs in on the emulator's page, views the todo list, adds two items,
 removes one, signs out; a new person signs up with a one-time passcode, sees none of the first
-person's items, and signs out. Screenshots of the main steps go to docs/screenshots/ (the
-quickstart embeds them), or to $E2E_SCREENSHOT_DIR.
+person's items, and signs out. Screenshots of the main steps go to tests/artifacts/screenshots/,
+or to $E2E_SCREENSHOT_DIR (E2E_SCREENSHOT_DIR=docs/screenshots refreshes the quickstart's images).
 
 The sync Playwright API runs in a plain test: it refuses to run inside an asyncio loop.
 """
@@ -28,7 +28,7 @@ from tests.support.todo_stack import ADA, TodoStack, todo_stack
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = Path(os.environ.get("E2E_SCREENSHOT_DIR") or ROOT / "docs" / "screenshots")
+SHOTS = Path(os.environ.get("E2E_SCREENSHOT_DIR") or ROOT / "tests" / "artifacts" / "screenshots")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -13,8 +13,7 @@ import sys
 import httpx
 from examples.daemon.client import ApiError, TodoApiClient
 
-from entra_ciam import ConfigError, EntraConfig, TokenAcquirer
-from entra_ciam.signin import TokenAcquisitionError
+from entra_ciam import ConfigError, EntraConfig, TokenAcquirer, TokenAcquisitionError
 
 
 def main(argv: list[str] | None = None) -> int:

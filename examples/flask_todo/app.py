@@ -21,8 +21,7 @@ from examples.flask_todo.todo_api import LIST_PATH, TodoApi, TodoApiError, TodoI
 from flask import Flask, Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from entra_ciam import ConfigError, EntraConfig, current_user, login_required
-from entra_ciam.signin import TokenAcquisitionError
+from entra_ciam import ConfigError, EntraConfig, TokenAcquisitionError, current_user, login_required
 from entra_ciam.urls import is_loopback_url, require_secure_url
 from entra_ciam.wsgi import SignInMiddleware
 

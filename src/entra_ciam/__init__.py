@@ -14,7 +14,12 @@ from entra_ciam.errors import (
     MetadataUnavailableError,
     MissingTokenError,
 )
-from entra_ciam.signin import current_user, login_required
+from entra_ciam.signin import (
+    InteractionRequiredError,
+    TokenAcquisitionError,
+    current_user,
+    login_required,
+)
 from entra_ciam.validator import AccessTokenValidator
 
 __all__ = [
@@ -24,11 +29,13 @@ __all__ = [
     "ConfigError",
     "EntraConfig",
     "InsufficientScopeError",
+    "InteractionRequiredError",
     "InvalidRequestError",
     "InvalidTokenError",
     "MetadataUnavailableError",
     "MissingTokenError",
     "TokenAcquirer",
+    "TokenAcquisitionError",
     "current_claims",
     "current_user",
     "login_required",
