@@ -12,17 +12,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from entra_ciam.acquirer import TokenAcquirer
 from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
-from entra_ciam.config import EntraConfig
-from entra_ciam.http import MsalHttpClient
-from entra_ciam.sessions import DEFAULT_COOKIE_NAME, SessionStore, SessionStoreUnavailableError
+from entra_ciam.sessions import SessionStoreUnavailableError
+from entra_ciam.signin.adapter import SignInAdapter
 from entra_ciam.signin.context import InteractionErrorFactory, RequestContext, activated
 from entra_ciam.signin.errors import InteractionRequiredError
-from entra_ciam.signin.flow import SignIn
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
 
@@ -116,7 +113,7 @@ class _Exchange:
     replaced: bool = False
 
 
-class SignInMiddleware:
+class SignInMiddleware(SignInAdapter[ASGIApp]):
     """Adds ``{prefix}/signin``, ``{prefix}/redirect`` and ``{prefix}/signout`` to an ASGI app.
 
     Takes an :class:`EntraConfig` (``EntraConfig.from_env()`` when omitted) and the options of
@@ -125,41 +122,6 @@ class SignInMiddleware:
     ``Middleware(SignInMiddleware, config=config)``. ``acquirer`` is a ``TokenAcquirer``
     sharing this middleware's MSAL set-up. WebSocket and lifespan traffic passes untouched.
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        config: EntraConfig | None = None,
-        *,
-        store: SessionStore | None = None,
-        prefix: str = "/auth",
-        scopes: str | Iterable[str] = (),
-        response_mode: str = "form_post",
-        cookie_name: str = DEFAULT_COOKIE_NAME,
-        idle_timeout: float = 3600.0,
-        absolute_timeout: float = 12 * 3600.0,
-        secure_cookie: bool | None = None,
-        default_return_path: str = "/",
-        http_client: MsalHttpClient | None = None,
-        signin: SignIn | None = None,
-    ) -> None:
-        self.app = app
-        if signin is None:
-            signin = SignIn(
-                config if config is not None else EntraConfig.from_env(),
-                store=store,
-                prefix=prefix,
-                scopes=scopes,
-                response_mode=response_mode,
-                cookie_name=cookie_name,
-                idle_timeout=idle_timeout,
-                absolute_timeout=absolute_timeout,
-                secure_cookie=secure_cookie,
-                default_return_path=default_return_path,
-                http_client=http_client,
-            )
-        self.signin = signin
-        self.acquirer = TokenAcquirer(signin.config, clients=signin.clients)
 
     async def _store_call(self, func: Callable[..., T], *args: Any) -> T:
         if self.signin.sessions.store.blocking:

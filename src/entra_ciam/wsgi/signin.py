@@ -14,12 +14,11 @@ import dataclasses
 import functools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+from wsgiref.types import WSGIApplication
 
-from entra_ciam.acquirer import TokenAcquirer
 from entra_ciam.bearer import status_line
-from entra_ciam.config import EntraConfig
-from entra_ciam.http import MsalHttpClient
-from entra_ciam.sessions import DEFAULT_COOKIE_NAME, SessionStore, SessionStoreUnavailableError
+from entra_ciam.sessions import SessionStoreUnavailableError
+from entra_ciam.signin.adapter import SignInAdapter
 from entra_ciam.signin.context import InteractionErrorFactory, RequestContext, set_current
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.flow import SignIn
@@ -27,7 +26,7 @@ from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
 
 if TYPE_CHECKING:
-    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+    from wsgiref.types import StartResponse, WSGIEnvironment
 
     from _typeshed import OptExcInfo
 
@@ -159,48 +158,13 @@ def _send(start_response: StartResponse, response: Response) -> list[bytes]:
     return [response.body]
 
 
-class SignInMiddleware:
+class SignInMiddleware(SignInAdapter[WSGIApplication]):
     """Adds ``{prefix}/signin``, ``{prefix}/redirect`` and ``{prefix}/signout`` to a WSGI app.
 
     Takes an :class:`EntraConfig` (``EntraConfig.from_env()`` when omitted) and the options of
     :class:`entra_ciam.signin.SignIn`, or a ready ``signin``. ``acquirer`` is a
     ``TokenAcquirer`` sharing this middleware's MSAL set-up.
     """
-
-    def __init__(
-        self,
-        app: WSGIApplication,
-        config: EntraConfig | None = None,
-        *,
-        store: SessionStore | None = None,
-        prefix: str = "/auth",
-        scopes: str | Iterable[str] = (),
-        response_mode: str = "form_post",
-        cookie_name: str = DEFAULT_COOKIE_NAME,
-        idle_timeout: float = 3600.0,
-        absolute_timeout: float = 12 * 3600.0,
-        secure_cookie: bool | None = None,
-        default_return_path: str = "/",
-        http_client: MsalHttpClient | None = None,
-        signin: SignIn | None = None,
-    ) -> None:
-        self.app = app
-        if signin is None:
-            signin = SignIn(
-                config if config is not None else EntraConfig.from_env(),
-                store=store,
-                prefix=prefix,
-                scopes=scopes,
-                response_mode=response_mode,
-                cookie_name=cookie_name,
-                idle_timeout=idle_timeout,
-                absolute_timeout=absolute_timeout,
-                secure_cookie=secure_cookie,
-                default_return_path=default_return_path,
-                http_client=http_client,
-            )
-        self.signin = signin
-        self.acquirer = TokenAcquirer(signin.config, clients=signin.clients)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = request_from_environ(environ)
