@@ -1,0 +1,504 @@
+"""The code in README.md and docs/*.md is extracted and checked, so the docs cannot silently rot.
+
+A marker is an HTML comment on the line just before a fenced block (invisible on GitHub and on
+the site):
+
+- ``python`` blocks are compiled and their imports executed, so every name they import exists.
+  ``<!-- docs-test: compile -->`` says so explicitly; ``<!-- docs-test: skip -->`` marks pseudo-code.
+- ``<!-- docs-test: run -->``: a ``python`` block is executed, a ``pycon`` block runs as a doctest.
+  The page's earlier runnable blocks run first (a page reads top to bottom), the placeholders of
+  the docs are replaced by a loopback OpenID Connect stub (``stub_placeholders``) and ``token``
+  holds a valid user token for the API.
+- ``<!-- docs-test: run check=NAME -->``: executed on its own, then ``CHECKS[NAME]`` exercises what
+  it built over real HTTP (serves the API and calls it; signs in to the web app on the emulator).
+- ``<!-- docs-test: signature module=MOD -->``: the classes and functions shown must match the real
+  ones in MOD: parameter names, kinds and literal defaults, ``async``, properties, attributes.
+
+Also checked: every ``entra-ciam`` command in a ``bash`` block parses, every ``ENTRA_*`` variable
+named exists in the code, every public name is in the API reference's table, and README's
+relative links resolve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import contextlib
+import dataclasses
+import doctest
+import importlib
+import inspect
+import io
+import re
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from entra_ciam.cli import build_parser
+from entra_ciam.devidp import defaults
+from tests.support.oidc_stub import OIDCStub, running_stub
+from tests.support.rejections import challenge
+from tests.support.todo_api import serving
+from tests.support.tokens import API_CLIENT_ID, TENANT_ID, USER_OID, TokenFactory
+from tests.support.webapps import ADA, Stack, signin_stack
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)\s*$")
+_MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<mode>[\w-]+)(?P<options>[^>]*?)\s*-->\s*$")
+_MODES = {"compile", "run", "signature", "skip"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    page: Path
+    line: int  # of the opening fence, 1-based
+    lang: str
+    code: str
+    mode: str
+    options: dict[str, str]
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.where}-{self.lang}-{self.mode}"
+
+
+def read_blocks(page: Path) -> list[Block]:
+    lines = page.read_text(encoding="utf-8").splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if not opening or not opening["lang"]:
+            i += 1
+            continue
+        indent, lang = opening["indent"], opening["lang"]
+        body: list[str] = []
+        j = i + 1
+        while j < len(lines) and lines[j].strip() != "```":
+            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j])
+            j += 1
+        assert j < len(lines), f"{page.name}:{i + 1}: the ``` block is never closed"
+        marker = _MARKER.match(lines[i - 1]) if i else None
+        mode = marker["mode"] if marker else "compile"
+        assert mode in _MODES, f"{page.name}:{i}: unknown docs-test mode {mode!r}"
+        options = dict(re.findall(r"(\w+)=(\S+)", marker["options"])) if marker else {}
+        blocks.append(Block(page, i + 1, lang, "\n".join(body) + "\n", mode, options))
+        i = j + 1
+    return blocks
+
+
+BLOCKS = [block for page in PAGES for block in read_blocks(page)]
+PYTHON = [b for b in BLOCKS if b.lang == "python" and b.mode in ("compile", "skip")]
+RUNNABLE = [b for b in BLOCKS if b.lang in ("python", "pycon") and b.mode == "run"]
+SIGNATURES = [b for b in BLOCKS if b.mode == "signature"]
+SHELL = [b for b in BLOCKS if b.lang in ("bash", "sh", "console")]
+
+
+def _ids(blocks: list[Block]) -> list[str]:
+    return [b.id for b in blocks]
+
+
+# -- the loopback tenant the runnable blocks talk to -------------------------------------------
+
+
+@dataclasses.dataclass
+class StubTenant:
+    factory: TokenFactory
+    stub: OIDCStub
+
+    def placeholders(self) -> dict[str, str]:
+        """The docs' placeholders and what stands for them here (longest first)."""
+        return {
+            "https://contoso.ciamlogin.com/<tenant-id>": self.stub.authority,
+            "<api-client-id>": API_CLIENT_ID,
+            "<tenant-id>": TENANT_ID,
+        }
+
+
+@pytest.fixture(scope="module")
+def tenant() -> Iterator[StubTenant]:
+    factory = TokenFactory()
+    with running_stub(factory) as stub:
+        yield StubTenant(factory, stub)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks that read ENTRA_* variables see only what a test sets."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("ENTRA_", "TODO_")):
+            monkeypatch.delenv(name)
+
+
+def substitute(code: str, placeholders: dict[str, str]) -> str:
+    for placeholder, value in placeholders.items():
+        code = code.replace(placeholder, value)
+    return code
+
+
+def execute(code: str, namespace: dict[str, Any], where: str) -> None:
+    """Run a python block; top-level ``await`` is allowed, as the docs show it in async code."""
+    compiled = compile(code, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    if compiled.co_flags & inspect.CO_COROUTINE:
+        asyncio.run(eval(compiled, namespace))  # noqa: S307 - our own documentation
+    else:
+        exec(compiled, namespace)  # noqa: S102 - our own documentation
+
+
+def run_doctest(block: Block, source: str, namespace: dict[str, Any]) -> tuple[int, str]:
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(source, namespace, block.where, str(block.page), block.line)
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    report = io.StringIO()
+    runner.run(test, out=report.write, clear_globs=False)
+    namespace.update(test.globs)  # DocTest works on a copy; later blocks build on this one
+    return runner.failures, report.getvalue()
+
+
+def run_block(block: Block, namespace: dict[str, Any], placeholders: dict[str, str]) -> None:
+    source = substitute(block.code, placeholders)
+    if block.lang == "pycon":
+        failures, report = run_doctest(block, source, namespace)
+        assert failures == 0, f"{block.where}: the example's output changed:\n{report}"
+    else:
+        execute(source, namespace, block.where)
+
+
+# -- python blocks: compile, imports resolve ---------------------------------------------------
+
+
+@pytest.mark.parametrize("block", PYTHON, ids=_ids(PYTHON))
+def test_python_block_compiles_and_imports(block: Block) -> None:
+    if block.mode == "skip":
+        pytest.skip(f"{block.where} is marked as pseudo-code")
+    tree = compile(
+        block.code, block.where, "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    )
+    imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    namespace: dict[str, Any] = {}
+    exec(compile(ast.Module(imports, []), block.where, "exec"), namespace)  # noqa: S102
+    compile(block.code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+# -- runnable blocks: executed against loopback pieces -----------------------------------------
+
+
+def _preceding(block: Block) -> list[Block]:
+    return [
+        b
+        for b in RUNNABLE
+        if b.page == block.page and b.line < block.line and "check" not in b.options
+    ]
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=_ids(RUNNABLE))
+def test_runnable_block(
+    block: Block,
+    tenant: StubTenant,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    check = block.options.get("check")
+    if check is not None:
+        assert check in CHECKS, f"{block.where}: no check named {check!r}"
+        CHECKS[check](block, tenant, monkeypatch, tmp_path)
+        return
+    monkeypatch.setenv("ENTRA_AUTHORITY", tenant.stub.authority)
+    monkeypatch.setenv("ENTRA_API_CLIENT_ID", API_CLIENT_ID)
+    placeholders = tenant.placeholders()
+    namespace: dict[str, Any] = {"__name__": "docs_example", "token": tenant.factory.mint()}
+    for earlier in _preceding(block):
+        source = substitute(earlier.code, placeholders)
+        if earlier.lang == "pycon":
+            run_doctest(earlier, source, namespace)  # its own test reports its failures
+        else:
+            execute(source, namespace, earlier.where)
+    run_block(block, namespace, placeholders)
+    capsys.readouterr()
+
+
+def check_asgi_api(
+    block: Block, tenant: StubTenant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The API in the docs, served by uvicorn, answers like the page says."""
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    execute(substitute(block.code, tenant.placeholders()), namespace, block.where)
+    factory = tenant.factory
+    with serving(namespace["app"]) as base, httpx.Client(base_url=base, timeout=10) as client:
+        anonymous = client.get("/api/todolist")
+        assert anonymous.status_code == 401
+        assert "error" not in challenge(anonymous.headers.get("www-authenticate"))
+
+        def call(token: str) -> httpx.Response:
+            return client.get("/api/todolist", headers={"Authorization": f"Bearer {token}"})
+
+        allowed = call(factory.mint(scp="Todolist.ReadWrite"))
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.json() == {"owner": USER_OID, "items": []}
+
+        other_scope = call(factory.mint(scp="Profile.Read"))
+        assert other_scope.status_code == 403
+        refused = challenge(other_scope.headers.get("www-authenticate"))
+        assert refused["error"] == "insufficient_scope"
+        assert refused["scope"] == "Todolist.Read Todolist.ReadWrite"
+
+        app_only = call(factory.mint(factory.app_claims(["Todolist.Read"])))
+        assert app_only.status_code == 403  # a delegated scope is never an app permission
+
+        now = int(time.time())
+        expired = call(factory.mint(iat=now - 7200, nbf=now - 7200, exp=now - 3600))
+        assert expired.status_code == 401
+        assert challenge(expired.headers.get("www-authenticate"))["error"] == "invalid_token"
+
+
+def check_webapp(
+    block: Block, tenant: StubTenant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Flask web app in the docs signs Ada in on the emulator and calls the todo API."""
+
+    def build(stack: Stack) -> Any:
+        config = stack.config(session_store="memory://")
+        settings = {
+            "ENTRA_AUTHORITY": config.authority,
+            "ENTRA_CLIENT_ID": config.client_id,
+            "ENTRA_CLIENT_SECRET": config.client_secret,
+            "ENTRA_REDIRECT_URI": config.redirect_uri,
+            "ENTRA_POST_LOGOUT_REDIRECT_URI": config.post_logout_redirect_uri,
+            "ENTRA_SESSION_SECRET": config.session_secret,
+            "ENTRA_SESSION_STORE": config.session_store,
+            "ENTRA_CA_BUNDLE": config.ca_bundle,
+        }
+        for name, value in settings.items():
+            assert value is not None, name
+            monkeypatch.setenv(name, value)
+        placeholders = {
+            "<api-client-id>": defaults.TODO_API_CLIENT_ID,
+            "http://127.0.0.1:5000": stack.api.removesuffix("/api/todolist"),
+        }
+        namespace: dict[str, Any] = {"__name__": "docs_example"}
+        execute(substitute(block.code, placeholders), namespace, block.where)
+        return namespace["app"]
+
+    with signin_stack("wsgi", tmp_path, build) as stack, stack.browser() as browser:
+        first = browser.get("/")
+        assert first.status_code == 302
+        assert first.headers["location"] == "/auth/signin?next=%2F"
+        page = browser.follow(first, user=ADA)
+        assert page.status_code == 200, page.text
+        assert page.text == f"Hello {ADA[2]}, you have 0 things to do"
+
+
+CHECKS: dict[str, Callable[[Block, StubTenant, pytest.MonkeyPatch, Path], None]] = {
+    "asgi-api": check_asgi_api,
+    "webapp": check_webapp,
+}
+
+
+def test_every_check_is_used() -> None:
+    used = {b.options.get("check") for b in RUNNABLE}
+    assert set(CHECKS) <= used, f"checks no block uses: {sorted(set(CHECKS) - used)}"
+
+
+def test_the_readme_shows_a_runnable_api_and_web_app() -> None:
+    readme = {b.options.get("check") for b in RUNNABLE if b.page.name == "README.md"}
+    assert {"asgi-api", "webapp"} <= readme
+
+
+# -- signatures --------------------------------------------------------------------------------
+
+
+def _doc_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[str, str, Any]]:
+    """(name, kind, default) with default ``inspect.Parameter.empty``, a value, or ``...`` when
+    the docs show an expression that is not a literal."""
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[Any] = [inspect.Parameter.empty] * (len(positional) - len(args.defaults))
+    defaults += list(args.defaults)
+    out: list[tuple[str, str, Any]] = []
+    for index, arg in enumerate(positional):
+        kind = "POSITIONAL_ONLY" if index < len(args.posonlyargs) else "POSITIONAL_OR_KEYWORD"
+        out.append((arg.arg, kind, defaults[index]))
+    if args.vararg:
+        out.append((args.vararg.arg, "VAR_POSITIONAL", inspect.Parameter.empty))
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        out.append(
+            (arg.arg, "KEYWORD_ONLY", inspect.Parameter.empty if default is None else default)
+        )
+    if args.kwarg:
+        out.append((args.kwarg.arg, "VAR_KEYWORD", inspect.Parameter.empty))
+    return [(name, kind, _literal(default)) for name, kind, default in out]
+
+
+def _literal(node: Any) -> Any:
+    if node is inspect.Parameter.empty:
+        return node
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return ...
+
+
+def compare_function(
+    real: Callable[..., Any], node: ast.FunctionDef | ast.AsyncFunctionDef
+) -> None:
+    where = f"{getattr(real, '__qualname__', real)}"
+    is_async = isinstance(node, ast.AsyncFunctionDef)
+    assert inspect.iscoroutinefunction(real) == is_async, f"{where}: async in the docs is wrong"
+    actual = [(p.name, p.kind.name, p.default) for p in inspect.signature(real).parameters.values()]
+    documented = _doc_parameters(node)
+    shown = [(name, kind) for name, kind, _ in documented]
+    assert shown == [(name, kind) for name, kind, _ in actual], f"{where}: parameters differ"
+    for (name, _, doc_default), (_, _, real_default) in zip(documented, actual, strict=True):
+        empty = inspect.Parameter.empty
+        assert (doc_default is empty) == (real_default is empty), f"{where}({name}): default"
+        if doc_default is not empty and doc_default is not ...:
+            assert doc_default == real_default, f"{where}({name}): default {real_default!r}"
+
+
+def compare_member(cls: type, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+    raw = inspect.getattr_static(cls, node.name)
+    decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
+    where = f"{cls.__name__}.{node.name}"
+    if "property" in decorators:
+        assert isinstance(raw, property), f"{where} is not a property"
+    elif "classmethod" in decorators:
+        assert isinstance(raw, classmethod), f"{where} is not a classmethod"
+        compare_function(raw.__func__, node)
+    elif "staticmethod" in decorators:
+        assert isinstance(raw, staticmethod), f"{where} is not a staticmethod"
+        compare_function(raw.__func__, node)
+    else:
+        assert inspect.isfunction(raw), f"{where} is not a method"
+        compare_function(raw, node)
+
+
+def compare_attribute(cls: type, node: ast.AnnAssign) -> None:
+    assert isinstance(node.target, ast.Name)
+    name = node.target.id
+    if dataclasses.is_dataclass(cls):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        assert name in fields, f"{cls.__name__}.{name} is not a field"
+        if node.value is not None:
+            assert _literal(node.value) == fields[name].default, f"{cls.__name__}.{name} default"
+        return
+    annotated = any(name in vars(k).get("__annotations__", {}) for k in cls.__mro__)
+    assert annotated or hasattr(cls, name), f"{cls.__name__}.{name} does not exist"
+
+
+@pytest.mark.parametrize("block", SIGNATURES, ids=_ids(SIGNATURES))
+def test_signature_block_matches_the_code(block: Block) -> None:
+    module = importlib.import_module(block.options["module"])
+    for node in ast.parse(block.code).body:
+        if isinstance(node, ast.ClassDef):
+            cls = getattr(module, node.name, None)
+            assert inspect.isclass(cls), f"{block.where}: {module.__name__}.{node.name} missing"
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    compare_member(cls, item)
+                elif isinstance(item, ast.AnnAssign):
+                    compare_attribute(cls, item)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            func = getattr(module, node.name, None)
+            assert callable(func), f"{block.where}: {module.__name__}.{node.name} missing"
+            compare_function(func, node)
+        else:
+            raise AssertionError(f"{block.where}: only classes and functions belong here")
+
+
+# -- shell blocks, settings, names, links ------------------------------------------------------
+
+
+def entra_ciam_commands(script: str, *, console: bool = False) -> Iterator[list[str]]:
+    """The argument lists given to ``entra-ciam`` in a shell snippet; in a console transcript
+    only the lines after a ``$`` prompt are commands."""
+    joined = script.replace("\\\n", " ")
+    for line in joined.splitlines():
+        if console:
+            if not line.startswith("$ "):
+                continue
+            line = line[2:]
+        line = re.sub(r"(^|\s)#.*$", "", line)
+        for part in re.split(r"&&|\|\||;|\|", line):
+            try:
+                words = shlex.split(part)
+            except ValueError:
+                continue
+            for index, word in enumerate(words):
+                if word.rsplit("/", 1)[-1] == "entra-ciam":
+                    yield words[index + 1 :]
+                    break
+
+
+@pytest.mark.parametrize("block", SHELL, ids=_ids(SHELL))
+def test_shell_commands_exist(block: Block) -> None:
+    for args in entra_ciam_commands(block.code, console=block.lang == "console"):
+        parser = build_parser()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                parser.parse_args(args)
+            except SystemExit as exc:
+                assert exc.code == 0, f"{block.where}: `entra-ciam {' '.join(args)}` is refused"
+            except argparse.ArgumentError as exc:  # pragma: no cover - exit_on_error=False
+                raise AssertionError(f"{block.where}: {exc}") from exc
+
+
+def test_every_entra_variable_named_exists() -> None:
+    pattern = re.compile(r"\bENTRA_[A-Z][A-Z_]*[A-Z]\b")
+    known = {
+        name
+        for path in (ROOT / "src" / "entra_ciam").rglob("*.py")
+        for name in pattern.findall(path.read_text(encoding="utf-8"))
+    }
+    for page in PAGES:
+        unknown = set(pattern.findall(page.read_text(encoding="utf-8"))) - known
+        assert not unknown, f"{page.name} names settings the code never reads: {sorted(unknown)}"
+
+
+def test_the_api_reference_lists_every_public_name() -> None:
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    table = {
+        row[0]: set(re.findall(r"`(\w+)`", row[1]))
+        for row in re.findall(r"^\| `(entra_ciam[\w.]*)` \| (.*) \|$", text, re.MULTILINE)
+    }
+    for module_name in ("entra_ciam", "entra_ciam.asgi", "entra_ciam.wsgi"):
+        module = importlib.import_module(module_name)
+        missing = set(module.__all__) - table[module_name]
+        assert not missing, f"api.md's table leaves out {module_name}: {sorted(missing)}"
+    for module_name, names in table.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            assert name in getattr(module, "__all__", ()), f"{module_name}.{name} is not public"
+            described = re.search(rf"\b{name}\b", text.split("\n## ", 1)[1])
+            assert described, f"{name} is in the table but described nowhere"
+
+
+def test_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((?!https?:|#)([^)#\s]+)", readme)
+    assert targets, "the README links into docs/"
+    for target in targets:
+        assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
+
+
+def test_readme_keeps_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "## Two commands" in readme
+    assert re.search(r"^make demo\b", readme, re.MULTILINE)
+    assert re.search(r"^make test\b", readme, re.MULTILINE)
