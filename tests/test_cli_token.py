@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -292,3 +293,24 @@ def test_console_script_is_wired(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "NOT VERIFIED" in result.stdout
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
+    # Like `entra-ciam token inspect T | head -0`: the reader is gone before the first write.
+    token = TokenFactory().mint()
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "entra_ciam.cli", "token", "inspect", token],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err
+    assert proc.returncode == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,17 +17,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from entra_ciam import _cli_token
+    from entra_ciam import _cli_token, demo
+    from entra_ciam.devidp import cli as devidp_cli
 
     _cli_token.add_parser(sub)
-    try:
-        from entra_ciam.devidp import cli as devidp_cli
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    else:
-        devidp_cli.add_parser(sub)
-    from entra_ciam import demo
-
+    devidp_cli.add_parser(sub)
     demo.add_parser(sub)
     return parser
 
@@ -34,7 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    result: int = args.handler(args)
+    try:
+        result: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return result
 
 
