@@ -77,6 +77,15 @@ def _unreachable(exc: BaseException) -> TokenAcquisitionError:
     )
 
 
+def _request_context() -> RequestContext:
+    ctx = current_context()
+    if ctx is None:
+        raise RuntimeError(
+            "acquire_token_for_user() must run inside a request handled by SignInMiddleware"
+        )
+    return ctx
+
+
 class TokenAcquirer:
     """Gets access tokens with MSAL for the web app (or API) that ``config`` registers.
 
@@ -105,45 +114,65 @@ class TokenAcquirer:
     # -- for the signed-in user -------------------------------------------------------------------
 
     def acquire_token_for_user(self, scopes: Scopes, *, claims_challenge: str | None = None) -> str:
-        """An access token for the signed-in user, or InteractionRequiredError (see the module)."""
-        ctx = current_context()
-        if ctx is None:
-            raise RuntimeError(
-                "acquire_token_for_user() must run inside a request handled by SignInMiddleware"
-            )
+        """An access token for the signed-in user, or InteractionRequiredError (see the module).
+
+        A token an earlier request of the same session got for the same scopes is served from an
+        in-process memo while the session's token cache is unchanged and the token has more than
+        five minutes left (``entra_ciam.signin.tokenmemo``); anything else goes through MSAL.
+        """
+        ctx = _request_context()
         wanted = normalize_scopes(scopes)
+        if claims_challenge is None:
+            token = ctx.remembered_token(frozenset(wanted))
+            if token is not None:
+                return token
+        return self._user_token_from_msal(ctx, wanted, claims_challenge)
+
+    async def acquire_token_for_user_async(
+        self, scopes: Scopes, *, claims_challenge: str | None = None
+    ) -> str:
+        ctx = current_context()
+        if ctx is not None and claims_challenge is None:
+            # The memo is a dictionary lookup: no need to leave the event loop for it.
+            token = ctx.remembered_token(frozenset(normalize_scopes(scopes)))
+            if token is not None:
+                return token
+        return await asyncio.to_thread(
+            self.acquire_token_for_user, scopes, claims_challenge=claims_challenge
+        )
+
+    def _user_token_from_msal(
+        self, ctx: RequestContext, wanted: list[str], claims_challenge: str | None
+    ) -> str:
         user = ctx.user
         if user is None:
             raise ctx.interaction_required("nobody is signed in", wanted)
         try:
-            client = ctx.signin.clients.build(ctx.token_cache())
+            with ctx.msal_client() as client:
+                account = _account_for(client.get_accounts(), user)
+                if account is None:
+                    raise ctx.interaction_required(
+                        "the user's token cache holds no account", wanted
+                    )
+                try:
+                    result = client.acquire_token_silent_with_error(
+                        wanted, account, claims_challenge=claims_challenge
+                    )
+                except _TRANSPORT_ERRORS as exc:
+                    raise _unreachable(exc) from exc
         except IdentityProviderUnavailableError as exc:
             raise TokenAcquisitionError(str(exc), status_code=503) from exc
-        account = _account_for(client.get_accounts(), user)
-        if account is None:
-            raise ctx.interaction_required("the user's token cache holds no account", wanted)
-        try:
-            result = client.acquire_token_silent_with_error(
-                wanted, account, claims_challenge=claims_challenge
-            )
-        except _TRANSPORT_ERRORS as exc:
-            raise _unreachable(exc) from exc
         if result is None:
             raise self._interaction(ctx, "no token for these scopes yet", wanted, claims_challenge)
         if "access_token" in result:
+            if claims_challenge is None:
+                ctx.remember_token(frozenset(wanted), result)
             return str(result["access_token"])
         error, _description = _describe(result)
         challenge = result.get("claims") or claims_challenge
         if error in INTERACTION_ERRORS or result.get("claims"):
             raise self._interaction(ctx, f"Entra answered {error}", wanted, challenge)
         raise _failure(result, "a token for the user")
-
-    async def acquire_token_for_user_async(
-        self, scopes: Scopes, *, claims_challenge: str | None = None
-    ) -> str:
-        return await asyncio.to_thread(
-            self.acquire_token_for_user, scopes, claims_challenge=claims_challenge
-        )
 
     @staticmethod
     def _interaction(

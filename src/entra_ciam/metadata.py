@@ -233,6 +233,15 @@ class MetadataCache:
             raise self._unknown_kid(kid)
         return None, None
 
+    def refresh_due(self) -> bool:
+        """Whether a key lookup now would start the scheduled refresh.
+
+        The validated-token cache asks this on every hit, so that answering from it never
+        postpones the refresh that would notice a removed key.
+        """
+        now = self.clock()
+        return not (now < self._fresh_until or self._background or now < self._retry_at)
+
     def plan(self, kid: str) -> Refresh | None:
         """Under the driver's fetch lock: the refresh this lookup needs now, if any."""
         now = self.clock()

@@ -15,6 +15,7 @@ import os
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -133,8 +134,9 @@ class AccessTokenValidator:
             raise ConfigError(str(exc)) from None
         self._sync = MetadataClient(self.metadata, verify, timeout=http_timeout)
         self._async = AsyncMetadataClient(self.metadata, verify, timeout=http_timeout)
-        self._cache: dict[bytes, _Entry] = {}
+        self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
         self._cache_size = max(0, int(cache_size))
+        self._inserts_since_sweep = 0
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -191,11 +193,13 @@ class AccessTokenValidator:
             entry = self._cache.get(digest)
             if entry is not None:
                 now = time.time()
-                if (
-                    entry.not_before <= now < entry.expires
-                    and entry.generation == self.metadata.generation
-                ):
-                    return entry.claims
+                metadata = self.metadata
+                if entry.not_before <= now < entry.expires:
+                    if entry.generation == metadata.generation and not metadata.refresh_due():
+                        return entry.claims
+                    if entry.generation == metadata.generation:
+                        # a key refresh is due: take the full path, which starts it
+                        return _Pending(jose.parse(token, self.algorithms), b"")
                 with self._cache_lock:  # expired, or the keys changed: validate again
                     self._cache.pop(digest, None)
         else:
@@ -214,14 +218,20 @@ class AccessTokenValidator:
         return claims
 
     def _remember(self, digest: bytes, entry: _Entry) -> None:
+        # O(1) per token: under a stream of new tokens the cache stays full, so a scan of it on
+        # every insertion would cost more than the RSA check. Expired entries are swept once
+        # per ``cache_size`` insertions; otherwise the oldest entry makes room.
         with self._cache_lock:
             cache = self._cache
             if len(cache) >= self._cache_size:
-                now = time.time()
-                for stale in [d for d, e in list(cache.items()) if e.expires <= now]:
-                    del cache[stale]
+                self._inserts_since_sweep += 1
+                if self._inserts_since_sweep >= self._cache_size:
+                    self._inserts_since_sweep = 0
+                    now = time.time()
+                    for stale in [d for d, e in cache.items() if e.expires <= now]:
+                        del cache[stale]
                 while len(cache) >= self._cache_size:
-                    del cache[next(iter(cache))]  # oldest first
+                    cache.popitem(last=False)  # oldest first
             cache[digest] = entry
 
     def _check_claims(self, payload: dict[str, Any]) -> tuple[float, float]:

@@ -28,7 +28,9 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[str]:
     """Run ``app`` on uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL."""
-    sock = socket.socket()
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; with
+    # proto 0 every response waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

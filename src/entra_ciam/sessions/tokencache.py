@@ -125,8 +125,17 @@ class TokenCacheCipher:
         import msal
 
         cache = msal.SerializableTokenCache()
+        self.load_into(cache, blob)
+        return cache
+
+    def load_into(self, cache: msal.SerializableTokenCache, blob: str | None) -> None:
+        """Like ``load``, into an existing cache (one bound to a reused MSAL client).
+
+        Whatever ``cache`` held before is replaced, whether or not ``blob`` can be read.
+        """
         if not blob:
-            return cache
+            cache.deserialize(None)
+            return
         plaintext, stale = self.decrypt(blob) if isinstance(blob, str) else (None, True)
         if plaintext is not None:
             try:
@@ -138,9 +147,8 @@ class TokenCacheCipher:
                 "A stored token cache could not be decrypted (wrong ENTRA_SESSION_SECRET or a "
                 "corrupted record); the user must sign in again"
             )
-            cache = msal.SerializableTokenCache()
+            cache.deserialize(None)
         cache.has_state_changed = stale
-        return cache
 
     def dump(self, cache: msal.SerializableTokenCache) -> str | None:
         """The new blob if MSAL changed the cache since ``load``, else None (keep the old blob)."""

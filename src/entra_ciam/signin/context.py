@@ -14,9 +14,11 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.messages import Request, Response
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
+from entra_ciam.signin.tokenmemo import ScopeSet, valid_until
 
 if TYPE_CHECKING:
     import msal
@@ -45,6 +47,12 @@ class RequestContext:
     # Set when token acquisition needs the user: the middleware answers with it.
     pending: Response | None = None
     _token_cache: msal.SerializableTokenCache | None = None
+    # Tokens MSAL gave this request, remembered at the end of it against the blob then stored.
+    _fresh_tokens: list[tuple[ScopeSet, str, float]] = dataclasses.field(default_factory=list)
+    _opened_id: str = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self._opened_id = self.session.id
 
     @property
     def user(self) -> Mapping[str, Any] | None:
@@ -57,9 +65,68 @@ class RequestContext:
             self._token_cache = self.signin.cipher.load_from(self.session)
         return self._token_cache
 
-    def save_token_cache(self) -> None:
+    @contextmanager
+    def msal_client(self) -> Iterator[Any]:
+        """A pooled MSAL client holding this user's token cache; changes reach the session.
+
+        Raises IdentityProviderUnavailableError when no client can be built (discovery fails).
+        """
+        self.save_token_cache_blob()
+        self._token_cache = None  # the pooled client's copy is now the current one
+        cipher = self.signin.cipher
+        with self.signin.clients.borrowed() as client:
+            cipher.load_into(client.token_cache, self.session.get(TOKEN_CACHE_KEY))
+            try:
+                yield client
+            finally:
+                cipher.save_to(self.session, client.token_cache)
+
+    def remembered_token(self, scopes: ScopeSet) -> str | None:
+        """The access token for exactly ``scopes`` that an earlier request got, if still good."""
+        user_key, blob = self._memo_key()
+        if user_key is None or blob is None:
+            return None
+        for remembered, token, until in self._fresh_tokens:
+            if remembered == scopes and self.signin.clients.user_tokens.clock() < until:
+                return token
+        return self.signin.clients.user_tokens.get(self.session.id, blob, user_key, scopes)
+
+    def remember_token(self, scopes: ScopeSet, result: Mapping[str, Any]) -> None:
+        """Keep a token MSAL returned for later requests of this session (see tokenmemo)."""
+        memo = self.signin.clients.user_tokens
+        until = valid_until(result, memo.clock(), memo.margin)
+        token = result.get("access_token")
+        if until is not None and isinstance(token, str):
+            self._fresh_tokens.append((scopes, token, until))
+
+    def save_token_cache_blob(self) -> None:
+        """Write a cache loaded with ``token_cache()`` back to the session if it changed."""
         if self._token_cache is not None:
             self.signin.cipher.save_to(self.session, self._token_cache)
+
+    def save_token_cache(self) -> None:
+        """At the end of the request: store the cache and update the memo of users' tokens.
+
+        A session whose id changed (sign-out, sign-in) loses what the memo held for it.
+        """
+        self.save_token_cache_blob()
+        memo = self.signin.clients.user_tokens
+        if self.session.id != self._opened_id:
+            memo.forget(self._opened_id)
+        if self._fresh_tokens:
+            user_key, blob = self._memo_key()
+            if user_key is not None and blob is not None:
+                memo.put(self.session.id, blob, user_key, self._fresh_tokens)
+            self._fresh_tokens = []
+
+    def _memo_key(self) -> tuple[str | None, str | None]:
+        """The signed-in user's id and the stored cache blob, the memo's view of the session."""
+        claims = self.session.get(USER_KEY)
+        blob = self.session.get(TOKEN_CACHE_KEY)
+        if not isinstance(claims, dict) or not isinstance(blob, str) or not blob:
+            return None, None
+        user_key = claims.get("oid") or claims.get("sub")
+        return (user_key, blob) if isinstance(user_key, str) and user_key else (None, None)
 
     def interaction_required(
         self,

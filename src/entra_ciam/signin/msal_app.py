@@ -1,9 +1,11 @@
-"""Building MSAL confidential clients: one per user request, sharing discovery and HTTP.
+"""MSAL confidential clients for one app registration, sharing discovery and HTTP.
 
-MSAL binds a token cache to a client when it is built, and each signed-in user has a cache of
-their own, so a client is built per request. Discovery is not repeated each time: every client
-shares one HTTP cache (MSAL keeps discovery answers there for a day) and one httpx client with our
-timeouts and CA bundle.
+MSAL binds a token cache to a client when it is built, and building one costs a few hundred
+microseconds, so user requests borrow a client from a small pool instead: each pooled client owns
+a ``SerializableTokenCache`` that is loaded with the user's cache when borrowed and emptied when
+given back, and a client is used by one thread at a time (MSAL's clients are not meant to have
+their cache swapped under a running call). Every client shares one HTTP cache (MSAL keeps
+discovery answers there for a day) and one httpx client with our timeouts and CA bundle.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -18,8 +21,11 @@ import msal
 
 from entra_ciam.config import EntraConfig
 from entra_ciam.http import FetchError, MsalHttpClient
+from entra_ciam.signin.tokenmemo import UserTokenMemo
 
-__all__ = ["IdentityProviderUnavailableError", "MsalClients"]
+__all__ = ["POOL_SIZE", "IdentityProviderUnavailableError", "MsalClients"]
+
+POOL_SIZE = 32  # idle clients kept for user requests; more are built under load, then dropped
 
 
 # What building a client raises when discovery fails: transport errors, MSAL's HTTP errors,
@@ -85,6 +91,10 @@ class MsalClients:
         self._http_cache = _SharedCache()
         self._app_lock = threading.Lock()
         self._app_client: Any = None
+        self._pool: list[Any] = []
+        self._pool_lock = threading.Lock()
+        # Users' access tokens, so warm requests skip MSAL (see tokenmemo); per process.
+        self.user_tokens = UserTokenMemo()
 
     def build(self, token_cache: msal.TokenCache | None = None) -> Any:
         """A client over ``token_cache`` (a fresh empty one if None).
@@ -105,6 +115,26 @@ class MsalClients:
             raise IdentityProviderUnavailableError(
                 f"cannot use the authority {self.config.oidc_authority}: {_reason(exc)}"
             ) from exc
+
+    @contextmanager
+    def borrowed(self) -> Iterator[Any]:
+        """A client whose ``token_cache`` (a SerializableTokenCache) is the caller's for the block.
+
+        The caller loads the user's cache into it; it is emptied when the block ends, so nothing
+        of one user stays in a client another request gets. Raises
+        IdentityProviderUnavailableError when a new client is needed and discovery fails.
+        """
+        with self._pool_lock:
+            client = self._pool.pop() if self._pool else None
+        if client is None:
+            client = self.build(msal.SerializableTokenCache())
+        try:
+            yield client
+        finally:
+            client.token_cache.deserialize(None)
+            with self._pool_lock:
+                if len(self._pool) < POOL_SIZE:
+                    self._pool.append(client)
 
     def app_client(self) -> Any:
         """The one client for app-only tokens; MSAL caches them in its own in-memory cache."""

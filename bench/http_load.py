@@ -1,0 +1,252 @@
+"""Requests/s of the todo API on 127.0.0.1: no auth, ours (repeated and fresh tokens), PyJWT.
+
+The server runs in its own process (bench/http_server.py, one uvicorn worker); the load comes from
+``wrk`` (Debian package ``wrk``) with one thread and ``--connections`` keep-alive connections, or,
+when wrk is missing, from a bounded httpx/asyncio generator in this process (it says so: that
+generator is slower than the server, so its ratios understate every difference). Every run is
+bounded by ``--seconds``; a run with any non-2xx answer is reported as invalid.
+
+"fresh" rotates, in order, through a pool of distinct pre-minted tokens larger than the
+validator's cache (4096), so every request misses the cache: the full signature check each time.
+Usage: ``python bench/http_load.py [--seconds 3] [--connections 32]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from bench.common import ROOT, mint_pool, print_table
+from tests.support.oidc_stub import OIDCStub, running_stub
+from tests.support.tokens import TokenFactory
+
+PATH = "/api/todolist"
+FRESH_POOL = 6000  # > the validator's default cache of 4096: a cyclic walk never hits it
+
+_LUA = """
+local tokens = {}
+for line in io.lines("%s") do tokens[#tokens + 1] = line end
+local i = 0
+request = function()
+  i = i %% #tokens + 1
+  return wrk.format("GET", "%s", {["Authorization"] = "Bearer " .. tokens[i]})
+end
+"""
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    app: str  # plain, ours, pyjwt
+    tokens: str  # none, repeated, fresh
+
+
+CONFIGS = (
+    Config("no auth", "plain", "none"),
+    Config("entra-ciam, repeated token", "ours", "repeated"),
+    Config("entra-ciam, fresh tokens", "ours", "fresh"),
+    Config("PyJWT (fastapi-azure-auth style), repeated", "pyjwt", "repeated"),
+    Config("PyJWT (fastapi-azure-auth style), fresh", "pyjwt", "fresh"),
+)
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    errors: int
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+class Bench:
+    """One stub, one token pool, one temp dir: shared by every server this run starts."""
+
+    def __init__(self, stub: OIDCStub, factory: TokenFactory, workdir: Path, pool: int) -> None:
+        self.stub = stub
+        self.factory = factory
+        self.workdir = workdir
+        self.one = factory.mint()
+        self.fresh = mint_pool(factory, pool)
+        self.fresh_file = workdir / "fresh-tokens.txt"
+        self.fresh_file.write_text("\n".join(self.fresh) + "\n")
+        self.wrk = shutil.which("wrk")
+
+    @contextlib.contextmanager
+    def server(self, app: str) -> Iterator[str]:
+        """A bench/http_server.py process; yields its URL once it answers, stops it after."""
+        db = self.workdir / f"todo-{app}-{time.monotonic_ns()}.sqlite3"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "http_server.py"),
+                f"--app={app}",
+                f"--db={db}",
+                f"--authority={self.stub.authority}",
+                f"--jwks-uri={self.stub.jwks_uri}",
+                f"--issuer={self.factory.issuer}",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith("READY "):
+                raise RuntimeError(f"the bench server did not start ({app})")
+            url = line.split()[1]
+            headers = {} if app == "plain" else {"Authorization": f"Bearer {self.one}"}
+            deadline = time.monotonic() + 20
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    answer = httpx.get(url + PATH, headers=headers, timeout=5)
+                    if answer.status_code == 200:
+                        break
+                    raise RuntimeError(f"{app} answered {answer.status_code}: {answer.text}")
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"the bench server did not answer ({app})")
+                time.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    def load(self, url: str, tokens: str, connections: int, seconds: float) -> Result:
+        if self.wrk:
+            return self._wrk(url, tokens, connections, seconds)
+        return asyncio.run(self._httpx(url, tokens, connections, seconds))
+
+    def _wrk(self, url: str, tokens: str, connections: int, seconds: float) -> Result:
+        assert self.wrk is not None
+        command = [self.wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+        if tokens == "repeated":
+            command += ["-H", f"Authorization: Bearer {self.one}"]
+        elif tokens == "fresh":
+            script = self.workdir / "fresh.lua"
+            script.write_text(_LUA % (self.fresh_file, PATH))
+            command += ["-s", str(script)]
+        command.append(url + PATH)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=seconds + 30, check=True
+        )
+        out = done.stdout
+        found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+        if not found:
+            raise RuntimeError(f"cannot read wrk's output:\n{out}")
+        elapsed = float(found.group(2)) / (1000 if found.group(3) == "ms" else 1)
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+)", out)
+        failed = int(errors.group(1)) if errors else 0
+        if socket_errors:
+            failed += sum(int(g) for g in socket_errors.groups())
+        return Result(int(found.group(1)), elapsed, failed)
+
+    async def _httpx(self, url: str, tokens: str, connections: int, seconds: float) -> Result:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        counter = iter(range(10**9))
+        done = errors = 0
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
+            end = time.monotonic() + seconds
+
+            async def worker() -> None:
+                nonlocal done, errors
+                while time.monotonic() < end:
+                    headers = {}
+                    if tokens == "repeated":
+                        headers["Authorization"] = f"Bearer {self.one}"
+                    elif tokens == "fresh":
+                        token = self.fresh[next(counter) % len(self.fresh)]
+                        headers["Authorization"] = f"Bearer {token}"
+                    try:
+                        answer = await client.get(PATH, headers=headers)
+                        ok = answer.status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    done += 1
+                    errors += not ok
+
+            start = time.monotonic()
+            await asyncio.gather(*(worker() for _ in range(connections)))
+            return Result(done, time.monotonic() - start, errors)
+
+    def measure(
+        self, configs: Sequence[Config], connections: int, seconds: float
+    ) -> dict[str, Result]:
+        """Each app started once; its configurations run after a short warm-up."""
+        results: dict[str, Result] = {}
+        for app in dict.fromkeys(c.app for c in configs):
+            with self.server(app) as url:
+                for config in (c for c in configs if c.app == app):
+                    self.load(url, config.tokens, connections, min(1.0, seconds))  # warm-up
+                    results[config.name] = self.load(url, config.tokens, connections, seconds)
+        return results
+
+
+@contextlib.contextmanager
+def bench(pool: int = FRESH_POOL) -> Iterator[Bench]:
+    factory = TokenFactory()
+    with running_stub(factory) as stub, tempfile.TemporaryDirectory() as workdir:
+        yield Bench(stub, factory, Path(workdir), pool)
+
+
+def ratios(results: dict[str, Result]) -> dict[str, float]:
+    plain = results["no auth"].per_second
+    ours_same = results["entra-ciam, repeated token"].per_second
+    ours_new = results["entra-ciam, fresh tokens"].per_second
+    return {
+        "HTTP repeated token vs no auth (target >= 0.85)": ours_same / plain,
+        "HTTP fresh tokens vs no auth (target >= 0.75)": ours_new / plain,
+        "HTTP repeated vs PyJWT style (target > 1)": ours_same
+        / results["PyJWT (fastapi-azure-auth style), repeated"].per_second,
+        "HTTP fresh vs PyJWT style (target > 1)": ours_new
+        / results["PyJWT (fastapi-azure-auth style), fresh"].per_second,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with bench() as b:
+        generator = "wrk -t1" if b.wrk else "httpx/asyncio fallback (wrk not installed)"
+        results = b.measure(CONFIGS, args.connections, args.seconds)
+    ratio = ratios(results)
+    if args.json:
+        data = {k: {"per_second": v.per_second, "errors": v.errors} for k, v in results.items()}
+        print(json.dumps({"generator": generator, "results": data, "ratios": ratio}, indent=2))
+        return
+    rows = [
+        (name, f"{r.per_second:,.0f} req/s", f"{r.errors} errors" if r.errors else "ok")
+        for name, r in results.items()
+    ]
+    rows += [(name, f"{value:.2f}x", "") for name, value in ratio.items()]
+    print_table(f"GET {PATH}, {args.connections} connections, {generator}", rows)
+
+
+if __name__ == "__main__":
+    main()

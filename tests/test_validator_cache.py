@@ -1,0 +1,188 @@
+"""The validated-token cache: the fast path for repeated tokens must never accept what a full
+validation would refuse, and must stay bounded and O(1) under a stream of new tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+import entra_ciam.validator as validator_module
+from entra_ciam import AccessTokenValidator, InvalidTokenError
+from tests.support.oidc_stub import OIDCStub, running_stub
+from tests.support.tokens import API_CLIENT_ID, USER_OID, SigningKey, TokenFactory
+
+
+class Clock:
+    """The key cache's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Setup:
+    factory: TokenFactory
+    stub: OIDCStub
+    clock: Clock
+
+    def validator(self, cache_size: int = 4096) -> AccessTokenValidator:
+        return AccessTokenValidator(
+            self.stub.authority, API_CLIENT_ID, cache_size=cache_size, clock=self.clock
+        )
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[TokenFactory, OIDCStub]]:
+    factory = TokenFactory()
+    with running_stub(factory) as stub:
+        yield factory, stub
+
+
+@pytest.fixture
+def setup(served: tuple[TokenFactory, OIDCStub]) -> Setup:
+    factory, stub = served
+    stub.jwks = factory.jwks()
+    stub.fault = None
+    return Setup(factory, stub, Clock())
+
+
+def at_wall_time(monkeypatch: pytest.MonkeyPatch, moment: float) -> None:
+    """Make the validator's wall clock read ``moment`` (its ``time.time`` calls only)."""
+
+    class Moved:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def time() -> float:
+            return moment
+
+    monkeypatch.setattr(validator_module, "time", Moved)
+
+
+def test_cached_token_past_exp_is_refused_and_dropped(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validator = setup.validator()
+    exp = int(time.time()) + 300
+    token = setup.factory.mint(exp=exp)
+    first = validator.validate(token)
+    assert validator.validate(token) is first  # answered from the cache
+    at_wall_time(monkeypatch, exp + 59)  # within the 60 s leeway: still good (revalidated)
+    assert validator.validate(token).oid == USER_OID
+    at_wall_time(monkeypatch, exp + 60)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        validator.validate(token)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        asyncio.run(validator.validate_async(token))
+    assert len(validator._cache) == 0
+
+
+def test_cached_token_not_yet_valid_is_refused(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validator = setup.validator()
+    now = int(time.time())
+    token = setup.factory.mint(nbf=now + 30, iat=now)  # within leeway: accepted and cached
+    assert validator.validate(token).oid == USER_OID
+    at_wall_time(monkeypatch, now - 3600)  # the clock steps back an hour
+    with pytest.raises(InvalidTokenError, match="not valid before"):
+        validator.validate(token)
+
+
+def test_cached_token_is_refused_once_its_key_is_removed(setup: Setup) -> None:
+    validator = setup.validator()
+    token = setup.factory.mint()
+    first = validator.validate(token)
+    assert validator.validate(token) is first
+    hits = setup.stub.hits[f"/{setup.factory.tenant_id}/discovery/v2.0/keys"]
+    setup.stub.jwks = {"keys": [SigningKey().jwk()]}  # the tenant drops the key
+    setup.clock.now += 12 * 3600 + 1  # the scheduled refresh is due
+    # A cache hit must not postpone that refresh: like the full path, this request is still
+    # answered with the known key while the refresh runs in the background...
+    validator.validate(token)
+    deadline = time.monotonic() + 10
+    while setup.stub.hits[f"/{setup.factory.tenant_id}/discovery/v2.0/keys"] == hits:
+        assert time.monotonic() < deadline, "the cache hit did not start the key refresh"
+        time.sleep(0.01)
+    # ...and once it lands the token is refused, cached or not.
+    while True:
+        try:
+            validator.validate(token)
+        except InvalidTokenError as exc:
+            assert "not one of the issuer's keys" in exc.description
+            break
+        assert time.monotonic() < deadline, "the removed key still validates"
+        time.sleep(0.01)
+    with pytest.raises(InvalidTokenError, match="not one of the issuer's keys"):
+        asyncio.run(validator.validate_async(token))
+
+
+def test_refused_tokens_never_enter_the_cache(setup: Setup) -> None:
+    validator = setup.validator()
+    good = setup.factory.mint()
+    head, _, signature = good.split(".")
+    forged = ".".join([head, setup.factory.mint(scp="Admin").split(".")[1], signature])
+    wrong_audience = setup.factory.mint(aud="11111111-2222-4333-8444-555555555555")
+    for token in (forged, wrong_audience, forged):
+        with pytest.raises(InvalidTokenError):
+            validator.validate(token)
+    assert len(validator._cache) == 0
+    # the good token, once cached, lends nothing to another payload carrying its signature
+    validator.validate(good)
+    with pytest.raises(InvalidTokenError, match="signature is invalid"):
+        validator.validate(forged)
+    assert len(validator._cache) == 1
+
+
+def test_sync_and_async_share_the_cache(setup: Setup) -> None:
+    validator = setup.validator()
+    token = setup.factory.mint()
+    first = asyncio.run(validator.validate_async(token))
+    assert validator.validate(token) is first
+
+
+def test_a_stream_of_new_tokens_keeps_the_cache_full_and_fifo(setup: Setup) -> None:
+    validator = setup.validator(cache_size=5)
+    tokens = [setup.factory.mint() for _ in range(12)]
+    claims = [validator.validate(t) for t in tokens]
+    assert len(validator._cache) == 5
+    # the newest five are answered from the cache, the older ones are validated again
+    for token, first in zip(tokens[-5:], claims[-5:], strict=True):
+        assert validator.validate(token) is first
+    assert validator.validate(tokens[0]) is not claims[0]
+    assert len(validator._cache) == 5
+
+
+def test_expired_entries_are_swept_before_live_ones_are_evicted(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validator = setup.validator(cache_size=4)
+    now = time.time()
+    short = [setup.factory.mint(exp=int(now) + 120) for _ in range(2)]
+    long = [setup.factory.mint(exp=int(now) + 3600) for _ in range(2)]
+    for token in short + long:
+        validator.validate(token)
+    at_wall_time(monkeypatch, now + 600)  # the short tokens are now expired
+    fresh = [setup.factory.mint(iat=int(now), exp=int(now) + 7200) for _ in range(6)]
+    for token in fresh:
+        validator.validate(token)
+    assert len(validator._cache) <= 4
+    # whatever the cache holds is live; expired tokens are refused, not served
+    for token in short:
+        with pytest.raises(InvalidTokenError, match="expired"):
+            validator.validate(token)
+
+
+def test_cache_off_validates_every_time(setup: Setup) -> None:
+    validator = setup.validator(cache_size=0)
+    token = setup.factory.mint()
+    assert validator.validate(token) is not validator.validate(token)
+    assert len(validator._cache) == 0
