@@ -8,7 +8,7 @@ bounded by ``--seconds``; a run with any non-2xx answer is reported as invalid.
 
 "fresh" rotates, in order, through a pool of distinct pre-minted tokens larger than the
 validator's cache (4096), so every request misses the cache: the full signature check each time.
-Usage: ``python bench/http_load.py [--seconds 3] [--connections 32]``.
+Usage: ``python bench/http_load.py [--seconds 3] [--connections 32] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ end
 @dataclass(frozen=True)
 class Config:
     name: str
-    app: str  # plain, ours, pyjwt
+    app: str  # an --app of bench/http_server.py
     tokens: str  # none, repeated, fresh
 
 
@@ -61,6 +61,10 @@ CONFIGS = (
     Config("entra-ciam, fresh tokens", "ours", "fresh"),
     Config("PyJWT (fastapi-azure-auth style), repeated", "pyjwt", "repeated"),
     Config("PyJWT (fastapi-azure-auth style), fresh", "pyjwt", "fresh"),
+    Config("FastAPI + entra-ciam, repeated", "ours-fastapi", "repeated"),
+    Config("FastAPI + entra-ciam, fresh", "ours-fastapi", "fresh"),
+    Config("FastAPI + fastapi-azure-auth, repeated", "faa", "repeated"),
+    Config("FastAPI + fastapi-azure-auth, fresh", "faa", "fresh"),
 )
 
 
@@ -193,16 +197,26 @@ class Bench:
             return Result(done, time.monotonic() - start, errors)
 
     def measure(
-        self, configs: Sequence[Config], connections: int, seconds: float
+        self, configs: Sequence[Config], connections: int, seconds: float, rounds: int = 3
     ) -> dict[str, Result]:
-        """Each app started once; its configurations run after a short warm-up."""
-        results: dict[str, Result] = {}
-        for app in dict.fromkeys(c.app for c in configs):
-            with self.server(app) as url:
-                for config in (c for c in configs if c.app == app):
-                    self.load(url, config.tokens, connections, min(1.0, seconds))  # warm-up
-                    results[config.name] = self.load(url, config.tokens, connections, seconds)
-        return results
+        """Every app's server up at once; configurations interleaved round by round, best kept.
+
+        Interleaving spreads the noise of a shared machine over all contenders alike.
+        """
+        best: dict[str, Result] = {}
+        with contextlib.ExitStack() as stack:
+            urls = {app: stack.enter_context(self.server(app)) for app in {c.app for c in configs}}
+            for config in configs:  # warm-up: keys, connections, SQLite pages
+                self.load(urls[config.app], config.tokens, connections, min(1.0, seconds))
+            for _ in range(rounds):
+                for config in configs:
+                    result = self.load(urls[config.app], config.tokens, connections, seconds)
+                    kept = best.get(config.name)
+                    if kept is not None and kept.errors:
+                        continue  # a run with failures stays the one reported
+                    if kept is None or result.errors or result.per_second > kept.per_second:
+                        best[config.name] = result
+        return best
 
 
 @contextlib.contextmanager
@@ -212,29 +226,57 @@ def bench(pool: int = FRESH_POOL) -> Iterator[Bench]:
         yield Bench(stub, factory, Path(workdir), pool)
 
 
-def ratios(results: dict[str, Result]) -> dict[str, float]:
-    plain = results["no auth"].per_second
-    ours_same = results["entra-ciam, repeated token"].per_second
-    ours_new = results["entra-ciam, fresh tokens"].per_second
-    return {
-        "HTTP repeated token vs no auth (target >= 0.85)": ours_same / plain,
-        "HTTP fresh tokens vs no auth (target >= 0.75)": ours_new / plain,
-        "HTTP repeated vs PyJWT style (target > 1)": ours_same
-        / results["PyJWT (fastapi-azure-auth style), repeated"].per_second,
-        "HTTP fresh vs PyJWT style (target > 1)": ours_new
-        / results["PyJWT (fastapi-azure-auth style), fresh"].per_second,
-    }
+def ratios(results: dict[str, Result]) -> dict[str, dict[str, object]]:
+    """Each ratio of issue 6's HTTP targets: its value, the target and whether it is met."""
+    rate = {name: result.per_second for name, result in results.items()}
+    checks = [
+        ("HTTP repeated token vs no auth", "entra-ciam, repeated token", "no auth", 0.85),
+        ("HTTP fresh tokens vs no auth", "entra-ciam, fresh tokens", "no auth", 0.75),
+        (
+            "HTTP repeated vs PyJWT style",
+            "entra-ciam, repeated token",
+            "PyJWT (fastapi-azure-auth style), repeated",
+            None,
+        ),
+        (
+            "HTTP fresh vs PyJWT style",
+            "entra-ciam, fresh tokens",
+            "PyJWT (fastapi-azure-auth style), fresh",
+            None,
+        ),
+        (
+            "FastAPI repeated vs fastapi-azure-auth",
+            "FastAPI + entra-ciam, repeated",
+            "FastAPI + fastapi-azure-auth, repeated",
+            None,
+        ),
+        (
+            "FastAPI fresh vs fastapi-azure-auth",
+            "FastAPI + entra-ciam, fresh",
+            "FastAPI + fastapi-azure-auth, fresh",
+            None,
+        ),
+    ]
+    out: dict[str, dict[str, object]] = {}
+    for name, ours, theirs, minimum in checks:
+        value = rate[ours] / rate[theirs]
+        # None: "ahead of" the peer, strictly faster
+        met = value > 1.0 if minimum is None else value >= minimum
+        target = "> 1x" if minimum is None else f">= {minimum}x"
+        out[name] = {"ratio": value, "target": target, "met": met}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with bench() as b:
         generator = "wrk -t1" if b.wrk else "httpx/asyncio fallback (wrk not installed)"
-        results = b.measure(CONFIGS, args.connections, args.seconds)
+        results = b.measure(CONFIGS, args.connections, args.seconds, args.rounds)
     ratio = ratios(results)
     if args.json:
         data = {k: {"per_second": v.per_second, "errors": v.errors} for k, v in results.items()}
@@ -244,7 +286,10 @@ def main() -> None:
         (name, f"{r.per_second:,.0f} req/s", f"{r.errors} errors" if r.errors else "ok")
         for name, r in results.items()
     ]
-    rows += [(name, f"{value:.2f}x", "") for name, value in ratio.items()]
+    rows += [
+        (name, f"{r['ratio']:.2f}x", f"target {r['target']}{'' if r['met'] else ' MISSED'}")
+        for name, r in ratio.items()
+    ]
     print_table(f"GET {PATH}, {args.connections} connections, {generator}", rows)
 
 

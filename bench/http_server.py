@@ -4,9 +4,12 @@
 (``examples.starlette_api.create_app``: BearerTokenMiddleware + ``require_scope_or_app_permission``)
 and ``pyjwt`` protects the same endpoint the way fastapi-azure-auth does: the ``kid`` from the
 unverified header, the key from a cached JWKS (PyJWT's ``PyJWKClient``), then ``jwt.decode`` with
-issuer, audience and time checks, then tenant and scope. All three share the store and the
-response, so the difference between them is the authentication. Prints ``READY <url>`` once it
-listens; stops on SIGTERM.
+issuer, audience and time checks, then tenant and scope. On FastAPI, ``faa`` is the real
+fastapi-azure-auth (its ``B2CMultiTenantAuthorizationCodeBearer``, the one that takes a discovery
+URL, as a ``Security`` dependency with the read scope) and ``ours-fastapi`` is the same route with
+``BearerTokenMiddleware`` and ``require_scope``. All share the store and the response, so the
+difference between them is the authentication (and, for the FastAPI pair, FastAPI). Prints
+``READY <url>`` once it listens; stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -97,6 +100,47 @@ class PyJWTBearer:
         await self.app({**scope, "state": state}, receive, send)
 
 
+def fastapi_app(kind: str, store: TodoStore, authority: str, issuer: str) -> Any:
+    """The list endpoint on FastAPI: fastapi-azure-auth's guard (``faa``) or ours."""
+    from fastapi import FastAPI, Security
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.store = store
+    if kind == "faa":
+        from fastapi_azure_auth import B2CMultiTenantAuthorizationCodeBearer
+
+        async def issuer_of(tid: str) -> str:
+            if tid != TENANT_ID:
+                raise ValueError("unknown tenant")
+            return issuer
+
+        scheme = B2CMultiTenantAuthorizationCodeBearer(
+            app_client_id=API_CLIENT_ID,
+            openid_config_url=f"{authority}/v2.0/.well-known/openid-configuration",
+            openapi_authorization_url=f"{authority}/oauth2/v2.0/authorize",
+            openapi_token_url=f"{authority}/oauth2/v2.0/token",
+            iss_callable=issuer_of,
+            leeway=60,
+        )
+
+        @app.get(PATH, dependencies=[Security(scheme, scopes=["Todolist.Read"])])
+        async def faa_list(request: Request) -> Response:
+            return await _list_for(request, str(request.state.user.oid).lower())
+
+        return app
+
+    from entra_ciam import current_claims, require_scope
+    from entra_ciam.asgi import BearerTokenMiddleware
+
+    @app.get(PATH)
+    @require_scope("Todolist.Read", "Todolist.ReadWrite")
+    async def ours_list(request: Request) -> Response:
+        return await _list_for(request, current_claims().oid)
+
+    validator = AccessTokenValidator(authority, API_CLIENT_ID)
+    return BearerTokenMiddleware(app, validator=validator)
+
+
 def build(kind: str, db: str, authority: str, jwks_uri: str, issuer: str) -> Any:
     store = TodoStore(db)
     if not store.list_items(USER_OID):
@@ -107,6 +151,8 @@ def build(kind: str, db: str, authority: str, jwks_uri: str, issuer: str) -> Any
 
         validator = AccessTokenValidator(authority, API_CLIENT_ID)
         return create_app(db_path=db, validator=validator)
+    if kind in ("faa", "ours-fastapi"):
+        return fastapi_app(kind, store, authority, issuer)
     handler = plain_list if kind == "plain" else pyjwt_list
     app = Starlette(routes=[Route(PATH, handler, methods=["GET"])])
     app.state.store = store
@@ -117,14 +163,18 @@ def build(kind: str, db: str, authority: str, jwks_uri: str, issuer: str) -> Any
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app", choices=["plain", "ours", "pyjwt"], required=True)
+    parser.add_argument(
+        "--app", choices=["plain", "ours", "pyjwt", "faa", "ours-fastapi"], required=True
+    )
     parser.add_argument("--db", required=True)
     parser.add_argument("--authority", required=True)
     parser.add_argument("--jwks-uri", required=True)
     parser.add_argument("--issuer", required=True)
     args = parser.parse_args()
     app = build(args.app, args.db, args.authority, args.jwks_uri, args.issuer)
-    sock = socket.socket()
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP (see
+    # tests/support/todo_api.py); without it every answer waits for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)

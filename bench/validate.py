@@ -45,6 +45,49 @@ def rate(run: Callable[[], int]) -> Callable[[], float]:
     return measure
 
 
+def peer_decoders(factory: TokenFactory) -> dict[str, Callable[[str], Any]]:
+    """PyJWT, Authlib and joserfc, each with the key pre-loaded, checking iss, aud and times."""
+    with warnings.catch_warnings():
+        # authlib.jose announces its own deprecation in favour of joserfc when imported.
+        warnings.simplefilter("ignore")
+        from authlib.jose import JsonWebKey
+        from authlib.jose import jwt as authlib_jwt
+
+    public = factory.key.private.public_key()
+    jwk = factory.key.jwk()
+    issuer, audience = factory.issuer, API_CLIENT_ID
+
+    def pyjwt_decode(token: str) -> Any:
+        return pyjwt.decode(token, public, algorithms=["RS256"], audience=audience, issuer=issuer)
+
+    authlib_key = JsonWebKey.import_key(jwk)
+    authlib_options = {
+        "iss": {"essential": True, "value": issuer},
+        "aud": {"essential": True, "value": audience},
+        "exp": {"essential": True},
+    }
+
+    def authlib_decode(token: str) -> Any:
+        claims = authlib_jwt.decode(token, authlib_key, claims_options=authlib_options)
+        claims.validate(leeway=60)
+        return claims
+
+    joserfc_key = RSAKey.import_key(jwk)
+    registry = joserfc_jwt.JWTClaimsRegistry(
+        leeway=60,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": audience},
+        exp={"essential": True},
+    )
+
+    def joserfc_decode(token: str) -> Any:
+        decoded = joserfc_jwt.decode(token, joserfc_key, algorithms=["RS256"])
+        registry.validate(decoded.claims)
+        return decoded.claims
+
+    return {"PyJWT": pyjwt_decode, "Authlib": authlib_decode, "joserfc": joserfc_decode}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=2000, help="distinct tokens per round")
@@ -52,19 +95,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=100_000, help="calls per repeated round")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
-    with warnings.catch_warnings():
-        # authlib.jose announces its own deprecation in favour of joserfc when imported.
-        warnings.simplefilter("ignore")
-        from authlib.jose import JsonWebKey
-        from authlib.jose import jwt as authlib_jwt
-
     factory = TokenFactory()
     with running_stub(factory) as stub:
         tokens = [factory.mint() for _ in range(args.tokens)]
         one = tokens[0]
         public = factory.key.private.public_key()
-        jwk = factory.key.jwk()
-        issuer, audience = factory.issuer, API_CLIENT_ID
+        audience = API_CLIENT_ID
 
         def warm_validator() -> AccessTokenValidator:
             validator = AccessTokenValidator(stub.authority, audience, cache_size=args.tokens * 2)
@@ -90,35 +126,10 @@ def main() -> None:
             return args.repeat
 
         # -- peers
-        def pyjwt_decode(token: str) -> Any:
-            return pyjwt.decode(
-                token, public, algorithms=["RS256"], audience=audience, issuer=issuer
-            )
-
-        authlib_key = JsonWebKey.import_key(jwk)
-        authlib_options = {
-            "iss": {"essential": True, "value": issuer},
-            "aud": {"essential": True, "value": audience},
-            "exp": {"essential": True},
-        }
-
-        def authlib_decode(token: str) -> Any:
-            claims = authlib_jwt.decode(token, authlib_key, claims_options=authlib_options)
-            claims.validate(leeway=60)
-            return claims
-
-        joserfc_key = RSAKey.import_key(jwk)
-        registry = joserfc_jwt.JWTClaimsRegistry(
-            leeway=60,
-            iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": audience},
-            exp={"essential": True},
-        )
-
-        def joserfc_decode(token: str) -> Any:
-            decoded = joserfc_jwt.decode(token, joserfc_key, algorithms=["RS256"])
-            registry.validate(decoded.claims)
-            return decoded.claims
+        peers = peer_decoders(factory)
+        pyjwt_decode = peers["PyJWT"]
+        authlib_decode = peers["Authlib"]
+        joserfc_decode = peers["joserfc"]
 
         signatures = [
             (t[: t.rindex(".")].encode(), b64url_decode(t[t.rindex(".") + 1 :].encode(), "s"))
