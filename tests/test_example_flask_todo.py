@@ -8,7 +8,6 @@ a real server that fails.
 from __future__ import annotations
 
 import contextlib
-import html
 import os
 import queue
 import re
@@ -41,11 +40,19 @@ from entra_ciam.demo import (
 )
 from entra_ciam.devidp import defaults
 from tests.support.todo_api import free_port, serving
-from tests.support.todo_stack import ADA, ALAN, TodoStack, todo_stack, web_config
+from tests.support.todo_stack import (
+    ADA,
+    ALAN,
+    TodoStack,
+    csrf_of,
+    descriptions,
+    item_ids,
+    todo_stack,
+    web_config,
+)
 from tests.support.webapps import AppBrowser
 
 ROOT = Path(__file__).resolve().parents[1]
-CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 READ_SCOPE = "Todolist.Read"
 WRITE_SCOPE = "Todolist.ReadWrite"
 
@@ -66,26 +73,6 @@ def browser(stack: TodoStack, user: tuple[str, str, str] = ADA) -> Iterator[AppB
         response = b.open("/profile", user=user)
         assert response.status_code == 200, response.text
         yield b
-
-
-def csrf_of(page: httpx.Response) -> str:
-    match = CSRF_RE.search(page.text)
-    assert match, "the page carries no CSRF token"
-    return match.group(1)
-
-
-def descriptions(page: httpx.Response) -> list[str]:
-    found = re.findall(r'<span class="description">([^<]*)</span>', page.text)
-    return [html.unescape(text) for text in found]
-
-
-def item_ids(page: httpx.Response) -> dict[str, int]:
-    found = re.findall(
-        r'<span class="description">([^<]*)</span>\s*<form method="post" '
-        r'action="/todos/(\d+)/remove">',
-        page.text,
-    )
-    return {html.unescape(text): int(item_id) for text, item_id in found}
 
 
 def add(b: AppBrowser, description: str, token: str | None = None, **headers: str):

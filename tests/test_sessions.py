@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import stat
@@ -32,7 +31,7 @@ from entra_ciam.sessions import (
     from_url,
 )
 from entra_ciam.sessions.base import decode_record, encode_record
-from tests.support.external import REDIS_HOW, missing, redis_available, require_redis
+from tests.support.external import RedisChild, require_redis
 
 HOST = "app.example.com"
 
@@ -495,53 +494,11 @@ def test_redis_closed_port_is_unavailable_quickly() -> None:
     store.close()
 
 
-class RedisChild:
-    """A redis-server of our own on a free port, which the test may kill and restart."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server")
-        assert exe is not None
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not _wait_until(lambda: redis_available(port=self.port), timeout=10):
-            self.stop()
-            pytest.fail("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-
 @pytest.fixture
 def redis_child() -> Iterator[RedisChild]:
     pytest.importorskip("redis")
-    if shutil.which("redis-server") is None:
-        missing(f"no redis-server on PATH; install it (apt-get install redis-server); {REDIS_HOW}")
-    child = RedisChild()
-    child.start()
-    try:
+    with RedisChild() as child:
         yield child
-    finally:
-        child.stop()
 
 
 def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> None:

@@ -21,8 +21,15 @@ from examples.flask_todo.todo_api import LIST_PATH, TodoApi, TodoApiError, TodoI
 from flask import Flask, Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from entra_ciam import ConfigError, EntraConfig, TokenAcquisitionError, current_user, login_required
-from entra_ciam.urls import is_loopback_url, require_secure_url
+from entra_ciam import (
+    ConfigError,
+    EntraConfig,
+    TokenAcquisitionError,
+    current_user,
+    is_loopback_url,
+    login_required,
+    require_secure_url,
+)
 from entra_ciam.wsgi import SignInMiddleware
 
 __all__ = ["DEFAULT_API_BASE_URL", "create_app"]
@@ -169,6 +176,7 @@ def create_app(
                 request.form.get(FIELD),
                 origin=request.headers.get("Origin"),
                 host_url=request.host_url,
+                fetch_site=request.headers.get("Sec-Fetch-Site"),
             )
         except CsrfError as exc:
             log.warning("refused a form: %s", exc)

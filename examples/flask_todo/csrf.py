@@ -3,9 +3,11 @@
 The token is an HMAC of the signed-in session's identity (the ID token's user, session and token
 ids), keyed by a secret derived from ``ENTRA_SESSION_SECRET``. It needs no storage, changes at
 every sign-in, and another site can neither read it (the page is same-origin) nor compute it.
-``SameSite=Lax`` session cookies are the second layer; an ``Origin`` header naming another site is
-refused as well (so is ``null``, sent by sandboxed frames; our pages use
-``Referrer-Policy: same-origin``, under which a browser names our origin on our own forms).
+``SameSite=Lax`` session cookies are the second layer; a ``Sec-Fetch-Site`` header other than
+``same-origin`` (``same-site`` too: a sibling subdomain may belong to someone else) and an
+``Origin`` header naming another site are refused as well (so is ``Origin: null``, sent by
+sandboxed frames; our pages use ``Referrer-Policy: same-origin``, under which a browser names our
+origin on our own forms).
 """
 
 from __future__ import annotations
@@ -46,8 +48,14 @@ class CsrfProtection:
         *,
         origin: str | None,
         host_url: str,
+        fetch_site: str | None = None,
     ) -> None:
-        """Raise CsrfError unless ``submitted`` is this user's token and the origin is ours."""
+        """Raise CsrfError unless ``submitted`` is this user's token and the origin is ours.
+
+        ``origin`` and ``fetch_site`` are the request's ``Origin`` and ``Sec-Fetch-Site``.
+        """
+        if fetch_site and fetch_site.strip().lower() != "same-origin":
+            raise CsrfError("the form was sent from another site")
         if origin and _origin(origin) != _origin(host_url):
             raise CsrfError("the form was sent from another site")
         if not submitted:

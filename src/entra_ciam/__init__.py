@@ -20,6 +20,7 @@ from entra_ciam.signin import (
     current_user,
     login_required,
 )
+from entra_ciam.urls import is_loopback_url, require_secure_url
 from entra_ciam.validator import AccessTokenValidator
 
 __all__ = [
@@ -38,10 +39,12 @@ __all__ = [
     "TokenAcquisitionError",
     "current_claims",
     "current_user",
+    "is_loopback_url",
     "login_required",
     "require_role",
     "require_scope",
     "require_scope_or_app_permission",
+    "require_secure_url",
 ]
 
 __version__ = "0.1.0"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
+from types import TracebackType
 
 import pytest
 
 REDIS_HOW = "start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''"
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 CHROMIUM_HOW = "install it with: apt-get install -y chromium"
 
 
@@ -34,6 +39,62 @@ def redis_available(host: str = "127.0.0.1", port: int = 6379) -> bool:
 def require_redis() -> None:
     if not redis_available():
         missing(f"no Redis at 127.0.0.1:6379; {REDIS_HOW}")
+
+
+class RedisChild:
+    """A redis-server of the test's own on a free loopback port, which the test may kill and start
+    again on the same port. Nothing is persisted (``--save ''``, no AOF): it comes back empty.
+
+    ``start()`` skips the test (fails it in CI) when there is no ``redis-server`` on PATH.
+    """
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing(
+                f"no redis-server on PATH; install it (apt-get install redis-server); {REDIS_HOW}"
+            )
+        assert binary is not None
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while not redis_available(port=self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGKILL, as a crash would: clients see their connections drop at once."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def __enter__(self) -> RedisChild:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def require_chromium(path: str = "/usr/bin/chromium") -> str:

@@ -1,4 +1,4 @@
-"""Run the todo API example for a test: in a uvicorn thread, or as ``python -m`` in a process."""
+"""Run the todo examples for a test: the API in a uvicorn thread, or either one as ``python -m``."""
 
 from __future__ import annotations
 
@@ -52,17 +52,37 @@ def start_api_process(
     env: Mapping[str, str], db: Path, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``python -m examples.starlette_api`` with ``env`` added; return it once /healthz answers."""
+    return start_example("examples.starlette_api", {**env, "TODO_API_DB": str(db)}, port=port)
+
+
+def start_web_process(
+    env: Mapping[str, str], port: int, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m examples.flask_todo`` on ``port``; its log (a line per request) goes to ``log``."""
+    return start_example("examples.flask_todo", env, port=port, log=log)
+
+
+def start_example(
+    module: str, env: Mapping[str, str], *, port: int | None = None, log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m <module> --port <port>`` with ``env`` added to ours, less anyone's ``ENTRA_*``
+    and ``TODO_*`` settings; returned with its base URL once ``/healthz`` answers 200.
+
+    Its output goes to the file ``log`` (which a chatty server cannot fill, as it can a pipe
+    nobody reads), else stdout is dropped and stderr piped for the error message.
+    """
     port = port or free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_", "TODO_"))}
     full_env.update(env)
-    full_env["TODO_API_DB"] = str(db)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "examples.starlette_api", "--port", str(port)],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    full_env["PYTHONUNBUFFERED"] = "1"
+    argv = [sys.executable, "-m", module, "--port", str(port)]
+    if log is None:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+    else:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
@@ -74,7 +94,8 @@ def start_api_process(
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             _, err = proc.communicate(timeout=5)
-            raise AssertionError(f"the API did not start: {err.decode(errors='replace')}")
+            said = err if log is None else log.read_bytes()[-4000:]
+            raise AssertionError(f"{module} did not start: {said.decode(errors='replace')}")
         time.sleep(0.05)
 
 

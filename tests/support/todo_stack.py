@@ -10,11 +10,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import html
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.fernet import Fernet
 
 from entra_ciam import EntraConfig
@@ -26,6 +29,7 @@ from tests.support.webapps import LateWSGI, serving_wsgi
 
 ADA = defaults.USERS[0]
 ALAN = defaults.USERS[1]
+CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 
 
 class ScopeRecorder:
@@ -84,6 +88,42 @@ def web_config(idp: DevIdp, web: str, **overrides: Any) -> EntraConfig:
     }
     settings.update(overrides)
     return idp.entra_config("web-app", **settings)
+
+
+def config_env(config: EntraConfig) -> dict[str, str]:
+    """The ``ENTRA_*`` variables from which ``EntraConfig.from_env()`` reads ``config`` back."""
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return {
+        f"ENTRA_{name.upper()}": value
+        for name, value in values.items()
+        if not name.startswith("_") and isinstance(value, str)
+    }
+
+
+# -- reading the todo pages -----------------------------------------------------------------------
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token the page's forms carry."""
+    match = CSRF_RE.search(page.text)
+    assert match, "the page carries no CSRF token"
+    return match.group(1)
+
+
+def descriptions(page: httpx.Response) -> list[str]:
+    """The items on the todo list page, in order."""
+    found = re.findall(r'<span class="description">([^<]*)</span>', page.text)
+    return [html.unescape(text) for text in found]
+
+
+def item_ids(page: httpx.Response) -> dict[str, int]:
+    """Each item's description and the id its remove form names."""
+    found = re.findall(
+        r'<span class="description">([^<]*)</span>\s*<form method="post" '
+        r'action="/todos/(\d+)/remove">',
+        page.text,
+    )
+    return {html.unescape(text): int(item_id) for text, item_id in found}
 
 
 @contextlib.contextmanager

@@ -11,11 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import shutil
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from entra_ciam import EntraConfig
 from entra_ciam.devidp import DevIdp, defaults
 from entra_ciam.devidp.testing import Browser as PagesBrowser
 from entra_ciam.devidp.testing import running_devidp
+from tests.support.external import RedisChild
 from tests.support.todo_api import serving
 
 READ = f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.Read"
@@ -211,34 +209,6 @@ class RoundRobin:
 @contextlib.contextmanager
 def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A private redis-server on a free port (so a test may stop it); yields (url, process)."""
-    from tests.support.external import REDIS_HOW, missing
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        missing(f"no redis-server on PATH; {REDIS_HOW}")
-    assert binary is not None
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "redis did not start"
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0?timeout=1", process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
+    with RedisChild() as child:
+        assert child.proc is not None
+        yield f"{child.url}?timeout=1", child.proc

@@ -47,6 +47,9 @@ def request_from_scope(scope: Scope) -> Request:
         cookie_header="; ".join(headers.get("cookie", [])),
         content_type=(headers.get("content-type") or [""])[0],
         host=(headers.get("host") or ["localhost"])[0],
+        # Repeated, they join into a value no check accepts.
+        origin=", ".join(headers.get("origin", [])),
+        fetch_site=", ".join(headers.get("sec-fetch-site", [])),
     )
 
 

@@ -36,11 +36,17 @@ from entra_ciam.sessions import (
     store_from_config,
 )
 from entra_ciam.signin.context import USER_KEY, InteractionErrorFactory, RequestContext
+from entra_ciam.signin.crosssite import cross_site_reason, origin_of
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.idtoken import IdTokenError, check_id_token_claims
 from entra_ciam.signin.messages import Request, Response
 from entra_ciam.signin.msal_app import IdentityProviderUnavailableError, MsalClients
-from entra_ciam.signin.pages import error_page, redirect, store_unavailable_page
+from entra_ciam.signin.pages import (
+    confirm_sign_out_page,
+    error_page,
+    redirect,
+    store_unavailable_page,
+)
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
 
 __all__ = ["RESERVED_SCOPES", "SignIn", "normalize_scopes"]
@@ -68,9 +74,11 @@ def normalize_scopes(scopes: str | Iterable[str], *, allow_empty: bool = False) 
     items = scopes.split() if isinstance(scopes, str) else [s for s in scopes]
     result: list[str] = []
     for item in items:
-        if not isinstance(item, str) or not item.strip() or any(c.isspace() for c in item.strip()):
+        # split() in C: exactly one part means non-empty, with no whitespace inside.
+        parts = item.split() if isinstance(item, str) else None
+        if parts is None or len(parts) != 1:
             raise ValueError(f"a scope must be a non-empty string without spaces, got {item!r}")
-        item = item.strip()
+        item = parts[0]
         if item not in RESERVED_SCOPES and item not in result:
             result.append(item)
     if not result and not allow_empty:
@@ -157,6 +165,9 @@ class SignIn:
         )
         self.cipher = TokenCacheCipher.from_config(config)
         self.clients = MsalClients(config, http_client=http_client)
+        # This site as browsers name it in Origin headers (behind a proxy, Host may differ).
+        configured = (config.redirect_uri, config.post_logout_redirect_uri)
+        self.own_origins = frozenset(o for o in map(origin_of, configured) if o is not None)
         self._routes = {
             f"{prefix}/signin": self.sign_in,
             f"{prefix}/redirect": self.complete,
@@ -321,9 +332,18 @@ class SignIn:
         return self._bad(request, outcome) if isinstance(outcome, str) else outcome
 
     def sign_out(self, request: Request, session: Session) -> Response:
-        """``{prefix}/signout``: forget the session and its tokens, then sign out at Entra."""
+        """``{prefix}/signout``: forget the session and its tokens, then sign out at Entra.
+
+        Only for requests from this site's pages (see ``crosssite``): another site could
+        otherwise sign the user out with a link or a redirect. Any other request gets a page with
+        a button that signs out.
+        """
         if request.method not in ("GET", "POST"):
             return _method_not_allowed("GET, POST")
+        refusal = cross_site_reason(request, self.own_origins)
+        if refusal is not None:
+            log.warning("refused a sign-out not sent from this site: %s", refusal)
+            return confirm_sign_out_page(request.url_for(f"{self.prefix}/signout"))
         user = session.get(USER_KEY)
         hint = user.get("login_hint") if isinstance(user, dict) else None
         self.sessions.destroy(session)

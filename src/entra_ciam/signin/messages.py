@@ -29,7 +29,8 @@ class Request:
 
     ``path`` is the percent-decoded path inside the app (routes are matched on it) and
     ``root_path`` where the app is mounted; ``query_string``, ``cookie_header`` and ``body`` are
-    raw. ``body`` is only read for a POST to the redirect route.
+    raw. ``body`` is only read for a POST to the redirect route. ``origin`` and ``fetch_site`` are
+    the ``Origin`` and ``Sec-Fetch-Site`` headers ("" when absent), for the cross-site check.
     """
 
     method: str
@@ -40,6 +41,8 @@ class Request:
     content_type: str = ""
     body: bytes = b""
     host: str = "localhost"
+    origin: str = ""
+    fetch_site: str = ""
 
     @property
     def query(self) -> tuple[tuple[str, str], ...]:

@@ -21,11 +21,15 @@ import msal
 
 from entra_ciam.config import EntraConfig
 from entra_ciam.http import FetchError, MsalHttpClient
+from entra_ciam.signin import msal_logging
 from entra_ciam.signin.tokenmemo import UserTokenMemo
 
 __all__ = ["POOL_SIZE", "IdentityProviderUnavailableError", "MsalClients"]
 
 POOL_SIZE = 32  # idle clients kept for user requests; more are built under load, then dropped
+
+# MSAL logs authorization codes and PKCE verifiers at DEBUG: mask them before any handler runs.
+msal_logging.install()
 
 
 # What building a client raises when discovery fails: transport errors, MSAL's HTTP errors,

@@ -10,7 +10,13 @@ import html
 
 from entra_ciam.signin.messages import Response
 
-__all__ = ["SECURITY_HEADERS", "error_page", "redirect", "store_unavailable_page"]
+__all__ = [
+    "SECURITY_HEADERS",
+    "confirm_sign_out_page",
+    "error_page",
+    "redirect",
+    "store_unavailable_page",
+]
 
 SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("Cache-Control", "no-store"),
@@ -69,3 +75,28 @@ STORE_DOWN = "Sessions cannot be stored right now. Please try again in a moment.
 def store_unavailable_page() -> Response:
     """The 503 for a session store that is gone (Redis down, disk full): never a 500."""
     return error_page(503, STORE_DOWN, retry_after=5)
+
+
+SIGN_OUT_FROM_ELSEWHERE = (
+    "The request to sign out did not come from this site's own pages, so you are still "
+    "signed in. To sign out, use the button below."
+)
+
+
+def confirm_sign_out_page(action: str) -> Response:
+    """403 for a sign-out not sent from this site: nothing happened; a button signs out.
+
+    The button posts from this site's own page, so the browser names this site in
+    ``Sec-Fetch-Site`` and ``Origin``: ``Referrer-Policy: same-origin`` here, because under
+    ``no-referrer`` a browser sends ``Origin: null`` even with a same-origin form. The page
+    cannot be framed, so nobody can trick a click on the button.
+    """
+    form = (
+        f'<form method="post" action="{html.escape(action)}">'
+        '<button type="submit">Sign out</button></form>'
+    )
+    body = _PAGE.format(title="Sign out?", message=html.escape(SIGN_OUT_FROM_ELSEWHERE), link=form)
+    headers = [("Content-Type", "text/html; charset=utf-8")]
+    headers += [(k, v) for k, v in SECURITY_HEADERS if k != "Referrer-Policy"]
+    headers.append(("Referrer-Policy", "same-origin"))
+    return Response(403, headers, body.encode())

@@ -55,6 +55,8 @@ def request_from_environ(environ: WSGIEnvironment) -> Request:
         cookie_header=str(environ.get("HTTP_COOKIE", "")),
         content_type=str(environ.get("CONTENT_TYPE", "")),
         host=str(host),
+        origin=str(environ.get("HTTP_ORIGIN", "")),
+        fetch_site=str(environ.get("HTTP_SEC_FETCH_SITE", "")),
     )
 
 
