@@ -30,6 +30,7 @@ from entra_ciam.metadata import (
     MetadataClient,
     parse_metadata,
 )
+from tests.support.clock import Clock
 from tests.support.oidc_stub import running_stub
 from tests.support.tokens import TENANT_ID, SigningKey, TokenFactory
 
@@ -38,14 +39,6 @@ METADATA_URL = f"{AUTHORITY}/v2.0/.well-known/openid-configuration"
 JWKS_URI = f"{AUTHORITY}/discovery/v2.0/keys"
 FACTORY = TokenFactory()
 SECOND = SigningKey()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def discovery(**overrides: Any) -> bytes:

@@ -31,6 +31,7 @@ from entra_ciam.sessions import (
     from_url,
 )
 from entra_ciam.sessions.base import decode_record, encode_record
+from tests.support.clock import Clock
 from tests.support.external import RedisChild, require_redis
 
 HOST = "app.example.com"
@@ -109,14 +110,6 @@ def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
 @pytest.fixture
 def store(backend: Backend) -> Any:
     return backend.make()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -250,7 +243,7 @@ def test_manager_round_trip(store: Any) -> None:
 
 
 def test_idle_timeout_slides(store: Any) -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     manager = SessionManager(store, idle_timeout=100, absolute_timeout=1000, clock=clock)
     session = manager.load(None)
     session["user"] = "ada"
@@ -268,7 +261,7 @@ def test_idle_timeout_slides(store: Any) -> None:
 
 
 def test_absolute_timeout_ends_a_busy_session(store: Any) -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     manager = SessionManager(store, idle_timeout=100, absolute_timeout=250, clock=clock)
     session = manager.load(None)
     session["user"] = "ada"

@@ -20,18 +20,11 @@ from entra_ciam.sessions import TOKEN_CACHE_KEY, MemoryStore
 from entra_ciam.signin import InteractionRequiredError, RequestContext, Response, SignIn
 from entra_ciam.signin.context import activated
 from entra_ciam.signin.tokenmemo import UserTokenMemo, valid_until
+from tests.support.clock import Clock
 from tests.support.fake_entra import API_SCOPE, FakeEntra, StepBrowser, make_signin
 
 OTHER_SCOPE = "api://todo/Todolist.ReadWrite"
 READ = frozenset({API_SCOPE})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- the memo on its own ------------------------------------------------------------------------
@@ -39,7 +32,7 @@ class Clock:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_000_000.0)
 
 
 @pytest.fixture

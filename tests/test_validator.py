@@ -14,7 +14,6 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 import entra_ciam.validator as validator_module
 from entra_ciam import AccessTokenValidator, Claims, ConfigError, EntraConfig, InvalidTokenError
 from entra_ciam.errors import AuthError
+from tests.support.clock import Clock
 from tests.support.oidc_stub import OIDCStub, running_stub
 from tests.support.tokens import (
     API_CLIENT_ID,
@@ -36,16 +36,6 @@ from tests.support.tokens import (
 )
 
 OTHER_GUID = "11111111-2222-4333-8444-555555555555"
-
-
-class Clock:
-    """A monotonic clock the test moves: drives the key cache's intervals without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -68,13 +58,6 @@ class Tenant:
         return f"{signing_input.decode()}.{b64url(self.factory.key.sign(signing_input))}"
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[TokenFactory, OIDCStub]]:
-    factory = TokenFactory()
-    with running_stub(factory) as stub:
-        yield factory, stub
-
-
 @pytest.fixture
 def tenant(served: tuple[TokenFactory, OIDCStub]) -> Tenant:
     """A fresh validator (empty caches) on the module's stub, reset to its first key."""
@@ -82,7 +65,7 @@ def tenant(served: tuple[TokenFactory, OIDCStub]) -> Tenant:
     stub.jwks = factory.jwks()
     stub.fault = None
     stub.hits.clear()
-    clock = Clock()
+    clock = Clock(5000.0)
     validator = AccessTokenValidator(stub.authority, API_CLIENT_ID, clock=clock)
     return Tenant(factory, stub, validator, clock)
 

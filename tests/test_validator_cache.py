@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 import entra_ciam.validator as validator_module
 from entra_ciam import AccessTokenValidator, InvalidTokenError
-from tests.support.oidc_stub import OIDCStub, running_stub
+from tests.support.clock import Clock
+from tests.support.oidc_stub import OIDCStub
 from tests.support.tokens import API_CLIENT_ID, USER_OID, SigningKey, TokenFactory
-
-
-class Clock:
-    """The key cache's monotonic clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -37,13 +27,6 @@ class Setup:
         return AccessTokenValidator(
             self.stub.authority, API_CLIENT_ID, cache_size=cache_size, clock=self.clock
         )
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[TokenFactory, OIDCStub]]:
-    factory = TokenFactory()
-    with running_stub(factory) as stub:
-        yield factory, stub
 
 
 @pytest.fixture

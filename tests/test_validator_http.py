@@ -24,7 +24,8 @@ from entra_ciam import (
     InvalidTokenError,
     MetadataUnavailableError,
 )
-from tests.support.oidc_stub import OIDCStub, running_stub
+from tests.support.clock import Clock
+from tests.support.oidc_stub import OIDCStub
 from tests.support.tokens import API_CLIENT_ID, TENANT_ID, USER_OID, SigningKey, TokenFactory
 
 AUTHORITY = f"https://contoso.ciamlogin.com/{TENANT_ID}"
@@ -32,21 +33,6 @@ METADATA_URL = f"{AUTHORITY}/v2.0/.well-known/openid-configuration"
 JWKS_URI = f"{AUTHORITY}/discovery/v2.0/keys"
 METADATA_PATH = f"/{TENANT_ID}/v2.0/.well-known/openid-configuration"
 JWKS_PATH = f"/{TENANT_ID}/discovery/v2.0/keys"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[TokenFactory, OIDCStub]]:
-    factory = TokenFactory()
-    with running_stub(factory) as stub:
-        yield factory, stub
 
 
 @pytest.fixture
@@ -131,7 +117,7 @@ async def test_200_concurrent_cold_validations_in_asyncio(stub: OIDCStub) -> Non
 
 @pytest.mark.parametrize("fault", ["500", "garbage"])
 def test_jwks_fault_without_known_keys_is_503(stub: OIDCStub, fault: str) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     validator = AccessTokenValidator(stub.authority, API_CLIENT_ID, clock=clock, retry_interval=10)
     stub.fault = fault
     token = stub.factory.mint()
@@ -161,7 +147,7 @@ async def test_slow_jwks_without_known_keys_is_503(stub: OIDCStub) -> None:
 
 @pytest.mark.parametrize("fault", ["500", "garbage", "slow"])
 def test_jwks_fault_with_known_keys_keeps_serving(stub: OIDCStub, fault: str) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     validator = AccessTokenValidator(
         stub.authority, API_CLIENT_ID, clock=clock, http_timeout=0.3, refresh_interval=3600
     )
@@ -181,7 +167,7 @@ def test_jwks_fault_with_known_keys_keeps_serving(stub: OIDCStub, fault: str) ->
 
 
 async def test_stale_keys_refresh_in_the_background_async(stub: OIDCStub) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     validator = AccessTokenValidator(stub.authority, API_CLIENT_ID, clock=clock)
     await validator.validate_async(stub.factory.mint())
     new_key = SigningKey()
@@ -276,7 +262,7 @@ def test_respx_discovery_fault_without_anything_known(idp: Any, fault: str) -> N
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_respx_jwks_fault_with_known_keys(idp: Any, fault: str) -> None:
     factory, _meta, keys = idp
-    clock = Clock()
+    clock = Clock(100.0)
     validator = AccessTokenValidator(AUTHORITY, API_CLIENT_ID, clock=clock)
     assert validator.validate(factory.mint()).oid == USER_OID
     inject(keys, fault)
@@ -297,7 +283,7 @@ def test_respx_jwks_fault_with_known_keys(idp: Any, fault: str) -> None:
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 async def test_respx_jwks_fault_with_known_keys_async(idp: Any, fault: str) -> None:
     factory, _meta, keys = idp
-    clock = Clock()
+    clock = Clock(100.0)
     validator = AccessTokenValidator(AUTHORITY, API_CLIENT_ID, clock=clock)
     assert (await validator.validate_async(factory.mint())).oid == USER_OID
     inject(keys, fault)
