@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from bench.common import ROOT, mint_pool, print_table
 from tests.support.oidc_stub import OIDCStub, running_stub
+from tests.support.todo_api import stop_process
 from tests.support.tokens import TokenFactory
 
 PATH = "/api/todolist"
@@ -129,14 +130,7 @@ class Bench:
                 time.sleep(0.05)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop_process(proc)
 
     def load(self, url: str, tokens: str, connections: int, seconds: float) -> Result:
         if self.wrk:

@@ -99,7 +99,8 @@ def start_example(
         time.sleep(0.05)
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, SIGKILL after 10 s; then close the pipes the process was given."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -107,5 +108,6 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-    if proc.stderr is not None:
-        proc.stderr.close()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
