@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import ssl
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from examples.starlette_api import create_app
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from entra_ciam import EntraConfig
@@ -32,18 +31,12 @@ from entra_ciam.devidp import defaults
 from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.testing import Browser, running_devidp
 from tests.devidp.helpers import ADA, REDIRECT_URI, TODO_READ, authorize_url, pkce_pair
+from tests.support.fuzz import FUZZ
 from tests.support.load import record
 from tests.support.oidc_stub import OIDCStub, running_stub
 from tests.support.todo_api import serving
 from tests.support.tokens import API_CLIENT_ID, TokenFactory
 
-EXAMPLES = int(os.environ.get("ENTRA_CIAM_FUZZ_EXAMPLES", "200"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 TALLY: Counter[str] = Counter()  # requests sent and statuses seen, per entry point
 
 

@@ -18,7 +18,6 @@ same-origin path or to the tenant's own endpoints. After the run a person still 
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,22 +25,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.fuzz import FUZZ
 from tests.support.load import record
 from tests.support.signin_apps import BUILDERS
 from tests.support.webapps import ADA, AppBrowser, Stack, signin_stack
 
 pytestmark = pytest.mark.load
 
-EXAMPLES = int(os.environ.get("ENTRA_CIAM_FUZZ_EXAMPLES", "200"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 COOKIE = "entra_ciam_session"
 TALLY: Counter[str] = Counter()
 
