@@ -213,8 +213,7 @@ class MetadataCache:
         """
         key = self.keys.get(kid)
         if key is not None:
-            now = self.clock()
-            if now < self._fresh_until or self._background or now < self._retry_at:
+            if not self.refresh_due():
                 return key, None
             with self._lock:
                 if self._background:
@@ -236,8 +235,8 @@ class MetadataCache:
     def refresh_due(self) -> bool:
         """Whether a key lookup now would start the scheduled refresh.
 
-        The validated-token cache asks this on every hit, so that answering from it never
-        postpones the refresh that would notice a removed key.
+        :meth:`lookup` asks it on its fast path, and the validated-token cache on every hit, so
+        that answering from the cache never postpones the refresh that would notice a removed key.
         """
         now = self.clock()
         return not (now < self._fresh_until or self._background or now < self._retry_at)

@@ -194,12 +194,14 @@ class AccessTokenValidator:
             if entry is not None:
                 now = time.time()
                 metadata = self.metadata
-                if entry.not_before <= now < entry.expires:
-                    if entry.generation == metadata.generation and not metadata.refresh_due():
+                if (
+                    entry.not_before <= now < entry.expires
+                    and entry.generation == metadata.generation
+                ):
+                    if not metadata.refresh_due():
                         return entry.claims
-                    if entry.generation == metadata.generation:
-                        # a key refresh is due: take the full path, which starts it
-                        return _Pending(jose.parse(token, self.algorithms), b"")
+                    # a key refresh is due: take the full path, which starts it
+                    return _Pending(jose.parse(token, self.algorithms), b"")
                 with self._cache_lock:  # expired, or the keys changed: validate again
                     self._cache.pop(digest, None)
         else:
