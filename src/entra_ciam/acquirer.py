@@ -120,26 +120,29 @@ class TokenAcquirer:
         in-process memo while the session's token cache is unchanged and the token has more than
         five minutes left (``entra_ciam.signin.tokenmemo``); anything else goes through MSAL.
         """
-        ctx = _request_context()
-        wanted = normalize_scopes(scopes)
-        if claims_challenge is None:
-            token = ctx.remembered_token(frozenset(wanted))
-            if token is not None:
-                return token
+        ctx, wanted, token = self._remembered(scopes, claims_challenge)
+        if token is not None:
+            return token
         return self._user_token_from_msal(ctx, wanted, claims_challenge)
 
     async def acquire_token_for_user_async(
         self, scopes: Scopes, *, claims_challenge: str | None = None
     ) -> str:
-        ctx = current_context()
-        if ctx is not None and claims_challenge is None:
-            # The memo is a dictionary lookup: no need to leave the event loop for it.
-            token = ctx.remembered_token(frozenset(normalize_scopes(scopes)))
-            if token is not None:
-                return token
-        return await asyncio.to_thread(
-            self.acquire_token_for_user, scopes, claims_challenge=claims_challenge
-        )
+        # The memo is a dictionary lookup: only MSAL's path leaves the event loop.
+        ctx, wanted, token = self._remembered(scopes, claims_challenge)
+        if token is not None:
+            return token
+        return await asyncio.to_thread(self._user_token_from_msal, ctx, wanted, claims_challenge)
+
+    @staticmethod
+    def _remembered(
+        scopes: Scopes, claims_challenge: str | None
+    ) -> tuple[RequestContext, list[str], str | None]:
+        """The request, the normalized scopes, and the memo's token (never for a challenge)."""
+        ctx = _request_context()
+        wanted = normalize_scopes(scopes)
+        token = None if claims_challenge is not None else ctx.remembered_token(frozenset(wanted))
+        return ctx, wanted, token
 
     def _user_token_from_msal(
         self, ctx: RequestContext, wanted: list[str], claims_challenge: str | None
