@@ -19,7 +19,7 @@ send them; it passes, with the ``SameSite=Lax`` cookie as the remaining protecti
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from entra_ciam.signin.messages import Request
@@ -62,7 +62,7 @@ def _normal_host(host: str, scheme: str) -> str:
     return host
 
 
-def cross_site_reason(request: Request, own_origins: Iterable[str | None] = ()) -> str | None:
+def cross_site_reason(request: Request, own_origins: Collection[str] = ()) -> str | None:
     """Why ``request`` looks sent by another site, or None when nothing says so."""
     fetch_site = request.fetch_site.strip().lower()
     if fetch_site:
@@ -77,7 +77,7 @@ def cross_site_reason(request: Request, own_origins: Iterable[str | None] = ()) 
     origin = origin_of(raw)
     if origin is None:
         return f"the Origin header {raw[:100]!r} is not an origin"
-    if origin in {o for o in own_origins if o}:
+    if origin in own_origins:
         return None
     scheme = origin.split("://", 1)[0]
     if _host_of(origin) == _normal_host(request.host, scheme):
