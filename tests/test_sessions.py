@@ -602,3 +602,42 @@ def test_from_url_never_shows_a_password() -> None:
         from_url("redis://user:hunter2@127.0.0.1:6379/zero")
     assert "hunter2" not in str(info.value)
     assert "***" in str(info.value)
+
+
+def test_redis_more_concurrent_callers_than_connections_wait_instead_of_failing() -> None:
+    require_redis()
+    from entra_ciam.sessions.redis import MAX_CONNECTIONS
+
+    prefix = _redis_prefix()
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    manager = SessionManager(store)
+    session = manager.load(None)
+    session["user"] = "ada"
+    cookie = _cookie_header(manager.commit(session, HOST) or "")
+    callers = MAX_CONNECTIONS * 2
+    start_line = threading.Barrier(callers)
+    failures: list[BaseException] = []
+    found: list[object] = []
+
+    def request() -> None:
+        start_line.wait()
+        try:
+            for _ in range(20):  # a signed-in page: read the session, write it back
+                loaded = manager.load(cookie)
+                found.append(loaded.get("user"))
+                loaded.mark_modified()
+                manager.commit(loaded, HOST)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=request) for _ in range(callers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        store.close()
+        _delete_prefix(prefix)
+    assert failures == []
+    assert found == ["ada"] * callers * 20
