@@ -36,6 +36,7 @@ from bench.common import ROOT, print_table
 from bench.loadgen import WRK_MISSING, Result, find_wrk, run_wrk
 from bench.signin_server import PAGE, greeting
 from cryptography.fernet import Fernet
+from tests.support.external import redis_available
 from tests.support.todo_api import stop_process
 
 from entra_ciam.devidp import DevIdp, defaults
@@ -91,13 +92,8 @@ CHECKS: tuple[tuple[str, Page, Page, float | str | None], ...] = (
 
 def redis_missing() -> str | None:
     """Why the Redis store cannot be measured here, or None when Redis answers."""
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            if sock.recv(16).startswith(b"+PONG"):
-                return None
-    except OSError:
-        pass
+    if redis_available():
+        return None
     return "no Redis at 127.0.0.1:6379 (make bench starts one when redis-server is installed)"
 
 
