@@ -152,6 +152,21 @@ def test_returned_data_is_a_copy(store: Any) -> None:
     assert store.get("k") == {"items": [1]}
 
 
+def test_nested_copies_are_independent(store: Any) -> None:
+    store.set("k", {"user": {"amr": ["pwd"], "claims": {"tid": "t"}}, "blob": "x" * 4096}, 60)
+    first = store.get("k")
+    first["user"]["amr"].append("mfa")
+    first["user"]["claims"]["tid"] = "other"
+    assert store.get("k") == {"user": {"amr": ["pwd"], "claims": {"tid": "t"}}, "blob": "x" * 4096}
+
+
+def test_values_come_back_as_json_gives_them(store: Any) -> None:
+    store.set("k", {"pair": (1, 2), "n": 1.5, "none": None}, 60)
+    assert store.get("k") == {"pair": [1, 2], "n": 1.5, "none": None}
+    with pytest.raises(TypeError):
+        store.set("bad", {"not json": object()}, 60)
+
+
 def test_unicode_survives(store: Any) -> None:
     store.set("u", {"name": "Zoë 日本 \u2028"}, 60)
     assert store.get("u") == {"name": "Zoë 日本 \u2028"}
