@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import msal
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.http import FetchError, MsalHttpClient
@@ -192,7 +193,7 @@ class SignIn:
         try:
             session = self.sessions.load(request.cookie_header)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while loading a session")
+            _telemetry.session_store_error("load")
             return store_unavailable_page()
         return RequestContext(self, request, session, make_interaction_error)
 
@@ -202,7 +203,7 @@ class SignIn:
         try:
             return step(ctx.request, ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable during %s", ctx.request.path)
+            _telemetry.session_store_error("route")
             return store_unavailable_page()
         except IdentityProviderUnavailableError as exc:
             log.error("sign-in failed: %s", exc)
@@ -228,7 +229,7 @@ class SignIn:
             ctx.save_token_cache()
             cookie = self.sessions.commit(ctx.session, ctx.request.host)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while saving a session")
+            _telemetry.session_store_error("save")
             return store_unavailable_page(), True
         if cookie is not None:
             response.headers.append(("Set-Cookie", cookie))
@@ -272,6 +273,7 @@ class SignIn:
             client = self.clients.build()
         except IdentityProviderUnavailableError as exc:
             log.error("cannot start a sign-in: %s", exc)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         state = secrets.token_urlsafe(32)
         flow = client.initiate_auth_code_flow(
@@ -286,8 +288,9 @@ class SignIn:
         try:
             self.sessions.stash(session, _FLOW_PREFIX + state, record, FLOW_LIFETIME)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while starting a sign-in")
+            _telemetry.session_store_error("start")
             return store_unavailable_page()
+        _telemetry.signin_started()
         return redirect(flow["auth_uri"])
 
     def complete(self, request: Request, session: Session) -> Response:
@@ -382,6 +385,7 @@ class SignIn:
 
     def _bad(self, request: Request, message: str) -> Response:
         """400 with the reason and a way to start over."""
+        _telemetry.signin_failed(message)
         return error_page(
             400,
             message + " Please sign in again.",
@@ -403,6 +407,7 @@ class SignIn:
             result = client.acquire_token_by_auth_code_flow(flow, params)
         except (json.JSONDecodeError, msal.exceptions.MsalError) as exc:
             log.error("the token endpoint answered badly: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         except ValueError as exc:  # MSAL's state or scope checks
             return f"The sign-in response does not match its request ({exc})."
@@ -411,6 +416,7 @@ class SignIn:
             return f"The ID token's {reason} does not match this sign-in."
         except (httpx.HTTPError, FetchError) as exc:
             log.error("token endpoint unreachable: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if "error" in result:
             return self._token_error(result)
@@ -436,6 +442,7 @@ class SignIn:
         self.sessions.rotate(session)  # no fixation: the pre-sign-in id dies here
         session[USER_KEY] = {k: v for k, v in claims.items() if k not in ("nonce", "at_hash")}
         self.cipher.save_to(session, cache)
+        _telemetry.signin_completed()
         return redirect(return_path)
 
     def _token_error(self, result: dict[str, Any]) -> Response | str:
@@ -447,10 +454,12 @@ class SignIn:
         )
         if error in _UNAVAILABLE_ERRORS:
             log.error("token endpoint error %s", error)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if error in _USER_ERRORS or error == "invalid_request":
             return f"Microsoft Entra refused the sign-in ({error}): {description}"
         log.error("token endpoint refused the app: %s %s", error, description)
+        _telemetry.signin_failed(reason="app_refused", status=502)
         return error_page(
             502,
             f"Microsoft Entra refused this application's request ({error}). "
