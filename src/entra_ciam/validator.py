@@ -42,6 +42,10 @@ __all__ = ["AccessTokenValidator"]
 logger = logging.getLogger(__name__)
 
 _MAX_TIME: Final = 253402300799  # 9999-12-31T23:59:59Z: anything later is not a time
+# Identity claims an API keys data or decisions on: a number or a list there is malformed, not
+# absent (``Claims`` would read it as None and, say, pool every such caller under one owner).
+# ``tid`` is checked with the tenant; ``idtyp`` decides ``Claims.is_app_only`` when present.
+_STRING_CLAIMS: Final = ("sub", "oid", "azp", "idtyp")
 
 
 class _Entry:
@@ -287,14 +291,23 @@ class AccessTokenValidator:
         if iat is not None and iat > now + leeway:
             raise InvalidTokenError(f"the token was issued in the future ({_iso(iat)})")
 
-        scp = payload.get("scp")
-        roles = payload.get("roles")
-        if scp is None and roles is None:
+        # Present means present: "scp": null is a malformed scp, not a missing one (a token
+        # with roles and a null scp would otherwise pass as a user token with no scopes).
+        has_scp = "scp" in payload
+        has_roles = "roles" in payload
+        if not (has_scp or has_roles):
             raise InvalidTokenError("the token carries neither scp (scopes) nor roles")
-        if scp is not None and (type(scp) is not str or not scp.strip()):
-            raise InvalidTokenError("the token scp claim is not a space-separated string")
-        if roles is not None and not (type(roles) is list and all(type(r) is str for r in roles)):
-            raise InvalidTokenError("the token roles claim is not a list of strings")
+        if has_scp:
+            scp = payload["scp"]
+            if type(scp) is not str or not scp.strip():
+                raise InvalidTokenError("the token scp claim is not a space-separated string")
+        if has_roles:
+            roles = payload["roles"]
+            if not (type(roles) is list and all(type(r) is str for r in roles)):
+                raise InvalidTokenError("the token roles claim is not a list of strings")
+        for name in _STRING_CLAIMS:
+            if name in payload and type(payload[name]) is not str:
+                raise InvalidTokenError(f"the token {name} claim is not a string")
 
         not_before = max(nbf or -math.inf, iat or -math.inf) - leeway
         return not_before, exp
