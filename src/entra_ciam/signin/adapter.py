@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 from entra_ciam.acquirer import TokenAcquirer
 from entra_ciam.config import EntraConfig
+from entra_ciam.frameworks import integration_for_app
 from entra_ciam.http import MsalHttpClient
 from entra_ciam.sessions import SessionStore
 from entra_ciam.signin.flow import SignIn
@@ -41,6 +42,7 @@ class SignInAdapter(Generic[AppT]):
         signin: SignIn | None = None,
     ) -> None:
         self.app = app
+        self.integration = integration_for_app(app)
         if signin is None:
             signin = SignIn(
                 config if config is not None else EntraConfig.from_env(),
