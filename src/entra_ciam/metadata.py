@@ -13,7 +13,6 @@ fetched. :class:`MetadataClient` (threads, ``httpx.Client``) and :class:`AsyncMe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -25,27 +24,23 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from entra_ciam import telemetry as _telemetry
 from entra_ciam.errors import InvalidTokenError, MetadataUnavailableError
-from entra_ciam.http import (
-    DEFAULT_TIMEOUT,
-    FetchError,
-    VerifyTypes,
-    afetch,
-    create_async_client,
-    create_client,
-    fetch,
-    ssl_context,
-)
 from entra_ciam.jose import DEFAULT_ALGORITHMS
 from entra_ciam.jwks import MAX_JWKS_BYTES, parse_jwks
 from entra_ciam.urls import require_secure_url
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import httpx
+
+    from entra_ciam.http import VerifyTypes
 
 __all__ = [
     "AsyncMetadataClient",
@@ -357,7 +352,7 @@ class MetadataClient:
         cache: MetadataCache,
         verify: VerifyTypes = True,
         *,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | float | None = None,
     ) -> None:
         self.cache = cache
         self._verify = verify
@@ -397,10 +392,12 @@ class MetadataClient:
     def probe(self, within: float = PROBE_TIMEOUT) -> str | None:
         """Whether the discovery document answers right now: None, or why not (for readiness)."""
         try:
+            from entra_ciam import http
+
             if self._ssl is None:
-                self._ssl = ssl_context(self._verify)
-            with create_client(self._ssl, timeout=within) as client:
-                fetch(
+                self._ssl = http.ssl_context(self._verify)
+            with http.create_client(self._ssl, timeout=within) as client:
+                http.fetch(
                     client,
                     self.cache.metadata_url,
                     max_bytes=self.cache.max_metadata_bytes,
@@ -412,13 +409,16 @@ class MetadataClient:
 
     def _run(self, refresh: Refresh) -> None:
         try:
+            from entra_ciam import http  # httpx loads on the first fetch, not on import
+
             if self._ssl is None:
-                self._ssl = ssl_context(self._verify)
-            with create_client(self._ssl, timeout=self._timeout) as client:
+                self._ssl = http.ssl_context(self._verify)
+            timeout = http.DEFAULT_TIMEOUT if self._timeout is None else self._timeout
+            with http.create_client(self._ssl, timeout=timeout) as client:
                 while (url := refresh.next_url()) is not None:
                     try:
-                        body = fetch(client, url, max_bytes=refresh.max_bytes)
-                    except FetchError as exc:
+                        body = http.fetch(client, url, max_bytes=refresh.max_bytes)
+                    except http.FetchError as exc:
                         refresh.fail(str(exc))
                     else:
                         refresh.absorb(body)
@@ -436,7 +436,7 @@ class AsyncMetadataClient:
         cache: MetadataCache,
         verify: VerifyTypes = True,
         *,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | float | None = None,
     ) -> None:
         self.cache = cache
         self._verify = verify
@@ -448,6 +448,8 @@ class AsyncMetadataClient:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _lock(self) -> asyncio.Lock:
+        import asyncio  # loaded by whoever runs the loop; a sync-only API never pays for it
+
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop)
         if lock is None:
@@ -458,6 +460,8 @@ class AsyncMetadataClient:
         key, background = self.cache.lookup(kid)
         if key is not None:
             if background is not None:
+                import asyncio
+
                 task = asyncio.get_running_loop().create_task(
                     self._refresh_in_background(background)
                 )
@@ -485,10 +489,12 @@ class AsyncMetadataClient:
     async def probe(self, within: float = PROBE_TIMEOUT) -> str | None:
         """The async twin of :meth:`MetadataClient.probe`."""
         try:
+            from entra_ciam import http
+
             if self._ssl is None:
-                self._ssl = ssl_context(self._verify)
-            async with create_async_client(self._ssl, timeout=within) as client:
-                await afetch(
+                self._ssl = http.ssl_context(self._verify)
+            async with http.create_async_client(self._ssl, timeout=within) as client:
+                await http.afetch(
                     client,
                     self.cache.metadata_url,
                     max_bytes=self.cache.max_metadata_bytes,
@@ -500,13 +506,16 @@ class AsyncMetadataClient:
 
     async def _run(self, refresh: Refresh) -> None:
         try:
+            from entra_ciam import http
+
             if self._ssl is None:
-                self._ssl = ssl_context(self._verify)
-            async with create_async_client(self._ssl, timeout=self._timeout) as client:
+                self._ssl = http.ssl_context(self._verify)
+            timeout = http.DEFAULT_TIMEOUT if self._timeout is None else self._timeout
+            async with http.create_async_client(self._ssl, timeout=timeout) as client:
                 while (url := refresh.next_url()) is not None:
                     try:
-                        body = await afetch(client, url, max_bytes=refresh.max_bytes)
-                    except FetchError as exc:
+                        body = await http.afetch(client, url, max_bytes=refresh.max_bytes)
+                    except http.FetchError as exc:
                         refresh.fail(str(exc))
                     else:
                         refresh.absorb(body)
@@ -517,4 +526,6 @@ class AsyncMetadataClient:
 
 
 def _probe_error(exc: Exception) -> str:
+    from entra_ciam.http import FetchError
+
     return str(exc) if isinstance(exc, FetchError) else type(exc).__name__
