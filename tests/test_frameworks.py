@@ -158,19 +158,21 @@ FRAMEWORKS = [
 @pytest.mark.parametrize("name", FRAMEWORKS)
 def test_the_same_table_on_every_framework(name: str, tenant: Tenant, tmp_path: Path) -> None:
     factory = tenant.factory
-    with served(name, tenant, tmp_path / "server.log") as (base, prefix):
-        with httpx.Client(base_url=base + prefix, timeout=20) as http:
+    with (
+        served(name, tenant, tmp_path / "server.log") as (base, prefix),
+        httpx.Client(base_url=base + prefix, timeout=20) as http,
+    ):
 
-            def get(path: str, token: str | None = None) -> httpx.Response:
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                return http.get(path, headers=headers)
+        def get(path: str, token: str | None = None) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return http.get(path, headers=headers)
 
-            no_token = get("/scoped")
-            wrong_scope = get("/scoped", factory.mint(scp="User.Read"))
-            right_scope = get("/scoped", factory.mint(scp="Todolist.Read"))
-            app_on_role = get("/role", factory.mint(factory.app_claims(["Todolist.Read.All"])))
-            user_on_role = get("/role", factory.mint(scp="Todolist.Read"))
-            garbage = get("/scoped", "not.a.token")
+        no_token = get("/scoped")
+        wrong_scope = get("/scoped", factory.mint(scp="User.Read"))
+        right_scope = get("/scoped", factory.mint(scp="Todolist.Read"))
+        app_on_role = get("/role", factory.mint(factory.app_claims(["Todolist.Read.All"])))
+        user_on_role = get("/role", factory.mint(scp="Todolist.Read"))
+        garbage = get("/scoped", "not.a.token")
     answers = [no_token, wrong_scope, right_scope, app_on_role, user_on_role, garbage]
     ROWS[name] = {
         "no token": no_token.status_code,

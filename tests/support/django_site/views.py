@@ -64,30 +64,30 @@ def checks_inside(request: HttpRequest) -> HttpResponse:
 
 
 class DrfScoped(APIView):
-    permission_classes = [HasScope("Todolist.Read")]
+    permission_classes = (HasScope("Todolist.Read"),)
 
     def get(self, request: Request) -> Response:
         return Response({"oid": request.auth.oid, "user": str(request.user)})
 
 
 class DrfRole(APIView):
-    permission_classes = [HasRole("Todolist.Read.All")]
+    permission_classes = (HasRole("Todolist.Read.All"),)
 
     def get(self, request: Request) -> Response:
         return Response({"oid": request.auth.oid, "app": request.user.is_app})
 
 
 class DrfEither(APIView):
-    permission_classes = [
-        HasScopeOrAppPermission(scopes="Todolist.Read", app_permissions="Todolist.Read.All")
-    ]
+    permission_classes = (
+        HasScopeOrAppPermission(scopes="Todolist.Read", app_permissions="Todolist.Read.All"),
+    )
 
     def get(self, request: Request) -> Response:
         return Response({"oid": request.auth.oid})
 
 
 class DrfDecorated(APIView):
-    permission_classes: list[Any] = []
+    permission_classes: tuple[Any, ...] = ()
 
     @require_scope("Todolist.Read")
     def get(self, request: Request) -> Response:
