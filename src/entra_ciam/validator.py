@@ -17,16 +17,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from entra_ciam import jose
 from entra_ciam.claims import Claims
 from entra_ciam.config import GUID_RE, EntraConfig
 from entra_ciam.errors import AuthError, ConfigError, InvalidTokenError
-from entra_ciam.http import DEFAULT_TIMEOUT, VerifyTypes, ssl_context
 from entra_ciam.metadata import (
     REFRESH_INTERVAL,
     RETRY_INTERVAL,
@@ -36,6 +34,11 @@ from entra_ciam.metadata import (
     MetadataClient,
 )
 from entra_ciam.urls import require_secure_url
+
+if TYPE_CHECKING:
+    import httpx
+
+    from entra_ciam.http import VerifyTypes
 
 __all__ = ["AccessTokenValidator"]
 
@@ -80,7 +83,8 @@ class AccessTokenValidator:
     ``accept_v1_audience`` also accepts ``api://<client-id>``; ``allowed_versions`` lists the
     accepted ``ver`` values. ``cache_size`` bounds the validated-token cache (0 turns it off).
     ``refresh_interval`` (12 h), ``unknown_kid_interval`` (5 min) and ``retry_interval`` (10 s)
-    pace the key cache on the monotonic ``clock``; ``http_timeout`` bounds each fetch.
+    pace the key cache on the monotonic ``clock``; ``http_timeout`` bounds each fetch (default:
+    3 s to connect, 5 s per read or write). httpx itself loads on the first fetch, not on import.
     """
 
     def __init__(
@@ -100,7 +104,7 @@ class AccessTokenValidator:
         refresh_interval: float = REFRESH_INTERVAL,
         unknown_kid_interval: float = UNKNOWN_KID_INTERVAL,
         retry_interval: float = RETRY_INTERVAL,
-        http_timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        http_timeout: httpx.Timeout | float | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         try:
@@ -350,6 +354,8 @@ def _check_verify(verify: VerifyTypes) -> VerifyTypes:
             f"verify must be True or the path of a CA bundle, got {verify!r}. "
             "Example: verify='/etc/ssl/certs/corporate-proxy-ca.pem'"
         )
+    from entra_ciam.http import ssl_context  # httpx: loaded here, not on import
+
     try:
         return ssl_context(verify)
     except (ssl.SSLError, OSError, ValueError) as exc:
