@@ -57,7 +57,7 @@ def test_an_unreachable_provider_stops_the_start_or_is_logged(
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     url = f"http://127.0.0.1:{free_port()}/t/v2.0/.well-known/openid-configuration"
     validator = AccessTokenValidator(metadata_url=url, audience=API_CLIENT_ID)
-    with pytest.raises(MetadataUnavailableError, match="cannot be fetched"):
+    with pytest.raises(MetadataUnavailableError):
         warm(validator, twin)
     assert warm(validator, twin, on_error="log") is False
     stopped, started = events(caplog, "warm_up_failed")

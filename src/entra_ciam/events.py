@@ -24,9 +24,9 @@ EVENTS: Final[Mapping[str, tuple[int, tuple[str, ...]]]] = MappingProxyType(
     {
         # the validator
         "token_refused": (logging.INFO, ("reason", "status", "detail")),
-        "metadata_unavailable": (logging.WARNING, ("url", "error", "remedy")),
+        "metadata_unavailable": (logging.ERROR, ("step", "url", "error", "remedy")),
+        "metadata_refresh_failed": (logging.WARNING, ("step", "url", "error", "remedy")),
         "keys_refreshed": (logging.INFO, ("step", "keys", "changed")),
-        "key_refresh_failed": (logging.WARNING, ("step", "error", "kept_keys")),
         # start-up
         "warm_up_completed": (logging.INFO, ("side", "keys")),
         "warm_up_failed": (logging.ERROR, ("side", "error", "action")),
@@ -42,22 +42,19 @@ EVENTS: Final[Mapping[str, tuple[int, tuple[str, ...]]]] = MappingProxyType(
 _logger = logging.getLogger(LOGGER_NAME)
 
 
-def emit(name: str, **fields: object) -> None:
-    """Log the event ``name`` at its level with exactly its catalogued fields."""
+def emit(name: str, summary: str = "", **fields: object) -> None:
+    """Log the event ``name`` at its level with exactly its catalogued fields.
+
+    ``summary`` is a few words for people reading the text (``name: summary; key=value ...``).
+    """
     level, expected = EVENTS[name]
     if fields.keys() != set(expected):
         raise ValueError(f"event {name} takes the fields {expected}, got {sorted(fields)}")
     if not _logger.isEnabledFor(level):
         return
     text = " ".join(f"{key}={_text(fields[key])}" for key in expected)
-    _logger.log(
-        level,
-        "%s%s%s",
-        name,
-        " " if text else "",
-        text,
-        extra={"event": name, **fields},
-    )
+    head = f"{name}: {summary};" if summary else name
+    _logger.log(level, "%s%s%s", head, " " if text else "", text, extra={"event": name, **fields})
 
 
 def _text(value: object) -> str:

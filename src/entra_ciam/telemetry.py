@@ -37,6 +37,7 @@ __all__ = [
     "acquisition",
     "install",
     "key_refresh",
+    "key_refresh_failed",
     "memo_answered",
     "recorder",
     "refusal_reason",
@@ -193,15 +194,22 @@ def token_refused(error: AuthError) -> None:
         emit("token_refused", reason=reason, status=status, detail=error.description[:300])
 
 
-def key_refresh(
-    step: str, *, keys: int | None = None, changed: bool = False, error: str = ""
-) -> None:
-    """The key cache fetched the discovery document or the keys (``error`` when it failed)."""
-    recorder.key_refresh(step, not error)
-    if error:
-        emit("key_refresh_failed", step=step, error=error, kept_keys=bool(keys))
-    elif step == "keys":
+def key_refresh(step: str, *, keys: int | None = None, changed: bool = False) -> None:
+    """The key cache fetched the discovery document (``step="metadata"``) or the keys."""
+    recorder.key_refresh(step, True)
+    if step == "keys":
         emit("keys_refreshed", step=step, keys=keys, changed=changed)
+
+
+def key_refresh_failed(step: str, url: str, error: str, remedy: str, *, kept_keys: bool) -> None:
+    """A fetch failed: ``metadata_refresh_failed`` while known-good keys serve, else
+    ``metadata_unavailable`` (requests get 503 until a fetch works)."""
+    recorder.key_refresh(step, False)
+    if kept_keys:
+        name, summary = "metadata_refresh_failed", "keeping the last known-good keys"
+    else:
+        name, summary = "metadata_unavailable", "tokens get 503 until a fetch works"
+    emit(name, summary, step=step, url=url, error=error, remedy=remedy)
 
 
 # -- calls to the identity provider -------------------------------------------------------------

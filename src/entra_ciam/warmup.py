@@ -33,7 +33,9 @@ def _completed(side: str, keys: Callable[[], int | None]) -> bool:
 
 def _failed(side: str, exc: Exception, on_error: str) -> bool:
     action = "stopping the start" if on_error == "raise" else "starting anyway"
-    emit("warm_up_failed", side=side, error=str(exc)[:300], action=action)
+    # The log is where the reason goes: a 503's own text says only "unavailable".
+    reason = getattr(exc, "internal_detail", None) or str(exc)
+    emit("warm_up_failed", side=side, error=str(reason)[:300], action=action)
     if on_error == "raise":
         raise exc
     return False
