@@ -229,10 +229,10 @@ def test_app_tokens_need_a_config_outside_requests() -> None:
 def test_flask_answers_the_exception_with_the_redirect_itself() -> None:
     from flask import Flask
 
+    from entra_ciam.flask import INTEGRATION
     from entra_ciam.signin.pages import redirect
-    from entra_ciam.wsgi.signin import _interaction_error_factory
 
-    error = _interaction_error_factory()
+    error = INTEGRATION.interaction_error
     app = Flask("hook")
     app.config["PROPAGATE_EXCEPTIONS"] = False
 
@@ -255,10 +255,10 @@ async def test_starlette_answers_the_exception_with_the_redirect_itself() -> Non
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    from entra_ciam.asgi.signin import _interaction_error_factory
     from entra_ciam.signin.pages import redirect
+    from entra_ciam.starlette import INTEGRATION
 
-    error = _interaction_error_factory()
+    error = INTEGRATION.interaction_error
 
     async def view(request: Any) -> Any:
         raise error("consent needed", redirect("https://login.example/authorize?x=1"))
@@ -268,6 +268,23 @@ async def test_starlette_answers_the_exception_with_the_redirect_itself() -> Non
         response = await client.get("/")
     assert response.status_code == 302
     assert response.headers["location"] == "https://login.example/authorize?x=1"
+
+
+async def test_quart_answers_the_exception_with_the_redirect_itself() -> None:
+    from quart import Quart
+
+    from entra_ciam.quart import INTEGRATION
+    from entra_ciam.signin.pages import redirect
+
+    app = Quart("hook")
+
+    @app.get("/")
+    async def view() -> Any:
+        raise INTEGRATION.interaction_error("consent", redirect("https://login.example/a?x=1"))
+
+    response = await app.test_client().get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://login.example/a?x=1"
 
 
 # -- app and on-behalf-of tokens, the emulator -----------------------------------------------------

@@ -13,7 +13,6 @@ fetched. :class:`MetadataClient` (threads, ``httpx.Client``) and :class:`AsyncMe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -25,26 +24,22 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from entra_ciam.errors import InvalidTokenError, MetadataUnavailableError
-from entra_ciam.http import (
-    DEFAULT_TIMEOUT,
-    FetchError,
-    VerifyTypes,
-    afetch,
-    create_async_client,
-    create_client,
-    fetch,
-    ssl_context,
-)
 from entra_ciam.jose import DEFAULT_ALGORITHMS
 from entra_ciam.jwks import MAX_JWKS_BYTES, parse_jwks
 from entra_ciam.urls import require_secure_url
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import httpx
+
+    from entra_ciam.http import VerifyTypes
 
 __all__ = [
     "AsyncMetadataClient",
@@ -335,7 +330,7 @@ class MetadataClient:
         cache: MetadataCache,
         verify: VerifyTypes = True,
         *,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | float | None = None,
     ) -> None:
         self.cache = cache
         self._verify = verify
@@ -366,13 +361,16 @@ class MetadataClient:
 
     def _run(self, refresh: Refresh) -> None:
         try:
+            from entra_ciam import http  # httpx loads on the first fetch, not on import
+
             if self._ssl is None:
-                self._ssl = ssl_context(self._verify)
-            with create_client(self._ssl, timeout=self._timeout) as client:
+                self._ssl = http.ssl_context(self._verify)
+            timeout = http.DEFAULT_TIMEOUT if self._timeout is None else self._timeout
+            with http.create_client(self._ssl, timeout=timeout) as client:
                 while (url := refresh.next_url()) is not None:
                     try:
-                        body = fetch(client, url, max_bytes=refresh.max_bytes)
-                    except FetchError as exc:
+                        body = http.fetch(client, url, max_bytes=refresh.max_bytes)
+                    except http.FetchError as exc:
                         refresh.fail(str(exc))
                     else:
                         refresh.absorb(body)
@@ -390,7 +388,7 @@ class AsyncMetadataClient:
         cache: MetadataCache,
         verify: VerifyTypes = True,
         *,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | float | None = None,
     ) -> None:
         self.cache = cache
         self._verify = verify
@@ -402,6 +400,8 @@ class AsyncMetadataClient:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _lock(self) -> asyncio.Lock:
+        import asyncio  # loaded by whoever runs the loop; a sync-only API never pays for it
+
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop)
         if lock is None:
@@ -412,6 +412,8 @@ class AsyncMetadataClient:
         key, background = self.cache.lookup(kid)
         if key is not None:
             if background is not None:
+                import asyncio
+
                 task = asyncio.get_running_loop().create_task(
                     self._refresh_in_background(background)
                 )
@@ -430,13 +432,16 @@ class AsyncMetadataClient:
 
     async def _run(self, refresh: Refresh) -> None:
         try:
+            from entra_ciam import http
+
             if self._ssl is None:
-                self._ssl = ssl_context(self._verify)
-            async with create_async_client(self._ssl, timeout=self._timeout) as client:
+                self._ssl = http.ssl_context(self._verify)
+            timeout = http.DEFAULT_TIMEOUT if self._timeout is None else self._timeout
+            async with http.create_async_client(self._ssl, timeout=timeout) as client:
                 while (url := refresh.next_url()) is not None:
                     try:
-                        body = await afetch(client, url, max_bytes=refresh.max_bytes)
-                    except FetchError as exc:
+                        body = await http.afetch(client, url, max_bytes=refresh.max_bytes)
+                    except http.FetchError as exc:
                         refresh.fail(str(exc))
                     else:
                         refresh.absorb(body)

@@ -17,16 +17,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from entra_ciam import jose
 from entra_ciam.claims import Claims
 from entra_ciam.config import GUID_RE, EntraConfig
 from entra_ciam.errors import AuthError, ConfigError, InvalidTokenError
-from entra_ciam.http import DEFAULT_TIMEOUT, VerifyTypes, ssl_context
 from entra_ciam.metadata import (
     REFRESH_INTERVAL,
     RETRY_INTERVAL,
@@ -37,11 +35,20 @@ from entra_ciam.metadata import (
 )
 from entra_ciam.urls import require_secure_url
 
+if TYPE_CHECKING:
+    import httpx
+
+    from entra_ciam.http import VerifyTypes
+
 __all__ = ["AccessTokenValidator"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_TIME: Final = 253402300799  # 9999-12-31T23:59:59Z: anything later is not a time
+# Identity claims an API keys data or decisions on: a number or a list there is malformed, not
+# absent (``Claims`` would read it as None and, say, pool every such caller under one owner).
+# ``tid`` is checked with the tenant; ``idtyp`` decides ``Claims.is_app_only`` when present.
+_STRING_CLAIMS: Final = ("sub", "oid", "azp", "idtyp")
 
 
 class _Entry:
@@ -76,7 +83,8 @@ class AccessTokenValidator:
     ``accept_v1_audience`` also accepts ``api://<client-id>``; ``allowed_versions`` lists the
     accepted ``ver`` values. ``cache_size`` bounds the validated-token cache (0 turns it off).
     ``refresh_interval`` (12 h), ``unknown_kid_interval`` (5 min) and ``retry_interval`` (10 s)
-    pace the key cache on the monotonic ``clock``; ``http_timeout`` bounds each fetch.
+    pace the key cache on the monotonic ``clock``; ``http_timeout`` bounds each fetch (default:
+    3 s to connect, 5 s per read or write). httpx itself loads on the first fetch, not on import.
     """
 
     def __init__(
@@ -96,7 +104,7 @@ class AccessTokenValidator:
         refresh_interval: float = REFRESH_INTERVAL,
         unknown_kid_interval: float = UNKNOWN_KID_INTERVAL,
         retry_interval: float = RETRY_INTERVAL,
-        http_timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        http_timeout: httpx.Timeout | float | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         try:
@@ -289,14 +297,23 @@ class AccessTokenValidator:
         if iat is not None and iat > now + leeway:
             raise InvalidTokenError(f"the token was issued in the future ({_iso(iat)})")
 
-        scp = payload.get("scp")
-        roles = payload.get("roles")
-        if scp is None and roles is None:
+        # Present means present: "scp": null is a malformed scp, not a missing one (a token
+        # with roles and a null scp would otherwise pass as a user token with no scopes).
+        has_scp = "scp" in payload
+        has_roles = "roles" in payload
+        if not (has_scp or has_roles):
             raise InvalidTokenError("the token carries neither scp (scopes) nor roles")
-        if scp is not None and (type(scp) is not str or not scp.strip()):
-            raise InvalidTokenError("the token scp claim is not a space-separated string")
-        if roles is not None and not (type(roles) is list and all(type(r) is str for r in roles)):
-            raise InvalidTokenError("the token roles claim is not a list of strings")
+        if has_scp:
+            scp = payload["scp"]
+            if type(scp) is not str or not scp.strip():
+                raise InvalidTokenError("the token scp claim is not a space-separated string")
+        if has_roles:
+            roles = payload["roles"]
+            if not (type(roles) is list and all(type(r) is str for r in roles)):
+                raise InvalidTokenError("the token roles claim is not a list of strings")
+        for name in _STRING_CLAIMS:
+            if name in payload and type(payload[name]) is not str:
+                raise InvalidTokenError(f"the token {name} claim is not a string")
 
         not_before = max(nbf or -math.inf, iat or -math.inf) - leeway
         return not_before, exp
@@ -339,6 +356,8 @@ def _check_verify(verify: VerifyTypes) -> VerifyTypes:
             f"verify must be True or the path of a CA bundle, got {verify!r}. "
             "Example: verify='/etc/ssl/certs/corporate-proxy-ca.pem'"
         )
+    from entra_ciam.http import ssl_context  # httpx: loaded here, not on import
+
     try:
         return ssl_context(verify)
     except (ssl.SSLError, OSError, ValueError) as exc:
