@@ -280,6 +280,8 @@ class AccessTokenValidator:
         """Raise InvalidTokenError naming the first claim that fails; return the cache window."""
         metadata = self.metadata.metadata
         expected_issuer = self.issuer or (metadata.issuer if metadata is not None else None)
+        if payload.get("ver") == "1.0" and "1.0" not in self.allowed_versions:
+            raise InvalidTokenError(_V1_REFUSAL)
         iss = payload.get("iss")
         if type(iss) is not str:
             raise InvalidTokenError("the token has no iss (issuer) claim")
@@ -425,6 +427,14 @@ def _time_claim(payload: dict[str, Any], name: str, *, required: bool = False) -
 def _iso(timestamp: float) -> str:
     moment = _dt.datetime.fromtimestamp(int(timestamp), _dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# What Entra issues to an API whose manifest leaves the token version unset, and the fix.
+_V1_REFUSAL = (
+    "token version '1.0' is not accepted: Entra issues v1.0 access tokens to an API whose "
+    "manifest leaves the version unset; set requestedAccessTokenVersion "
+    "(accessTokenAcceptedVersion) to 2 in the API app registration's manifest"
+)
 
 
 def _show(value: str) -> str:

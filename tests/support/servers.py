@@ -51,9 +51,10 @@ def running(
     env: Mapping[str, str],
     log: Path,
     health: str = "/healthz",
+    port: int | None = None,
 ) -> Iterator[str]:
     """Start the server, wait until ``health`` answers 200, yield its base URL, stop it."""
-    port = free_port()
+    port = port or free_port()
     argv = list(argv_for_port) if argv_for_port else command(server, target, port)
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=clean_env(env), stdout=out, stderr=out)

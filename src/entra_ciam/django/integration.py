@@ -46,6 +46,8 @@ class DjangoIntegration(Integration):
     name = "django"
 
     def claims_of(self, request: Any) -> Claims | None:
+        if not isinstance(request, HttpRequest):  # a class-based view: it keeps its request
+            request = getattr(request, "request", None)
         found = getattr(request, "claims", None) if isinstance(request, HttpRequest) else None
         return found if isinstance(found, Claims) else None
 

@@ -208,6 +208,8 @@ class DRFIntegration(DjangoIntegration):
     name = "rest_framework"
 
     def claims_of(self, request: Any) -> Claims | None:
+        if not isinstance(request, DRFRequest | HttpRequest):  # an APIView keeps its request
+            request = getattr(request, "request", None)
         auth = getattr(request, "auth", None) if isinstance(request, DRFRequest) else None
         if isinstance(auth, Claims):
             return auth
