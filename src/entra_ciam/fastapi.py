@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-
 from fastapi import FastAPI, HTTPException, Security
 from fastapi.openapi.models import (
     HTTPBearer as HTTPBearerModel,
