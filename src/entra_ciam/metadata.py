@@ -57,6 +57,17 @@ REFRESH_INTERVAL: Final = 12 * 3600.0
 UNKNOWN_KID_INTERVAL: Final = 300.0
 RETRY_INTERVAL: Final = 10.0
 
+# What an operator should check when a fetched document is not what it should be.
+_BAD_DOCUMENT: Final = {
+    "metadata": "check that the authority (or metadata_url) names the Entra tenant: this URL must "
+    "serve its OpenID Connect discovery document",
+    "keys": "the discovery document's jwks_uri must serve the tenant's signing keys (a JWKS with "
+    "RSA keys)",
+}
+# What a client is told: that the identity provider is unavailable, and nothing of why (the URL
+# may be internal; the error names hosts and software). The reason goes to the log.
+UNAVAILABLE: Final = "The identity provider is temporarily unavailable; try again later"
+
 _GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -109,7 +120,7 @@ class Refresh:
         try:
             body = fetch(url)
         except FetchError as exc:
-            refresh.fail(str(exc))
+            refresh.fail(exc.reason, remedy=exc.remedy)
         else:
             refresh.absorb(body)
     refresh.finish()
@@ -136,6 +147,7 @@ class Refresh:
         return self._cache.max_metadata_bytes if step == "metadata" else self._cache.max_jwks_bytes
 
     def absorb(self, body: bytes) -> None:
+        url = self.next_url() or ""
         step = self._steps.pop(0)
         try:
             if step == "metadata":
@@ -144,19 +156,23 @@ class Refresh:
                 keys = parse_jwks(body, self._cache.algorithms, max_bytes=self.max_bytes)
                 self._cache._store_keys(keys)
         except ValueError as exc:
-            self.fail(str(exc), step=step)
+            self._cache._store_failure(
+                step, url, str(exc), _BAD_DOCUMENT[step], background=self.background
+            )
+            self._steps.clear()
 
-    def fail(self, reason: str, *, step: str | None = None) -> None:
-        """Give up on this refresh; the cache keeps what it had."""
-        if step is None:
-            step = self._steps[0] if self._steps else "keys"
+    def fail(self, reason: str, *, remedy: str = "") -> None:
+        """Give up on this refresh (the current step failed for ``reason``); the cache keeps
+        what it had. ``remedy`` tells an operator what to do; both go to the log only."""
+        step = self._steps[0] if self._steps else "keys"
+        url = self.next_url() or ""
         self._steps.clear()
-        self._cache._store_failure(step, reason, background=self.background)
+        self._cache._store_failure(step, url, reason, remedy, background=self.background)
 
     def finish(self) -> None:
         """Always called by the driver, even after an unexpected error."""
         if self._steps:
-            self.fail("the refresh was interrupted")
+            self.fail("the refresh was interrupted (the request was cancelled)")
         if self.background:
             self._cache._background_done()
 
@@ -193,7 +209,7 @@ class MetadataCache:
         self._retry_at = -math.inf
         self._fetching = 0  # refreshes in progress (foreground or background)
         self._background = False
-        self._last_error: str | None = None
+        self._last_failure: str | None = None  # for MetadataUnavailableError.internal_detail
         self._lock = threading.Lock()
 
     # -- decisions --------------------------------------------------------------------------
@@ -270,10 +286,10 @@ class MetadataCache:
     def _unavailable(self, now: float) -> MetadataUnavailableError:
         wait = max(1, math.ceil(self._retry_at - now)) if self._retry_at > now else 1
         what = "signing keys" if self.metadata is not None else "OpenID Connect metadata"
-        reason = f": {self._last_error}" if self._last_error else ""
-        return MetadataUnavailableError(
-            f"the issuer's {what} cannot be fetched{reason}", retry_after=wait
-        )
+        detail = f"the issuer's {what} cannot be fetched"
+        if self._last_failure:
+            detail = f"{detail}: {self._last_failure}"
+        return MetadataUnavailableError(UNAVAILABLE, retry_after=wait, internal_detail=detail)
 
     # -- results (called by Refresh) ---------------------------------------------------------
 
@@ -296,24 +312,48 @@ class MetadataCache:
             self._fresh_until = now + self.refresh_interval
             self._keys_attempted_at = now
             self._retry_at = -math.inf
-            self._last_error = None
+            self._last_failure = None
             self._fetching -= 1
         logger.debug("loaded %d signing keys for %s", len(keys), self.metadata_url)
 
-    def _store_failure(self, step: str, reason: str, *, background: bool) -> None:
+    def _store_failure(
+        self, step: str, url: str, reason: str, remedy: str, *, background: bool
+    ) -> None:
         now = self.clock()
         with self._lock:
             self._retry_at = now + self.retry_interval
-            self._last_error = reason
+            self._last_failure = f"GET {url} {reason}" + (f"; fix: {remedy}" if remedy else "")
             if step == "keys":
                 self._keys_attempted_at = now
             self._fetching -= 1
-        known = "keeping the last known-good keys" if self.keys else "no keys known yet"
-        logger.warning("%s refresh failed (%s); %s", step, reason, known)
+            known = bool(self.keys)
+        # One record per failed attempt (at most one per retry_interval), never one per request,
+        # as an event with fields (url, error, remedy) for structured logging.
+        event = "metadata_refresh_failed" if known else "metadata_unavailable"
+        fields = {"event": event, "step": step, "url": url, "error": reason, "remedy": remedy}
+        logger.log(
+            logging.WARNING if known else logging.ERROR,
+            "%s: %s; step=%s url=%s error=%s remedy=%s",
+            event,
+            "keeping the last known-good keys" if known else "tokens get 503 until a fetch works",
+            step,
+            url,
+            reason,
+            remedy or "-",
+            extra=fields,
+        )
 
     def _background_done(self) -> None:
         with self._lock:
             self._background = False
+
+
+def _unexpected(exc: Exception) -> tuple[str, str]:
+    """``(reason, remedy)`` for an error no fetch step expects (the CA bundle went missing...)."""
+    reason = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+    if isinstance(exc, ssl.SSLError | OSError):
+        return reason, "check the CA bundle (verify=, ENTRA_CA_BUNDLE) is readable"
+    return reason, ""
 
 
 def _same_keys(old: Mapping[str, RSAPublicKey], new: Mapping[str, RSAPublicKey]) -> bool:
@@ -371,11 +411,12 @@ class MetadataClient:
                     try:
                         body = http.fetch(client, url, max_bytes=refresh.max_bytes)
                     except http.FetchError as exc:
-                        refresh.fail(str(exc))
+                        refresh.fail(exc.reason, remedy=exc.remedy)
                     else:
                         refresh.absorb(body)
         except Exception as exc:  # e.g. an unreadable CA bundle: fail closed, keep serving
-            refresh.fail(f"{type(exc).__name__}: {exc}")
+            reason, remedy = _unexpected(exc)
+            refresh.fail(reason, remedy=remedy)
         finally:
             refresh.finish()
 
@@ -442,10 +483,11 @@ class AsyncMetadataClient:
                     try:
                         body = await http.afetch(client, url, max_bytes=refresh.max_bytes)
                     except http.FetchError as exc:
-                        refresh.fail(str(exc))
+                        refresh.fail(exc.reason, remedy=exc.remedy)
                     else:
                         refresh.absorb(body)
         except Exception as exc:
-            refresh.fail(f"{type(exc).__name__}: {exc}")
+            reason, remedy = _unexpected(exc)
+            refresh.fail(reason, remedy=remedy)
         finally:
             refresh.finish()

@@ -9,7 +9,7 @@ from entra_ciam.acquirer import TokenAcquirer
 from entra_ciam.config import EntraConfig
 from entra_ciam.frameworks import integration_for_app
 from entra_ciam.http import MsalHttpClient
-from entra_ciam.sessions import DEFAULT_COOKIE_NAME, SessionStore
+from entra_ciam.sessions import SessionStore
 from entra_ciam.signin.flow import SignIn
 
 __all__ = ["SignInAdapter"]
@@ -33,7 +33,7 @@ class SignInAdapter(Generic[AppT]):
         prefix: str = "/auth",
         scopes: str | Iterable[str] = (),
         response_mode: str = "form_post",
-        cookie_name: str = DEFAULT_COOKIE_NAME,
+        cookie_name: str | None = None,
         idle_timeout: float = 3600.0,
         absolute_timeout: float = 12 * 3600.0,
         secure_cookie: bool | None = None,

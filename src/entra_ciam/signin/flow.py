@@ -27,7 +27,6 @@ from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.http import FetchError, MsalHttpClient
 from entra_ciam.sessions import (
-    DEFAULT_COOKIE_NAME,
     Session,
     SessionManager,
     SessionStore,
@@ -110,6 +109,11 @@ class SignIn:
     (API scopes to consent to up front); more can be asked later by ``TokenAcquirer``.
     ``response_mode`` is ``"form_post"`` (the default: the code never appears in a URL) or
     ``"query"``.
+
+    The session cookie is ``Secure`` when the redirect URI is https (``secure_cookie=True``
+    forces it on http too), decided here once: never from a request's ``Host``, which behind a
+    proxy names the proxy's upstream. Its default name is then ``__Host-entra_ciam_session``
+    (``entra_ciam_session`` on http, where browsers refuse the prefix).
     """
 
     def __init__(
@@ -120,7 +124,7 @@ class SignIn:
         prefix: str = "/auth",
         scopes: str | Iterable[str] = (),
         response_mode: str = "form_post",
-        cookie_name: str = DEFAULT_COOKIE_NAME,
+        cookie_name: str | None = None,
         idle_timeout: float = 3600.0,
         absolute_timeout: float = 12 * 3600.0,
         secure_cookie: bool | None = None,
@@ -161,7 +165,7 @@ class SignIn:
             cookie_name=cookie_name,
             idle_timeout=idle_timeout,
             absolute_timeout=absolute_timeout,
-            secure=secure_cookie,
+            secure=_secure_cookie(config.redirect_uri, secure_cookie),
         )
         self.cipher = TokenCacheCipher.from_config(config)
         self.clients = MsalClients(config, http_client=http_client)
@@ -226,7 +230,7 @@ class SignIn:
             replaced = True
         try:
             ctx.save_token_cache()
-            cookie = self.sessions.commit(ctx.session, ctx.request.host)
+            cookie = self.sessions.commit(ctx.session)
         except SessionStoreUnavailableError:
             log.error("session store unavailable while saving a session")
             return store_unavailable_page(), True
@@ -464,6 +468,17 @@ def _entra_error(params: dict[str, str]) -> str:
         return "Sign-in was cancelled or access was denied."
     description = params.get("error_description", "").splitlines()[0:1]
     return f"Microsoft Entra answered {error[:64]!r}: {''.join(description)[:300]}"
+
+
+def _secure_cookie(redirect_uri: str, forced: bool | None) -> bool:
+    """``Secure`` for a site the browser reaches over https, as the redirect URI says."""
+    https = urlsplit(redirect_uri).scheme == "https"
+    if forced is False and https:
+        raise ConfigError(
+            "secure_cookie=False with an https ENTRA_REDIRECT_URI would let browsers send the "
+            "session cookie over plain http; leave secure_cookie unset"
+        )
+    return https or bool(forced)
 
 
 def _method_not_allowed(allow: str) -> Response:
