@@ -468,7 +468,7 @@ def test_a_spa_cannot_hold_a_secret() -> None:
             "client_id": "0f0e0d0c-0b0a-4908-8706-050403020100",
             "spa": True,
             "client_secret": "nope",
-        }  # fmt: skip
+        }
     )
     with pytest.raises(RegistrationError, match="single-page app"):
         Registrations.from_mapping(mapping)
