@@ -22,6 +22,7 @@ import httpx
 import msal
 from cachetools import TLRUCache
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.http import FetchError, MsalHttpClient
@@ -113,6 +114,7 @@ class TokenAcquirer:
 
     # -- for the signed-in user -------------------------------------------------------------------
 
+    @_telemetry.acquisition("user")
     def acquire_token_for_user(self, scopes: Scopes, *, claims_challenge: str | None = None) -> str:
         """An access token for the signed-in user, or InteractionRequiredError (see the module).
 
@@ -125,6 +127,7 @@ class TokenAcquirer:
             return token
         return self._user_token_from_msal(ctx, wanted, claims_challenge)
 
+    @_telemetry.acquisition("user")
     async def acquire_token_for_user_async(
         self, scopes: Scopes, *, claims_challenge: str | None = None
     ) -> str:
@@ -142,6 +145,7 @@ class TokenAcquirer:
         ctx = _request_context()
         wanted = normalize_scopes(scopes)
         token = None if claims_challenge is not None else ctx.remembered_token(frozenset(wanted))
+        _telemetry.memo_answered(token)
         return ctx, wanted, token
 
     def _user_token_from_msal(
@@ -165,6 +169,7 @@ class TokenAcquirer:
                     raise _unreachable(exc) from exc
         except IdentityProviderUnavailableError as exc:
             raise TokenAcquisitionError(str(exc), status_code=503) from exc
+        _telemetry.token_source(result)
         if result is None:
             raise self._interaction(ctx, "no token for these scopes yet", wanted, claims_challenge)
         if "access_token" in result:
@@ -185,6 +190,7 @@ class TokenAcquirer:
 
     # -- for the app itself -----------------------------------------------------------------------
 
+    @_telemetry.acquisition("app")
     def acquire_token_for_app(self, scopes: Scopes) -> str:
         """An app-only token (client credentials), e.g. for ``api://<api-id>/.default``.
 
@@ -194,6 +200,7 @@ class TokenAcquirer:
         try:
             client = self._msal_clients().app_client()
             result = client.acquire_token_for_client(wanted)
+            _telemetry.token_source(result)
         except IdentityProviderUnavailableError as exc:
             raise TokenAcquisitionError(str(exc), status_code=503) from exc
         except _TRANSPORT_ERRORS as exc:
@@ -207,6 +214,7 @@ class TokenAcquirer:
 
     # -- for an API calling another API -----------------------------------------------------------
 
+    @_telemetry.acquisition("obo")
     def acquire_token_on_behalf_of(self, incoming_token: str, scopes: Scopes) -> str:
         """A token for a downstream API on behalf of the caller of this API (OBO flow).
 
@@ -222,11 +230,13 @@ class TokenAcquirer:
         with self._lock:
             hit = self._obo.get(key)
         if hit is not None:
+            _telemetry.memo_answered(hit[0])
             return hit[0]
         try:
             # A throwaway cache: nothing of one caller stays in a client shared with others.
             client = self._msal_clients().build(msal.TokenCache())
             result = client.acquire_token_on_behalf_of(incoming_token, wanted)
+            _telemetry.token_source(result)
         except IdentityProviderUnavailableError as exc:
             raise TokenAcquisitionError(str(exc), status_code=503) from exc
         except _TRANSPORT_ERRORS as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
@@ -11,6 +12,8 @@ from entra_ciam.frameworks import integration_for_app
 from entra_ciam.http import MsalHttpClient
 from entra_ciam.sessions import SessionStore
 from entra_ciam.signin.flow import SignIn
+from entra_ciam.signin.msal_app import IdentityProviderUnavailableError
+from entra_ciam.warmup import OnError, warm_up, warm_up_async
 
 __all__ = ["SignInAdapter"]
 
@@ -59,3 +62,21 @@ class SignInAdapter(Generic[AppT]):
             )
         self.signin = signin
         self.acquirer = TokenAcquirer(signin.config, clients=signin.clients)
+
+    def warm_up(self, *, on_error: OnError = "raise") -> bool:
+        """Have MSAL fetch the tenant's discovery now, at start-up (see :mod:`entra_ciam.warmup`).
+
+        ``on_error="raise"`` raises IdentityProviderUnavailableError when Entra cannot be
+        reached; ``"log"`` logs ``warm_up_failed`` and returns False.
+        """
+        return warm_up("signin", self.signin.clients.build, on_error, _UNREACHABLE)
+
+    async def warm_up_async(self, *, on_error: OnError = "raise") -> bool:
+        """Like :meth:`warm_up`, in a worker thread (MSAL blocks), for ASGI lifespans."""
+        build = self.signin.clients.build
+        return await warm_up_async(
+            "signin", lambda: asyncio.to_thread(build), on_error, _UNREACHABLE
+        )
+
+
+_UNREACHABLE = (IdentityProviderUnavailableError,)

@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import msal
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.http import FetchError, MsalHttpClient
@@ -196,7 +197,7 @@ class SignIn:
         try:
             session = self.sessions.load(request.cookie_header)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while loading a session")
+            _telemetry.session_store_error("load")
             return store_unavailable_page()
         return RequestContext(self, request, session, make_interaction_error)
 
@@ -206,7 +207,7 @@ class SignIn:
         try:
             return step(ctx.request, ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable during %s", ctx.request.path)
+            _telemetry.session_store_error("route")
             return store_unavailable_page()
         except IdentityProviderUnavailableError as exc:
             log.error("sign-in failed: %s", exc)
@@ -232,7 +233,7 @@ class SignIn:
             ctx.save_token_cache()
             cookie = self.sessions.commit(ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while saving a session")
+            _telemetry.session_store_error("save")
             return store_unavailable_page(), True
         if cookie is not None:
             response.headers.append(("Set-Cookie", cookie))
@@ -276,6 +277,7 @@ class SignIn:
             client = self.clients.build()
         except IdentityProviderUnavailableError as exc:
             log.error("cannot start a sign-in: %s", exc)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         state = secrets.token_urlsafe(32)
         flow = client.initiate_auth_code_flow(
@@ -290,8 +292,9 @@ class SignIn:
         try:
             self.sessions.stash(session, _FLOW_PREFIX + state, record, FLOW_LIFETIME)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while starting a sign-in")
+            _telemetry.session_store_error("start")
             return store_unavailable_page()
+        _telemetry.signin_started()
         return redirect(flow["auth_uri"])
 
     def complete(self, request: Request, session: Session) -> Response:
@@ -380,6 +383,7 @@ class SignIn:
 
     def _bad(self, request: Request, message: str) -> Response:
         """400 with the reason and a way to start over."""
+        _telemetry.signin_failed(message)
         return error_page(
             400,
             message + " Please sign in again.",
@@ -401,6 +405,7 @@ class SignIn:
             result = client.acquire_token_by_auth_code_flow(flow, params)
         except (json.JSONDecodeError, msal.exceptions.MsalError) as exc:
             log.error("the token endpoint answered badly: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         except ValueError as exc:  # MSAL's state or scope checks
             return f"The sign-in response does not match its request ({exc})."
@@ -409,6 +414,7 @@ class SignIn:
             return f"The ID token's {reason} does not match this sign-in."
         except (httpx.HTTPError, FetchError) as exc:
             log.error("token endpoint unreachable: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if "error" in result:
             return self._token_error(result)
@@ -434,6 +440,7 @@ class SignIn:
         self.sessions.rotate(session)  # no fixation: the pre-sign-in id dies here
         session[USER_KEY] = {k: v for k, v in claims.items() if k not in ("nonce", "at_hash")}
         self.cipher.save_to(session, cache)
+        _telemetry.signin_completed()
         return redirect(return_path)
 
     def _token_error(self, result: dict[str, Any]) -> Response | str:
@@ -445,10 +452,12 @@ class SignIn:
         )
         if error in _UNAVAILABLE_ERRORS:
             log.error("token endpoint error %s", error)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if error in _USER_ERRORS or error == "invalid_request":
             return f"Microsoft Entra refused the sign-in ({error}): {description}"
         log.error("token endpoint refused the app: %s %s", error, description)
+        _telemetry.signin_failed(reason="app_refused", status=502)
         return error_page(
             502,
             f"Microsoft Entra refused this application's request ({error}). "
