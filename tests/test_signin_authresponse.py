@@ -8,6 +8,7 @@ for 120 s (60 KB each, no cap on requests). Now nothing is stored for it at all.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 import respx
 from cryptography.fernet import Fernet
 
+from entra_ciam.events import LOGGER_NAME
 from entra_ciam.sessions import MemoryStore, RedisStore, SessionStore, SQLiteStore, TokenCacheCipher
 from entra_ciam.signin import SignIn
 from entra_ciam.signin.authresponse import (
@@ -31,6 +33,7 @@ from entra_ciam.signin.authresponse import (
     unseal,
 )
 from tests.support.fake_entra import API_SCOPE, FakeEntra, StepBrowser, make_config
+from tests.support.otel import events
 from tests.support.signin_apps import BUILDERS, running_stack
 from tests.support.webapps import ADA, LateWSGI, Stack
 from tests.test_sessions import _open_backend
@@ -161,24 +164,31 @@ def test_a_cross_site_post_is_sent_on_sealed_and_stores_nothing(entra: FakeEntra
     ],
 )
 def test_oversized_fields_are_refused_before_anything_else(
-    entra: FakeEntra, form: dict[str, str], reason: bytes
+    entra: FakeEntra, form: dict[str, str], reason: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     store = MemoryStore()
     browser = StepBrowser(SignIn(make_config(), store=store))
-    for cookies in ({}, None):  # cross-site (no cookie), then same-site (with one)
-        if cookies is None:
+    for same_site in (False, True):  # cross-site (no cookie), then with the session cookie
+        if same_site:
             browser.start()
         answer = browser.send("POST", "/auth/redirect", form=form)
         assert answer.status == 400 and reason in answer.body
     assert entra.token_posts == []
+    failed = [r.__dict__["reason"] for r in events(caplog, "signin_failed")]
+    assert failed == ["response_oversized", "response_oversized"]
 
 
-def test_a_resume_that_does_not_open_is_refused(entra: FakeEntra) -> None:
+def test_a_resume_that_does_not_open_is_refused(
+    entra: FakeEntra, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     browser = StepBrowser(SignIn(make_config(), store=MemoryStore()))
     browser.start()
     for value in ("", "garbage", "gAAAAA" + "A" * 100):
         answer = browser.get("/auth/redirect", urlencode({"resume": value}))
         assert answer.status == 400 and b"expired or was altered" in answer.body
+    assert {r.__dict__["reason"] for r in events(caplog, "signin_failed")} == {"state_unknown"}
 
 
 # -- floods through both adapters and every store --------------------------------------------------
