@@ -121,7 +121,9 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     status = 0
     try:
         try:
-            _extras.require("emulator", *_APP_MODULES, purpose="entra-ciam demo")
+            _extras.require(
+                "emulator", *_APP_MODULES, purpose="The demo (a Flask web app and a Starlette API)"
+            )
         except _extras.MissingExtraError as exc:
             raise DemoError(str(exc)) from None
         root = examples_root()
