@@ -88,6 +88,12 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="enable the test-only route GET /<tenant>/_test/otp (never for shared machines)",
     )
+    parser.add_argument(
+        "--one-time-refresh-tokens",
+        action="store_true",
+        help="make refresh tokens single use, a reuse revoking the sign-in (Entra allows reuse; "
+        "same as [grants] refresh_token_reuse = false)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
 
 
@@ -98,6 +104,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
         registrations = load_registrations(args.config)
+        if args.one_time_refresh_tokens:
+            registrations = registrations.with_one_time_refresh_tokens()
         idp = DevIdp(
             registrations,
             state_dir=args.state_dir or default_state_dir(),
@@ -143,6 +151,12 @@ def banner(idp: DevIdp) -> str:
         f"  Sign-in pages   {e.pages_base}/",
         f"  CA bundle       {idp.ca_bundle}",
         f"  State folder    {idp.state.path}",
+        "  Refresh tokens  "
+        + (
+            "reusable until they expire, as in Entra"
+            if regs.grants.refresh_token_reuse
+            else "one-time: a reuse revokes the sign-in (--one-time-refresh-tokens)"
+        ),
         "",
         "  Apps",
     ]

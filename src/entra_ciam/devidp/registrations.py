@@ -13,9 +13,9 @@ import json
 import re
 import tomllib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from entra_ciam.devidp import defaults
@@ -24,6 +24,7 @@ from entra_ciam.urls import is_loopback_host
 __all__ = [
     "OIDC_SCOPES",
     "AppRegistration",
+    "GrantPolicy",
     "Lifetimes",
     "RegistrationError",
     "Registrations",
@@ -121,11 +122,25 @@ class Lifetimes:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GrantPolicy:
+    """How the token endpoint treats grants (``[grants]`` in the file).
+
+    ``refresh_token_reuse``: Entra does not revoke a refresh token when it is used, so a refresh
+    token stays good until it expires even after a newer one was issued (the default). False is
+    strict one-time rotation as in OAuth 2.1 for public clients: a refresh token is good once, and
+    a second use revokes every refresh token of the same sign-in (``--one-time-refresh-tokens``).
+    """
+
+    refresh_token_reuse: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Registrations:
     tenant: Tenant
     apps: tuple[AppRegistration, ...]
     users: tuple[User, ...]
     lifetimes: Lifetimes = Lifetimes()
+    grants: GrantPolicy = GrantPolicy()
 
     @classmethod
     def default(cls, **changes: Any) -> Registrations:
@@ -137,6 +152,10 @@ class Registrations:
         cls, data: Mapping[str, Any], *, source: str = "registrations"
     ) -> Registrations:
         return _parse(data, source)
+
+    def with_one_time_refresh_tokens(self) -> Registrations:
+        """The same tenant with strict one-time refresh tokens (reuse revokes the sign-in)."""
+        return dataclasses.replace(self, grants=GrantPolicy(refresh_token_reuse=False))
 
     def app(self, client_id: str) -> AppRegistration | None:
         client_id = client_id.strip().lower()
@@ -312,6 +331,7 @@ def _parse(data: Mapping[str, Any], source: str) -> Registrations:
     tenant = Tenant(id=tenant_id, subdomain=subdomain, name=str(name))
 
     lifetimes = _parse_lifetimes(data.get("lifetimes", {}), r)
+    grants = _parse_grants(data.get("grants", {}), r)
 
     raw_apps = data.get("apps", [])
     if not isinstance(raw_apps, list):
@@ -334,23 +354,53 @@ def _parse(data: Mapping[str, Any], source: str) -> Registrations:
         raise RegistrationError(
             f"{source} has problems:\n" + "\n".join(f"  - {p}" for p in r.problems)
         )
-    return Registrations(tenant=tenant, apps=tuple(apps), users=tuple(users), lifetimes=lifetimes)
+    return Registrations(
+        tenant=tenant, apps=tuple(apps), users=tuple(users), lifetimes=lifetimes, grants=grants
+    )
 
 
 def _parse_lifetimes(table: Any, r: _Reader) -> Lifetimes:
+    return _parse_settings(
+        table,
+        r,
+        "[lifetimes]",
+        Lifetimes,
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "a whole number of seconds >= 0",
+    )
+
+
+def _parse_grants(table: Any, r: _Reader) -> GrantPolicy:
+    return _parse_settings(
+        table, r, "[grants]", GrantPolicy, lambda v: isinstance(v, bool), "true or false"
+    )
+
+
+_SettingsT = TypeVar("_SettingsT", Lifetimes, GrantPolicy)
+
+
+def _parse_settings(
+    table: Any,
+    r: _Reader,
+    where: str,
+    kind: type[_SettingsT],
+    accepts: Callable[[Any], bool],
+    expected: str,
+) -> _SettingsT:
+    """A table of known keys, each checked by ``accepts``; every problem reported to ``r``."""
     if not isinstance(table, dict):
-        r.fail("[lifetimes]", "must be a table")
-        return Lifetimes()
-    fields = {f.name for f in dataclasses.fields(Lifetimes)}
-    values: dict[str, int] = {}
+        r.fail(where, "must be a table")
+        return kind()
+    fields = {f.name for f in dataclasses.fields(kind)}
+    values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in fields:
-            r.fail("[lifetimes]", f"unknown key {key!r} (known: {', '.join(sorted(fields))})")
-        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            r.fail("[lifetimes]", f"'{key}' must be a whole number of seconds >= 0")
+            r.fail(where, f"unknown key {key!r} (known: {', '.join(sorted(fields))})")
+        elif not accepts(value):
+            r.fail(where, f"'{key}' must be {expected}")
         else:
             values[key] = value
-    return Lifetimes(**values)
+    return kind(**values)
 
 
 def _parse_app(raw: Any, index: int, r: _Reader) -> dict[str, Any] | None:
