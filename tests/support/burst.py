@@ -168,9 +168,7 @@ async def burst(webs: list[str], cookie: str, n: int = BURST) -> list[httpx.Resp
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     headers = {"Cookie": f"{COOKIE}={cookie}"}
     async with httpx.AsyncClient(limits=limits, timeout=60.0, headers=headers) as client:
-        return await asyncio.gather(
-            *(client.get(f"{webs[i % len(webs)]}/token") for i in range(n))
-        )
+        return await asyncio.gather(*(client.get(f"{webs[i % len(webs)]}/token") for i in range(n)))
 
 
 def run_burst(running: _Site, kind: str, mode: str, tmp: Path) -> BurstResult:
@@ -183,9 +181,7 @@ def run_burst(running: _Site, kind: str, mode: str, tmp: Path) -> BurstResult:
     attempts = running.stats()
     served = [r for r in responses if r.status_code == 200]
     after = httpx.get(f"{running.webs[-1]}/token", headers={"Cookie": f"{COOKIE}={cookie}"})
-    redemptions_after = token_requests(running.idp, reset=True)["requested"].get(
-        "refresh_token", 0
-    )
+    redemptions_after = token_requests(running.idp, reset=True)["requested"].get("refresh_token", 0)
     return BurstResult(
         kind=kind,
         mode=mode,
