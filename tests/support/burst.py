@@ -37,7 +37,17 @@ from tests.support.todo_api import free_port, serving, start_example, stop_proce
 from tests.support.todo_stack import config_env
 from tests.support.webapps import AppBrowser, LateASGI, LateWSGI, Stack, serving_wsgi
 
-__all__ = ["BURST", "KINDS", "MODES", "BurstResult", "run_burst"]
+__all__ = [
+    "BURST",
+    "KINDS",
+    "MODES",
+    "BurstResult",
+    "Site",
+    "burst",
+    "run_burst",
+    "sign_in",
+    "site",
+]
 
 BURST = 64
 EXPIRED_ON_ARRIVAL = 300  # seconds of access token lifetime MSAL already treats as expired
@@ -72,7 +82,7 @@ class BurstResult:
 
 
 @dataclasses.dataclass
-class _Site:
+class Site:
     idp: DevIdp
     webs: list[str]  # the app's base URL(s); requests alternate between them
     stats: Callable[[], int]  # refresh attempts in the app(s) since the last call
@@ -98,21 +108,22 @@ def _emulator(webs: list[str], mode: str) -> Any:
 
 
 @contextlib.contextmanager
-def _in_process(kind: str, mode: str, tmp: Path) -> Iterator[_Site]:
+def _in_process(kind: str, mode: str, tmp: Path, **options: Any) -> Iterator[Site]:
     late: Any = LateWSGI() if kind == "flask" else LateASGI()
     server = serving_wsgi(late) if kind == "flask" else serving(late)
     with server as base, _emulator([base], mode) as idp:
         if kind == "flask":
             config = _config(idp, base, session_store=f"sqlite:///{tmp / 'sessions.db'}")
-            late.app = burst_app.flask_app(config)
+            late.app = burst_app.flask_app(config, **options)
         else:
-            late.app = burst_app.starlette_app(_config(idp, base, session_store="memory://"))
+            config = _config(idp, base, session_store="memory://")
+            late.app = burst_app.starlette_app(config, **options)
         burst_app.refresh_attempts.take()
-        yield _Site(idp, [base], burst_app.refresh_attempts.take)
+        yield Site(idp, [base], burst_app.refresh_attempts.take)
 
 
 @contextlib.contextmanager
-def _two_processes(mode: str, tmp: Path, redis_url: str) -> Iterator[_Site]:
+def _two_processes(mode: str, tmp: Path, redis_url: str) -> Iterator[Site]:
     import redis
 
     prefix = f"test-burst-{secrets.token_hex(4)}:"
@@ -136,7 +147,7 @@ def _two_processes(mode: str, tmp: Path, redis_url: str) -> Iterator[_Site]:
             def stats() -> int:
                 return sum(httpx.get(f"{web}/_stats").json()["refresh_attempts"] for web in webs)
 
-            yield _Site(idp, webs, stats)
+            yield Site(idp, webs, stats)
     finally:
         keys = list(client.scan_iter(match=prefix + "*"))
         if keys:
@@ -144,14 +155,19 @@ def _two_processes(mode: str, tmp: Path, redis_url: str) -> Iterator[_Site]:
         client.close()
 
 
-def site(kind: str, mode: str, tmp: Path, redis_url: str = "redis://127.0.0.1:6379/0") -> Any:
-    """The emulator and the app(s) of one set-up, started and stopped around the block."""
+def site(
+    kind: str, mode: str, tmp: Path, redis_url: str = "redis://127.0.0.1:6379/0", **options: Any
+) -> Any:
+    """The emulator and the app(s) of one set-up, started and stopped around the block.
+
+    ``options`` go to the in-process app (``retry_after_limit``).
+    """
     if kind == "redis":
         return _two_processes(mode, tmp, redis_url)
-    return _in_process(kind, mode, tmp)
+    return _in_process(kind, mode, tmp, **options)
 
 
-def sign_in(running: _Site, tmp: Path) -> str:
+def sign_in(running: Site, tmp: Path) -> str:
     """Sign Ada in on the first app; return the session cookie. Tokens issued from now on last."""
     with AppBrowser(Stack(running.idp, running.webs[0], "", None, tmp)) as browser:
         page = browser.sign_in(next_path="/me")
@@ -171,7 +187,7 @@ async def burst(webs: list[str], cookie: str, n: int = BURST) -> list[httpx.Resp
         return await asyncio.gather(*(client.get(f"{webs[i % len(webs)]}/token") for i in range(n)))
 
 
-def run_burst(running: _Site, kind: str, mode: str, tmp: Path) -> BurstResult:
+def run_burst(running: Site, kind: str, mode: str, tmp: Path) -> BurstResult:
     """Sign in, send the burst, then one more request; count at the emulator."""
     cookie = sign_in(running, tmp)
     running.stats()

@@ -69,14 +69,21 @@ def _unavailable(exc: TokenAcquisitionError) -> tuple[dict[str, Any], int, dict[
     return {"error": "unavailable", "status": exc.status_code}, exc.status_code, headers
 
 
-def flask_app(config: EntraConfig) -> Any:
+def _acquirer(retry_after_limit: float) -> TokenAcquirer:
+    # Without the option the app is the one that measured the "before" figures (no such option).
+    if retry_after_limit:
+        return TokenAcquirer(retry_after_limit=retry_after_limit)
+    return TokenAcquirer()
+
+
+def flask_app(config: EntraConfig, *, retry_after_limit: float = 0.0) -> Any:
     from flask import Flask, jsonify
 
     from entra_ciam.wsgi import SignInMiddleware
 
     refresh_attempts.install()
     app = Flask("refresh-burst")
-    acquirer = TokenAcquirer()
+    acquirer = _acquirer(retry_after_limit)
 
     @app.get("/token")
     def token() -> Any:
@@ -104,7 +111,7 @@ def flask_app(config: EntraConfig) -> Any:
     return app
 
 
-def starlette_app(config: EntraConfig) -> Any:
+def starlette_app(config: EntraConfig, *, retry_after_limit: float = 0.0) -> Any:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
@@ -114,7 +121,7 @@ def starlette_app(config: EntraConfig) -> Any:
     from entra_ciam.asgi import SignInMiddleware
 
     refresh_attempts.install()
-    acquirer = TokenAcquirer()
+    acquirer = _acquirer(retry_after_limit)
 
     async def token(request: Request) -> JSONResponse:
         try:
