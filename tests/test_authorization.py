@@ -127,6 +127,33 @@ def test_user_token_never_passes_an_app_permission_check() -> None:
         rule.check(user("Todolist.Read", roles=["Todolist.Read.All"]))
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"idtyp": "user"},  # Entra's optional claim says so
+        {"sub": "pairwise-sub"},  # no idtyp: a user's sub is pairwise, unlike its oid
+        {"idtyp": "user", "sub": "user-1"},  # idtyp alone decides, even when oid == sub
+        {"idtyp": "user", "scp": "Todolist.Read"},
+    ],
+)
+def test_delegated_roles_never_satisfy_an_app_permission(payload: dict[str, Any]) -> None:
+    """Issue 16, point 7: a user assigned the application permission as an app role gets it in
+    ``roles``; Microsoft.Identity.Web would accept that token on the app side, we do not."""
+    claims = Claims({"oid": "user-1", "roles": ["Todolist.ReadWrite.All"], **payload})
+    assert not claims.is_app_only
+    for guard in (
+        require_scope_or_app_permission(app_permissions="Todolist.ReadWrite.All"),
+        require_scope_or_app_permission(
+            scopes="Todolist.ReadWrite", app_permissions="Todolist.ReadWrite.All"
+        ),
+    ):
+        with pytest.raises(InsufficientScopeError) as info:
+            guard.check(claims)
+        assert info.value.status_code == 403
+    # The same name through require_role is an app role, which users may hold: that passes.
+    assert require_role("Todolist.ReadWrite.All").check(claims) is claims
+
+
 def test_scope_or_app_permission_picks_the_list_for_the_token_kind() -> None:
     guard = require_scope_or_app_permission(
         scopes="Todolist.Read Todolist.ReadWrite",

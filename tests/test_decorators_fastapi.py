@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from entra_ciam import (
+    MissingTokenError,
     current_claims,
     require_role,
     require_scope,
@@ -140,7 +141,12 @@ def test_dependency_refusal_is_403_with_challenge(client: TestClient, tenant: Te
     assert params["error"] == "insufficient_scope"
     assert params["scope"] == "Todolist.Read Todolist.ReadWrite"
     assert response.headers["cache-control"] == "no-store"
-    assert response.json()["detail"]["error"] == "insufficient_scope"
+    # The decorators' body, not FastAPI's {"detail": ...}.
+    decorated = client.get("/todos/5", headers=bearer(tenant.user_token(scp="User.Read")))
+    assert response.json()["error"] == "insufficient_scope"
+    assert set(response.json()) == set(decorated.json()) == {"error", "error_description", "scope"}
+    assert response.json()["scope"] == "Todolist.Read Todolist.ReadWrite"
+    assert response.headers["content-type"] == decorated.headers["content-type"]
 
 
 def test_user_token_with_app_role_never_passes_app_permission(
@@ -174,8 +180,13 @@ def test_websocket_dependency(client: TestClient, tenant: Tenant) -> None:
     assert info.value.code == 1008
 
 
-def test_without_middleware_everything_is_401(tenant: Tenant) -> None:
+def test_without_middleware_dependencies_answer_401_and_decorators_fail_closed(
+    tenant: Tenant,
+) -> None:
     with TestClient(create_app()) as plain:
         token = bearer(tenant.user_token())
-        assert plain.get("/todos/1", headers=token).status_code == 401
         assert plain.get("/me", headers=token).status_code == 401
+        assert plain.put("/todos/1", headers=token).status_code == 401  # it takes the Request
+        # No request argument and no middleware: nothing can answer, the guard raises.
+        with pytest.raises(MissingTokenError):
+            plain.get("/todos/1", headers=token)

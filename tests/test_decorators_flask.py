@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from entra_ciam import (
+    MissingTokenError,
     current_claims,
     require_role,
     require_scope,
@@ -170,11 +171,37 @@ def test_decorator_answers_401_when_the_middleware_let_the_request_through(
     assert challenge(response.headers["WWW-Authenticate"]) == {"realm": "entra-ciam"}
 
 
-def test_without_any_middleware_the_decorator_fails_closed_with_401(tenant: Tenant) -> None:
-    plain = create_app().test_client()
-    response = plain.get("/todos", headers=bearer(tenant.user_token()))
-    assert response.status_code == 401
-    assert response.json == {"error": "unauthorized", "error_description": "No bearer token"}
+def test_without_any_middleware_the_decorator_fails_closed(tenant: Tenant) -> None:
+    """No middleware validated the token and none is there to answer: the view never runs and
+    the guard raises the 401 error (a middleware or the app's error handler answers it)."""
+    app = create_app()
+    app.testing = True  # let the exception reach the test instead of Flask's 500 page
+    with pytest.raises(MissingTokenError):
+        app.test_client().get("/todos", headers=bearer(tenant.user_token()))
+
+
+def test_an_auth_error_raised_through_the_app_is_answered_by_the_middleware(
+    tenant: Tenant,
+) -> None:
+    """``guard.check()`` called in a view raises; the WSGI middleware answers it (RFC 6750)."""
+
+    def raw_app(environ: Any, start_response: Any) -> list[bytes]:
+        READ.check()
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    from werkzeug.test import Client
+
+    client = Client(BearerTokenMiddleware(raw_app, tenant.validator))
+    refused = client.get("/", headers=bearer(tenant.user_token(scp="User.Read")))
+    assert refused.status_code == 403
+    assert challenge(refused.headers["WWW-Authenticate"])["error"] == "insufficient_scope"
+    assert refused.json == {
+        "error": "insufficient_scope",
+        "error_description": refused.json["error_description"],
+        "scope": "Todolist.Read Todolist.ReadWrite",
+    }
+    assert client.get("/", headers=bearer(tenant.user_token())).status_code == 200
 
 
 def test_decorated_views_keep_their_identity() -> None:

@@ -42,62 +42,14 @@ import pytest
 
 from entra_ciam.cli import build_parser
 from entra_ciam.devidp import defaults
+from tests.support.docblocks import ROOT, Block, read_blocks
 from tests.support.oidc_stub import OIDCStub, running_stub
 from tests.support.rejections import challenge
 from tests.support.todo_api import serving
 from tests.support.tokens import API_CLIENT_ID, TENANT_ID, USER_OID, TokenFactory
 from tests.support.webapps import ADA, Stack, signin_stack
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)\s*$")
-_MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<mode>[\w-]+)(?P<options>[^>]*?)\s*-->\s*$")
-_MODES = {"compile", "run", "signature", "skip"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Block:
-    page: Path
-    line: int  # of the opening fence, 1-based
-    lang: str
-    code: str
-    mode: str
-    options: dict[str, str]
-
-    @property
-    def where(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
-
-    @property
-    def id(self) -> str:
-        return f"{self.where}-{self.lang}-{self.mode}"
-
-
-def read_blocks(page: Path) -> list[Block]:
-    lines = page.read_text(encoding="utf-8").splitlines()
-    blocks: list[Block] = []
-    i = 0
-    while i < len(lines):
-        opening = _FENCE.match(lines[i])
-        if not opening or not opening["lang"]:
-            i += 1
-            continue
-        indent, lang = opening["indent"], opening["lang"]
-        body: list[str] = []
-        j = i + 1
-        while j < len(lines) and lines[j].strip() != "```":
-            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j])
-            j += 1
-        assert j < len(lines), f"{page.name}:{i + 1}: the ``` block is never closed"
-        marker = _MARKER.match(lines[i - 1]) if i else None
-        mode = marker["mode"] if marker else "compile"
-        assert mode in _MODES, f"{page.name}:{i}: unknown docs-test mode {mode!r}"
-        options = dict(re.findall(r"(\w+)=(\S+)", marker["options"])) if marker else {}
-        blocks.append(Block(page, i + 1, lang, "\n".join(body) + "\n", mode, options))
-        i = j + 1
-    return blocks
-
 
 BLOCKS = [block for page in PAGES for block in read_blocks(page)]
 PYTHON = [b for b in BLOCKS if b.lang == "python" and b.mode in ("compile", "skip")]

@@ -2,25 +2,18 @@
 
 The emulator, the todo API and the web app all run on loopback; a cookie-keeping HTTP client
 fills in the emulator's pages the way a person would. Nothing of ours is mocked: a failing API is
-a real server that fails.
+a real server that fails. ``entra-ciam demo``, which runs this app, is tested in test_demo.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import re
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
@@ -31,19 +24,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from entra_ciam import ConfigError
-from entra_ciam.demo import (
-    DemoError,
-    Ports,
-    check_ports_free,
-    find_project_root,
-    wait_until_healthy,
-)
 from entra_ciam.devidp import defaults
 from tests.support.todo_api import free_port, serving
 from tests.support.todo_stack import (
     ADA,
     ALAN,
     TodoStack,
+    add,
     csrf_of,
     descriptions,
     item_ids,
@@ -73,15 +60,6 @@ def browser(stack: TodoStack, user: tuple[str, str, str] = ADA) -> Iterator[AppB
         response = b.open("/profile", user=user)
         assert response.status_code == 200, response.text
         yield b
-
-
-def add(b: AppBrowser, description: str, token: str | None = None, **headers: str):
-    token = token if token is not None else csrf_of(b.get("/todos"))
-    return b.client.post(
-        f"{b.stack.base}/todos",
-        data={"description": description, "csrf_token": token},
-        headers=headers,
-    )
 
 
 def remove(b: AppBrowser, item_id: int, token: str | None = None) -> httpx.Response:
@@ -425,137 +403,3 @@ def test_main_stops_with_the_variable_named_when_a_placeholder_is_left() -> None
     assert done.returncode == 2
     assert "ENTRA_CLIENT_ID" in done.stderr and "placeholder" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-# -- the demo command ---------------------------------------------------------------------------
-
-
-class Flaky:
-    """A loopback server answering 503 ``failures`` times, then 200."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.hits = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        self.hits += 1
-        status = 503 if self.hits <= self.failures else 200
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
-
-
-def test_wait_until_healthy_polls_until_200() -> None:
-    flaky = Flaky(failures=3)
-    with serving(flaky) as base:
-        wait_until_healthy(f"{base}/healthz", timeout=10, interval=0.01)
-    assert flaky.hits == 4
-
-
-def test_wait_until_healthy_gives_up_at_once_when_the_process_died() -> None:
-    started = time.monotonic()
-    with pytest.raises(DemoError, match="exited"):
-        wait_until_healthy(
-            f"http://127.0.0.1:{free_port()}/healthz", timeout=30, alive=lambda: False
-        )
-    assert time.monotonic() - started < 5
-
-
-def test_wait_until_healthy_times_out_naming_the_url_and_what_it_saw() -> None:
-    url = f"http://127.0.0.1:{free_port()}/healthz"
-    with pytest.raises(DemoError) as caught:
-        wait_until_healthy(url, timeout=0.3, interval=0.05)
-    assert url in str(caught.value) and "ConnectError" in str(caught.value)
-    with serving(Flaky(failures=10_000)) as base, pytest.raises(DemoError, match="HTTP 503"):
-        wait_until_healthy(f"{base}/healthz", timeout=0.3, interval=0.05)
-
-
-def test_busy_ports_are_named_with_the_option_to_change_them() -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        ports = Ports(web=port, api=free_port(), idp=free_port(), idp_pages=free_port())
-        with pytest.raises(DemoError, match=rf"127\.0\.0\.1:{port} \(web app; pass --port"):
-            check_ports_free(ports)
-
-
-def test_the_examples_are_found_or_the_error_says_how(tmp_path: Path) -> None:
-    assert find_project_root(ROOT) == ROOT
-    with pytest.raises(DemoError, match="--project"):
-        find_project_root(tmp_path)
-
-
-def _reader(stream: Any, lines: queue.Queue[str]) -> None:
-    for line in iter(stream.readline, ""):
-        lines.put(line.rstrip("\n"))
-    lines.put("<EOF>")
-
-
-def _wait_for(lines: queue.Queue[str], text: str, seen: list[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=deadline - time.monotonic())
-        except queue.Empty:
-            break
-        seen.append(line)
-        if text in line:
-            return
-        if line == "<EOF>":
-            break
-    raise AssertionError(f"{text!r} never appeared; output:\n" + "\n".join(seen))
-
-
-def test_demo_command_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    ports = Ports(web=free_port(), api=free_port(), idp=free_port(), idp_pages=free_port())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    command = [sys.executable, "-m", "entra_ciam.cli", "demo", "--state-dir", str(tmp_path)]
-    command += ["--port", str(ports.web), "--api-port", str(ports.api)]
-    command += ["--idp-port", str(ports.idp), "--idp-pages-port", str(ports.idp_pages)]
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,  # not the checkout: the demo must find the examples by itself
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-    seen: list[str] = []
-    try:
-        _wait_for(lines, "Press Ctrl-C to stop.", seen, timeout=60)
-        output = "\n".join(seen)
-        web = f"http://127.0.0.1:{ports.web}"
-        assert f"Open        {web}/" in output
-        assert f"{ADA[0]} / {ADA[1]}" in output
-        site = SimpleNamespace(
-            base=web, idp=SimpleNamespace(pages_url=f"http://127.0.0.1:{ports.idp_pages}")
-        )
-        with AppBrowser(site) as b:  # type: ignore[arg-type]
-            page = b.open("/todos")
-            assert page.status_code == 200 and "Your todo list" in page.text
-            assert add(b, "Demo item").status_code == 303
-            assert "Demo item" in descriptions(b.get("/todos"))
-            cookie = b.session_cookie()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    with contextlib.suppress(queue.Empty):
-        while True:
-            seen.append(lines.get(timeout=2))
-    output = "\n".join(seen)
-    assert "entra-ciam demo: stopped." in output
-    assert "Traceback" not in output
-    # Nothing secret reached the console: no auth code, no session cookie, no client secret.
-    assert "code=" not in output
-    assert cookie and cookie not in output
-    assert defaults.WEB_APP_CLIENT_SECRET not in output
-    assert (tmp_path / "todo.sqlite3").is_file() and (tmp_path / "dev-idp").is_dir()
-    check_ports_free(ports)  # everything let go of its port

@@ -257,6 +257,61 @@ def test_app_permission_without_todolist_role_is_refused(
     assert set(response.json()["scope"].split()) == {"Todolist.Read.All", "Todolist.ReadWrite.All"}
 
 
+# -- a user token is never an app token (issue 16, points 2 and 7) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("what", "claims"),
+    [
+        ("idtyp user, no scp", {"idtyp": "user", "scp": None}),
+        ("no idtyp, pairwise sub", {"scp": None}),
+        ("idtyp user, read scope", {"idtyp": "user", "scp": "Todolist.Read"}),
+        ("no idtyp, read scope", {"scp": "Todolist.Read"}),
+        ("idtyp user, oid == sub", {"idtyp": "user", "scp": None, "sub": BOB}),
+    ],
+)
+def test_user_token_with_app_permissions_sees_only_its_own_items(
+    config: EntraConfig, db_path: Path, tokens: Tokens, what: str, claims: dict[str, Any]
+) -> None:
+    """Bob's token holds both application permissions as roles (an admin assigned him the app
+    roles): over a real server, it must not list, read, change or delete Alice's items, as an
+    app token would. Before the fix the roles without scp made it "app-only" and it could."""
+    bob = {
+        "Authorization": "Bearer "
+        + tokens.factory.mint(
+            oid=BOB, roles=["Todolist.Read.All", "Todolist.ReadWrite.All"], **claims
+        )
+    }
+    with serving(create_app(config, db_path=db_path)) as base, httpx.Client(base_url=base) as http:
+        alice_item = http.post(
+            "/api/todolist", headers=tokens.user(oid=ALICE), json={"description": "Alice's"}
+        ).json()
+        bob_item = http.post(
+            "/api/todolist", headers=tokens.user(oid=BOB), json={"description": "Bob's"}
+        ).json()
+        url = f"/api/todolist/{alice_item['id']}"
+        listed = http.get("/api/todolist", headers=bob)
+        answers = [
+            http.get(url, headers=bob),
+            http.put(url, headers=bob, json={"description": "hijacked"}),
+            http.delete(url, headers=bob),
+            http.post("/api/todolist", headers=bob, json={"description": "x", "owner": ALICE}),
+        ]
+        if claims["scp"] is None:  # no delegated scope at all: refused outright
+            assert listed.status_code == 403, what
+            assert 'error="insufficient_scope"' in listed.headers["www-authenticate"]
+        else:  # a reader: its own items only
+            assert listed.status_code == 200, what
+            assert listed.json() == [bob_item], what
+        for answer in answers:
+            assert answer.status_code in (400, 403, 404), (what, answer.request.method)
+        alice = http.get("/api/todolist", headers=tokens.user(oid=ALICE)).json()
+        assert alice == [alice_item]  # untouched
+        # The daemon's real app-only token, through the same server, does see everything.
+        daemon = http.get("/api/todolist", headers=tokens.app("Todolist.Read.All")).json()
+        assert daemon == [alice_item, bob_item]
+
+
 # -- user isolation -----------------------------------------------------------------------------
 
 

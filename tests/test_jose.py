@@ -216,7 +216,25 @@ def test_malformed_json_header(raw: bytes) -> None:
 
 def test_duplicate_header_member() -> None:
     raw = b'{"alg":"none","alg":"RS256","kid":"k"}'
-    rejected(f"{b64url(raw)}.{b64url_json({'a': 1})}.{b64url(b'sig')}", "JSON")
+    rejected(
+        f"{b64url(raw)}.{b64url_json({'a': 1})}.{b64url(b'sig')}", "header names a member twice"
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"scp":"Todolist.Read","scp":"Todolist.ReadWrite"}',  # which one would a reader take?
+        b'{"aud":"other","aud":"mine"}',
+        b'{"a":{"x":1,"x":2}}',  # nested objects too
+    ],
+)
+def test_duplicate_payload_member(raw: bytes) -> None:
+    """Issue 16, point 6: refused in the payload as in the header, even when correctly signed."""
+    jws = jose.parse(signed({"alg": "RS256", "kid": KEY.kid}, raw))
+    jose.verify(jws, KEY.private.public_key())
+    with pytest.raises(InvalidTokenError, match="payload names a member twice"):
+        jose.decode_payload(jws)
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1]", b"\xff", b'{"exp": Infinity}', b"[" * 5000])

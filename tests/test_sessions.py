@@ -34,8 +34,6 @@ from entra_ciam.sessions.base import decode_record, encode_record
 from tests.support.clock import Clock
 from tests.support.external import RedisChild, require_redis
 
-HOST = "app.example.com"
-
 
 class Backend:
     """Makes store instances over one backend; ``shared`` when two instances see the same data."""
@@ -233,7 +231,7 @@ def test_manager_round_trip(store: Any) -> None:
     manager = SessionManager(store)
     session = manager.load(None)
     session["user"] = "ada"
-    set_cookie = manager.commit(session, HOST)
+    set_cookie = manager.commit(session)
     assert set_cookie is not None
     again = manager.load(_cookie_header(set_cookie))
     assert again.id == session.id and dict(again) == {"user": "ada"}
@@ -247,17 +245,17 @@ def test_idle_timeout_slides(store: Any) -> None:
     manager = SessionManager(store, idle_timeout=100, absolute_timeout=1000, clock=clock)
     session = manager.load(None)
     session["user"] = "ada"
-    cookie = _cookie_header(manager.commit(session, HOST) or "")
+    cookie = _cookie_header(manager.commit(session) or "")
     for _ in range(5):  # used every 80 s: 400 s in all, past idle_timeout, but never idle
         clock.now += 80
         loaded = manager.load(cookie)
         assert loaded.get("user") == "ada"
-        assert manager.commit(loaded, HOST) is None  # the touch writes, the cookie stays
+        assert manager.commit(loaded) is None  # the touch writes, the cookie stays
     clock.now += 101
     expired = manager.load(cookie)
     assert expired.is_new and len(expired) == 0
     assert store.get(SessionManager.store_key(session.id)) is None, "expired record is deleted"
-    assert "Max-Age=0" in (manager.commit(expired, HOST) or "")
+    assert "Max-Age=0" in (manager.commit(expired) or "")
 
 
 def test_absolute_timeout_ends_a_busy_session(store: Any) -> None:
@@ -265,10 +263,10 @@ def test_absolute_timeout_ends_a_busy_session(store: Any) -> None:
     manager = SessionManager(store, idle_timeout=100, absolute_timeout=250, clock=clock)
     session = manager.load(None)
     session["user"] = "ada"
-    cookie = _cookie_header(manager.commit(session, HOST) or "")
+    cookie = _cookie_header(manager.commit(session) or "")
     clock.now += 90
     assert manager.load(cookie).get("user") == "ada"
-    manager.commit(manager.load(cookie), HOST)
+    manager.commit(manager.load(cookie))
     clock.now += 90
     assert manager.load(cookie).get("user") == "ada"
     clock.now += 71  # 251 s after creation, 90 s after the last use
@@ -280,7 +278,7 @@ def test_store_ttl_backs_the_idle_timeout(store: Any) -> None:
     manager = SessionManager(store, idle_timeout=0.3, absolute_timeout=60)
     session = manager.load(None)
     session["user"] = "ada"
-    manager.commit(session, HOST)
+    manager.commit(session)
     key = SessionManager.store_key(session.id)
     assert store.get(key) is not None
     assert _wait_until(lambda: store.get(key) is None)
@@ -290,12 +288,12 @@ def test_rotation_moves_data_and_kills_old_id(store: Any) -> None:
     manager = SessionManager(store)
     session = manager.load(None)
     session["flow"] = "x"
-    old_cookie = _cookie_header(manager.commit(session, HOST) or "")
+    old_cookie = _cookie_header(manager.commit(session) or "")
     loaded = manager.load(old_cookie)
     old_id = loaded.id
     manager.rotate(loaded)
     loaded["user"] = "ada"
-    new_cookie = manager.commit(loaded, HOST)
+    new_cookie = manager.commit(loaded)
     assert new_cookie is not None and old_id not in new_cookie
     assert manager.load(old_cookie).is_new, "the pre-sign-in id must be dead (no fixation)"
     assert dict(manager.load(_cookie_header(new_cookie))) == {"flow": "x", "user": "ada"}
@@ -306,15 +304,15 @@ def test_two_app_instances_serve_one_user(shared_backend: Backend) -> None:
     app_a, app_b = SessionManager(shared_backend.make()), SessionManager(shared_backend.make())
     session = app_a.load(None)
     session["user"] = "ada"
-    cookie = _cookie_header(app_a.commit(session, HOST) or "")
+    cookie = _cookie_header(app_a.commit(session) or "")
     on_b = app_b.load(cookie)
     assert on_b.get("user") == "ada"
     on_b["cart"] = [1, 2]
-    assert app_b.commit(on_b, HOST) is None
+    assert app_b.commit(on_b) is None
     assert dict(app_a.load(cookie)) == {"user": "ada", "cart": [1, 2]}
     signed_out = app_a.load(cookie)
     app_a.destroy(signed_out)
-    app_a.commit(signed_out, HOST)
+    app_a.commit(signed_out)
     assert app_b.load(cookie).is_new
 
 
@@ -323,7 +321,7 @@ def test_stash_take_single_use_across_instances(backend: Backend) -> None:
     app_b = SessionManager(backend.make()) if backend.shared else app_a
     session = app_a.load(None)
     app_a.stash(session, "flow:abc", {"nonce": "n"}, 60)
-    cookie = _cookie_header(app_a.commit(session, HOST) or "")
+    cookie = _cookie_header(app_a.commit(session) or "")
     other = app_b.load(None)
     assert app_b.take(other, "flow:abc") is None, "another browser must not find the flow"
     same = app_b.load(cookie)
@@ -479,7 +477,7 @@ def test_redis_closed_port_is_unavailable_quickly() -> None:
         lambda: store.set("k", {}, 5),
         lambda: store.delete("k"),
         lambda: store.pop("k"),
-        lambda: manager.load("entra_ciam_session=" + "a" * 43),
+        lambda: manager.load(f"{manager.cookie_name}=" + "a" * 43),
     ):
         with pytest.raises(SessionStoreUnavailableError, match=r"127\.0\.0\.1"):
             call()
@@ -499,7 +497,7 @@ def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> 
     manager = SessionManager(store)
     session = manager.load(None)
     session["user"] = "ada"
-    cookie = _cookie_header(manager.commit(session, HOST) or "")
+    cookie = _cookie_header(manager.commit(session) or "")
     assert manager.load(cookie).get("user") == "ada"
 
     redis_child.stop()

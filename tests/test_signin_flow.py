@@ -167,14 +167,56 @@ def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(signin: SignIn) ->
     assert "Secure" not in cookie  # loopback host
 
 
-def test_cookie_is_secure_off_loopback(entra: FakeEntra, store: MemoryStore) -> None:
-    signin = SignIn(make_config(), store=store)
-    request = Request(method="GET", path="/auth/signin", host="app.contoso.com")
+def _first_cookie(signin: SignIn, host: str) -> str:
+    request = Request(method="GET", path="/auth/signin", host=host)
     ctx = signin.open(request)
     assert not isinstance(ctx, Response)
     response, _ = signin.close(ctx, signin.handle(ctx))
     cookie = response.header("Set-Cookie")
-    assert cookie is not None and cookie.endswith("; Secure")
+    assert cookie is not None
+    return cookie
+
+
+HTTPS_REDIRECT_URI = "https://app.contoso.com/auth/redirect"
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "host", "name", "secure"),
+    [
+        # Behind nginx's default proxy_set_header, the app sees its upstream address as Host.
+        (HTTPS_REDIRECT_URI, "127.0.0.1:8000", "__Host-entra_ciam_session", True),
+        (HTTPS_REDIRECT_URI, "localhost", "__Host-entra_ciam_session", True),
+        (HTTPS_REDIRECT_URI, "app.contoso.com", "__Host-entra_ciam_session", True),
+        # A development site on http: a forged Host changes nothing either.
+        (REDIRECT_URI, "app.contoso.com", "entra_ciam_session", False),
+        (REDIRECT_URI, "localhost:3000", "entra_ciam_session", False),
+    ],
+)
+def test_the_cookie_follows_the_redirect_uri_not_the_host(
+    entra: FakeEntra, store: MemoryStore, redirect_uri: str, host: str, name: str, secure: bool
+) -> None:
+    signin = SignIn(
+        make_config(redirect_uri=redirect_uri, post_logout_redirect_uri=None), store=store
+    )
+    cookie = _first_cookie(signin, host)
+    assert cookie.startswith(name + "=")
+    assert cookie.endswith("; Secure") is secure
+
+
+def test_secure_cookie_can_be_forced_but_not_dropped_on_https(
+    entra: FakeEntra, store: MemoryStore
+) -> None:
+    forced = SignIn(make_config(), store=store, secure_cookie=True)
+    cookie = _first_cookie(forced, "localhost:3000")
+    assert cookie.startswith("__Host-entra_ciam_session=") and cookie.endswith("; Secure")
+    with pytest.raises(ConfigError, match="secure_cookie=False"):
+        SignIn(
+            make_config(redirect_uri=HTTPS_REDIRECT_URI, post_logout_redirect_uri=None),
+            store=store,
+            secure_cookie=False,
+        )
+    plain = SignIn(make_config(), store=store, secure_cookie=False, cookie_name="sid")
+    assert _first_cookie(plain, "app.contoso.com").startswith("sid=")
 
 
 def test_auth_responses_are_not_cacheable(signin: SignIn) -> None:

@@ -12,19 +12,19 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import msal
 import pytest
 import respx
 
 from entra_ciam import AccessTokenValidator, ConfigError, EntraConfig, TokenAcquirer
 from entra_ciam.devidp import DevIdp, defaults
-from entra_ciam.devidp.testing import running_devidp, sign_in
+from entra_ciam.devidp.testing import running_devidp
 from entra_ciam.http import MsalHttpClient, MsalResponse
 from entra_ciam.sessions import TOKEN_CACHE_KEY, MemoryStore
 from entra_ciam.signin import InteractionRequiredError, RequestContext, Response, SignIn
 from entra_ciam.signin.context import activated
 from entra_ciam.signin.errors import TokenAcquisitionError
 from tests.support.fake_entra import API_SCOPE, FakeEntra, StepBrowser, make_signin
+from tests.support.idp_tokens import user_token
 from tests.support.webapps import READ
 
 OTHER_SCOPE = "api://todo/Todolist.ReadWrite"
@@ -229,10 +229,10 @@ def test_app_tokens_need_a_config_outside_requests() -> None:
 def test_flask_answers_the_exception_with_the_redirect_itself() -> None:
     from flask import Flask
 
+    from entra_ciam.flask import INTEGRATION
     from entra_ciam.signin.pages import redirect
-    from entra_ciam.wsgi.signin import _interaction_error_factory
 
-    error = _interaction_error_factory()
+    error = INTEGRATION.interaction_error
     app = Flask("hook")
     app.config["PROPAGATE_EXCEPTIONS"] = False
 
@@ -255,10 +255,10 @@ async def test_starlette_answers_the_exception_with_the_redirect_itself() -> Non
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    from entra_ciam.asgi.signin import _interaction_error_factory
     from entra_ciam.signin.pages import redirect
+    from entra_ciam.starlette import INTEGRATION
 
-    error = _interaction_error_factory()
+    error = INTEGRATION.interaction_error
 
     async def view(request: Any) -> Any:
         raise error("consent needed", redirect("https://login.example/authorize?x=1"))
@@ -268,6 +268,23 @@ async def test_starlette_answers_the_exception_with_the_redirect_itself() -> Non
         response = await client.get("/")
     assert response.status_code == 302
     assert response.headers["location"] == "https://login.example/authorize?x=1"
+
+
+async def test_quart_answers_the_exception_with_the_redirect_itself() -> None:
+    from quart import Quart
+
+    from entra_ciam.quart import INTEGRATION
+    from entra_ciam.signin.pages import redirect
+
+    app = Quart("hook")
+
+    @app.get("/")
+    async def view() -> Any:
+        raise INTEGRATION.interaction_error("consent", redirect("https://login.example/a?x=1"))
+
+    response = await app.test_client().get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://login.example/a?x=1"
 
 
 # -- app and on-behalf-of tokens, the emulator -----------------------------------------------------
@@ -299,20 +316,7 @@ def api_validator(idp: DevIdp) -> AccessTokenValidator:
 
 def user_token_for_api(idp: DevIdp, user: tuple[str, str, str] = defaults.USERS[0]) -> str:
     """A user's access token for the todo API, the way the web app would get it."""
-    config = idp.entra_config("web-app")
-    app = msal.ConfidentialClientApplication(
-        config.client_id,
-        client_credential=config.client_secret,
-        oidc_authority=config.oidc_authority,
-        http_client=MsalHttpClient(idp.ca_bundle),
-    )
-    flow = app.initiate_auth_code_flow(
-        [READ], redirect_uri=config.redirect_uri, response_mode="form_post"
-    )
-    result = sign_in(flow["auth_uri"], email=user[0], password=user[1])
-    tokens = app.acquire_token_by_auth_code_flow(flow, result.params)
-    token: str = tokens["access_token"]
-    return token
+    return user_token(idp, user[0], user[1])
 
 
 def test_app_token_is_accepted_and_cached(idp: DevIdp) -> None:

@@ -134,6 +134,20 @@ def test_app_only_token(tenant: Tenant) -> None:
 def test_app_token_without_idtyp_is_app_only_by_roles(tenant: Tenant) -> None:
     claims = tenant.validator.validate(tenant.factory.mint(tenant.factory.app_claims(idtyp=None)))
     assert claims.is_app_only
+    assert claims.oid == claims.sub
+
+
+def test_user_token_with_roles_is_not_app_only(tenant: Tenant) -> None:
+    """Issue 16, point 2: a user's token with app roles and no scp is a user token."""
+    factory = tenant.factory
+    for claims in (
+        factory.claims(scp=None, roles=["Todolist.ReadWrite.All"], idtyp="user"),
+        factory.claims(scp=None, roles=["Todolist.ReadWrite.All"]),  # sub pairwise != oid
+        factory.app_claims(idtyp="user"),  # an app's shape, but the token says "user"
+    ):
+        validated = tenant.validator.validate(factory.mint(claims))
+        assert validated.roles == set(claims["roles"])
+        assert not validated.is_app_only
 
 
 def test_leeway_accepts_small_clock_skew(tenant: Tenant) -> None:
@@ -313,6 +327,49 @@ def test_reject_malformed_scp_and_roles(tenant: Tenant) -> None:
     rejected(tenant, tenant.factory.mint(scp=["a"]), "scp claim")
     rejected(tenant, tenant.factory.mint(scp=" "), "scp claim")
     rejected(tenant, tenant.factory.mint(tenant.factory.app_claims(roles=[1])), "roles claim")
+
+
+def signed_payload(tenant: Tenant, payload: dict[str, Any]) -> str:
+    """A correctly signed token carrying ``payload`` as is (JSON nulls included)."""
+    return tenant.signed(tenant.factory.header(), json.dumps(payload).encode())
+
+
+@pytest.mark.parametrize("scp", [None, ["Todolist.Read"], 1, 0, True, {"a": 1}, ""])
+@pytest.mark.parametrize("kind", ["user", "app"])
+def test_reject_non_string_scp(tenant: Tenant, scp: object, kind: str) -> None:
+    """Issue 16, point 6: ``"scp": null`` beside roles passed and was then read as a user token
+    with no scopes; a scp that is present must be a non-empty string, whatever else is there."""
+    base = tenant.factory.claims() if kind == "user" else tenant.factory.app_claims()
+    rejected(tenant, signed_payload(tenant, {**base, "scp": scp}), "scp claim")
+
+
+@pytest.mark.parametrize("roles", [None, "Todolist.Read.All", 1, {"r": 1}, ["ok", None]])
+def test_reject_non_list_roles(tenant: Tenant, roles: object) -> None:
+    payload = {**tenant.factory.app_claims(), "roles": roles}
+    rejected(tenant, signed_payload(tenant, payload), "roles claim")
+
+
+@pytest.mark.parametrize("name", ["sub", "oid", "tid", "azp", "idtyp"])
+@pytest.mark.parametrize("value", [None, 7, ["x"], {"x": 1}, True])
+def test_reject_non_string_identity_claims(tenant: Tenant, name: str, value: object) -> None:
+    """Issue 16, point 6: an API keys data on these; a number or list there is malformed."""
+    payload = {**tenant.factory.claims(), name: value}
+    match = "no tid" if name == "tid" else f"{name} claim is not a string"
+    rejected(tenant, signed_payload(tenant, payload), match)
+
+
+def test_optional_identity_claims_may_be_absent(tenant: Tenant) -> None:
+    claims = tenant.validator.validate(tenant.factory.mint(sub=None, azp=None))
+    assert claims.sub is None and "azp" not in claims
+
+
+def test_reject_duplicate_claims(tenant: Tenant) -> None:
+    """Issue 16, point 6: two ``scp`` members, the second widening the first, are refused."""
+    body = json.dumps(tenant.factory.claims(scp="Todolist.Read"))[:-1]
+    payload = (body + ', "scp": "Todolist.ReadWrite"}').encode()
+    rejected(
+        tenant, tenant.signed(tenant.factory.header(), payload), "payload names a member twice"
+    )
 
 
 def test_reject_malformed_base64(tenant: Tenant) -> None:
@@ -625,15 +682,30 @@ def test_claims_mapping_behaviour() -> None:
 @pytest.mark.parametrize(
     ("payload", "app_only"),
     [
+        # idtyp, when present, alone decides
         ({"idtyp": "app"}, True),
-        ({"roles": ["x"]}, True),
-        ({"roles": []}, False),
-        ({"scp": "a", "roles": ["x"]}, False),
-        ({"scp": "a", "idtyp": "app"}, False),
+        ({"idtyp": "app", "roles": ["x"], "oid": "o", "sub": "s"}, True),
+        ({"idtyp": "app", "scp": "a"}, True),
+        ({"idtyp": "user", "roles": ["x"], "oid": "o", "sub": "o"}, False),
+        ({"idtyp": "device", "roles": ["x"], "oid": "o", "sub": "o"}, False),
+        ({"idtyp": None, "roles": ["x"], "oid": "o", "sub": "o"}, False),
+        ({"idtyp": "APP", "roles": ["x"], "oid": "o", "sub": "o"}, False),
+        # without idtyp: roles, no scp, and oid == sub
+        ({"roles": ["x"], "oid": "o", "sub": "o"}, True),
+        ({"roles": ["x"], "oid": "o", "sub": "pairwise"}, False),  # a user with app roles
+        ({"roles": ["x"], "oid": "o"}, False),
+        ({"roles": ["x"], "sub": "o"}, False),
+        ({"roles": ["x"]}, False),
+        ({"roles": ["x"], "oid": 1, "sub": 1}, False),
+        ({"roles": [], "oid": "o", "sub": "o"}, False),
+        ({"scp": "a", "roles": ["x"], "oid": "o", "sub": "o"}, False),
+        ({"scp": None, "roles": ["x"], "oid": "o", "sub": "o"}, False),
         ({}, False),
     ],
 )
 def test_claims_is_app_only(payload: dict[str, Any], app_only: bool) -> None:
+    """Issue 16, point 2: roles without scp no longer make an app; a user token with app roles
+    (``idtyp: "user"``, or a pairwise ``sub`` unlike its ``oid``) stays a user token."""
     assert Claims(payload).is_app_only is app_only
 
 

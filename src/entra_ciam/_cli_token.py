@@ -120,7 +120,8 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         claims = validator.validate(token)
     except MetadataUnavailableError as exc:
-        print(f"cannot validate: {exc.description}", file=err)
+        # A local tool: the operator may see why (a client of an API never does).
+        print(f"cannot validate: {exc.internal_detail or exc.description}", file=err)
         return EXIT_UNAVAILABLE
     except AuthError as exc:
         print(f"invalid: {exc.description}", file=err)

@@ -32,6 +32,7 @@ import httpx
 import msal
 from cachetools import TLRUCache
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.http import FetchError, MsalHttpClient
@@ -187,6 +188,7 @@ class TokenAcquirer:
 
     # -- for the signed-in user -------------------------------------------------------------------
 
+    @_telemetry.acquisition("user")
     def acquire_token_for_user(self, scopes: Scopes, *, claims_challenge: str | None = None) -> str:
         """An access token for the signed-in user, or InteractionRequiredError (see the module).
 
@@ -207,6 +209,7 @@ class TokenAcquirer:
             outcome = self._too_long()
         return self._deliver(ctx, outcome, wanted, claims_challenge)
 
+    @_telemetry.acquisition("user")
     async def acquire_token_for_user_async(
         self, scopes: Scopes, *, claims_challenge: str | None = None
     ) -> str:
@@ -232,6 +235,7 @@ class TokenAcquirer:
         ctx = _request_context()
         wanted = normalize_scopes(scopes)
         token = None if claims_challenge is not None else ctx.remembered_token(frozenset(wanted))
+        _telemetry.memo_answered(token)
         return ctx, wanted, token
 
     def _flight(
@@ -332,6 +336,7 @@ class TokenAcquirer:
     ) -> str:
         """This request's share of the flight: the token, its own sign-in redirect, or an error."""
         if outcome.token is not None:
+            _telemetry.token_source(outcome.result)
             if outcome.cache is not None:
                 ctx.adopt_token_cache(outcome.cache)
             if outcome.result is not None and claims_challenge is None:
@@ -346,6 +351,7 @@ class TokenAcquirer:
 
     # -- for the app itself -----------------------------------------------------------------------
 
+    @_telemetry.acquisition("app")
     def acquire_token_for_app(self, scopes: Scopes) -> str:
         """An app-only token (client credentials), e.g. for ``api://<api-id>/.default``.
 
@@ -355,6 +361,7 @@ class TokenAcquirer:
         try:
             client = self._msal_clients().app_client()
             result = client.acquire_token_for_client(wanted)
+            _telemetry.token_source(result)
         except IdentityProviderUnavailableError as exc:
             raise TokenAcquisitionError(str(exc), status_code=503) from exc
         except _TRANSPORT_ERRORS as exc:
@@ -368,6 +375,7 @@ class TokenAcquirer:
 
     # -- for an API calling another API -----------------------------------------------------------
 
+    @_telemetry.acquisition("obo")
     def acquire_token_on_behalf_of(self, incoming_token: str, scopes: Scopes) -> str:
         """A token for a downstream API on behalf of the caller of this API (OBO flow).
 
@@ -383,11 +391,13 @@ class TokenAcquirer:
         with self._lock:
             hit = self._obo.get(key)
         if hit is not None:
+            _telemetry.memo_answered(hit[0])
             return hit[0]
         try:
             # A throwaway cache: nothing of one caller stays in a client shared with others.
             client = self._msal_clients().build(msal.TokenCache())
             result = client.acquire_token_on_behalf_of(incoming_token, wanted)
+            _telemetry.token_source(result)
         except IdentityProviderUnavailableError as exc:
             raise TokenAcquisitionError(str(exc), status_code=503) from exc
         except _TRANSPORT_ERRORS as exc:

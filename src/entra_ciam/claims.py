@@ -130,10 +130,21 @@ class Claims(Mapping[str, Any]):
 
     @property
     def is_app_only(self) -> bool:
-        """True for a client-credentials token: no ``scp``, and ``idtyp`` app or app roles."""
-        if "scp" in self._data:
+        """True for a client-credentials token (an app calling with its own identity).
+
+        ``idtyp`` (an optional claim) alone decides when present: ``"app"`` or not. Without it,
+        an app-only token has ``roles``, no ``scp``, and ``oid == sub`` (both name the calling
+        app's service principal; in a user token ``sub`` is pairwise and differs from ``oid``).
+        Roles alone are not enough: a user assigned app roles gets a token with ``roles`` and
+        possibly no ``scp``, and must not be taken for an app that may act on every user's data.
+        """
+        data = self._data
+        if "idtyp" in data:
+            return bool(data["idtyp"] == "app")
+        if "scp" in data or not self.roles:
             return False
-        return bool(self._data.get("idtyp") == "app" or self.roles)
+        oid = self.oid
+        return oid is not None and oid == self.sub
 
     @property
     def expires_at(self) -> _dt.datetime | None:

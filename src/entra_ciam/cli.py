@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from entra_ciam._extras import MissingExtraError
 
 __all__ = ["main"]
 
@@ -17,13 +21,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from entra_ciam import _cli_token, demo
-    from entra_ciam.devidp import cli as devidp_cli
+    from entra_ciam import _cli_token
 
     _cli_token.add_parser(sub)
-    devidp_cli.add_parser(sub)
-    demo.add_parser(sub)
+    for command, module in (("dev-idp", "entra_ciam.devidp.cli"), ("demo", "entra_ciam.demo")):
+        try:
+            importlib.import_module(module).add_parser(sub)
+        except MissingExtraError as exc:
+            _add_unavailable(sub, command, exc)
     return parser
+
+
+def _add_unavailable(subparsers: Any, command: str, missing: MissingExtraError) -> None:
+    """The command is listed, and running it says which extra to install (exit status 2)."""
+    hint = f'needs: pip install "entra-ciam[{missing.extra}]"'
+    # No option prefix: every argument (``--port 0``, ``-h``) is taken, and the answer is the hint.
+    parser = subparsers.add_parser(command, help=f"({hint})", add_help=False, prefix_chars="\0")
+    parser.add_argument("arguments", nargs="*")
+
+    def report(args: argparse.Namespace) -> int:
+        print(f"entra-ciam {command}: {missing}", file=sys.stderr)
+        return 2
+
+    parser.set_defaults(handler=report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

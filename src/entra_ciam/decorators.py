@@ -1,24 +1,31 @@
 """``require_scope``, ``require_role`` and ``require_scope_or_app_permission``.
 
-One object serves as a decorator for Flask views and Starlette/FastAPI endpoints (sync or async)
-and as a FastAPI dependency. A view that raised would become a 500 in every framework, so a
-refusal is turned into the framework's own RFC 6750 response here; the framework is detected at
-call time with lazy imports, so the core never imports Flask or Starlette.
+One object serves as a decorator for views and endpoints of every supported framework (sync or
+async, function or method, and Django class-based views), as a FastAPI dependency and as
+``guard.check()``. A view that raised would become a 500 in most frameworks, so a refusal is
+handed to the integration of the framework serving the request (see ``entra_ciam.frameworks``),
+which builds that framework's own RFC 6750 response. Where no integration applies, the
+``AuthError`` is raised for the surrounding entra-ciam middleware to answer.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from entra_ciam.authorization import Names, Requirement, normalize_names
-from entra_ciam.bearer import WS_POLICY_VIOLATION, close_reason
 from entra_ciam.claims import Claims
-from entra_ciam.context import ENVIRON_KEY, STATE_KEY, get_claims
+from entra_ciam.context import get_claims
 from entra_ciam.errors import AuthError
+from entra_ciam.frameworks import (
+    Integration,
+    current_integration,
+    integration_for,
+    integration_for_type,
+    integration_in,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -75,7 +82,7 @@ class Guard:
         """Claims of the current request (or ``claims``) if they pass; an AuthError otherwise."""
         return self.requirement.check(claims if claims is not None else get_claims())
 
-    # -- decorator and FastAPI dependency -------------------------------------------------------
+    # -- decorator and dependency ---------------------------------------------------------------
 
     @overload
     def __call__(self, target: F, /) -> F: ...
@@ -85,42 +92,37 @@ class Guard:
 
     def __call__(self, target: Any = None, /, *, connection: Any = None) -> Any:
         # FastAPI passes the connection by the name __signature__ gives it.
-        conn = connection if connection is not None else target
-        if _is_starlette_connection(conn):
-            return self._dependency(conn)
+        request = connection if connection is not None else target
+        if request is not None and not callable(request):
+            integration = integration_for(request)
+            if integration is not None:
+                return integration.dependency(self.requirement, request)
+        if inspect.isclass(target):
+            owner = integration_for_type(target)
+            if owner is None:
+                raise TypeError(f"{self!r} cannot guard the class {target.__name__}")
+            return owner.guard_class(target, self._decorate)
         if target is None or not callable(target):
             raise TypeError(f"{self!r} decorates a function, got {type(target).__name__}")
         return self._decorate(target)
 
     @property
     def __signature__(self) -> inspect.Signature:
-        """What FastAPI sees in ``Depends(guard)``: one connection parameter to inject."""
-        annotation: Any = inspect.Parameter.empty
-        if "starlette" in sys.modules or _importable("starlette"):
-            from starlette.requests import HTTPConnection
+        """What FastAPI sees in ``Depends(guard)``: one connection parameter to inject.
 
+        Only FastAPI asks, so Starlette's connection type is imported here and nowhere else.
+        """
+        annotation: Any = inspect.Parameter.empty
+        try:
+            from starlette.requests import HTTPConnection
+        except ImportError:  # pragma: no cover - FastAPI always brings Starlette
+            pass
+        else:
             annotation = HTTPConnection
         param = inspect.Parameter(
             "connection", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation
         )
         return inspect.Signature([param])
-
-    def _dependency(self, conn: HTTPConnection) -> Claims:
-        try:
-            return self.requirement.check(_request_claims((conn,), {}))
-        except AuthError as err:
-            if conn.scope["type"] == "websocket":
-                from starlette.exceptions import WebSocketException
-
-                raise WebSocketException(WS_POLICY_VIOLATION, close_reason(err)) from None
-            headers = {k: v for k, v in err.headers if k.lower() != "content-type"}
-            try:  # FastAPI's subclass renders a structured detail as JSON
-                from fastapi import HTTPException as FastAPIHTTPException
-            except ImportError:
-                from starlette.exceptions import HTTPException
-
-                raise HTTPException(err.status_code, err.description, headers) from None
-            raise FastAPIHTTPException(err.status_code, err.to_dict(), headers) from None
 
     def _decorate(self, func: F) -> F:
         requirement = self.requirement
@@ -131,97 +133,46 @@ class Guard:
 
             @functools.wraps(func)
             async def async_guarded(*args: Any, **kwargs: Any) -> Any:
+                found = integration_in((*args, *kwargs.values()))
                 try:
-                    requirement.check(_request_claims(args, kwargs))
+                    requirement.check(_request_claims(found))
                 except AuthError as err:
-                    websocket = _find_websocket(args, kwargs)
-                    if websocket is not None:
-                        await websocket.close(WS_POLICY_VIOLATION, close_reason(err))
-                        return None
-                    return _error_response(err)
+                    return await _answerer(found, err).refusal_async(err, args, kwargs)
                 return await func(*args, **kwargs)
 
             return async_guarded  # type: ignore[return-value]
 
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            found = integration_in((*args, *kwargs.values()))
             try:
-                requirement.check(_request_claims(args, kwargs))
+                requirement.check(_request_claims(found))
             except AuthError as err:
-                return _error_response(err)
+                return _answerer(found, err).refusal(err, args, kwargs)
             return func(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]
 
 
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-def _is_starlette_connection(obj: object) -> bool:
-    if "starlette" not in sys.modules:
-        return False
-    from starlette.requests import HTTPConnection
-
-    return isinstance(obj, HTTPConnection)
-
-
-def _connections(args: Iterable[Any], kwargs: dict[str, Any]) -> Iterable[HTTPConnection]:
-    if "starlette" not in sys.modules:
-        return
-    from starlette.requests import HTTPConnection
-
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, HTTPConnection):
-            yield value
-
-
-def _request_claims(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Claims | None:
-    """The claims the middleware set: the ContextVar, else the request object itself.
+def _request_claims(found: tuple[Integration, Any] | None) -> Claims | None:
+    """The claims the middleware set: the ContextVar, else what it left on the request.
 
     The fallback covers runners that do not carry the context into the view's thread.
     """
     claims = get_claims()
     if claims is not None:
         return claims
-    found: object = None
-    if _flask_request_active():
-        from flask import request
-
-        found = request.environ.get(ENVIRON_KEY)
-    else:
-        for conn in _connections(args, kwargs):
-            found = (conn.scope.get("state") or {}).get(STATE_KEY)
-            if found is not None:
-                break
-    return found if isinstance(found, Claims) else None
+    if found is not None:
+        return found[0].claims_of(found[1])
+    integration = current_integration()
+    return integration.claims_of(None) if integration is not None else None
 
 
-def _find_websocket(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    for conn in _connections(args, kwargs):
-        if conn.scope["type"] == "websocket":
-            return conn
-    return None
-
-
-def _flask_request_active() -> bool:
-    if "flask" not in sys.modules:
-        return False
-    import flask
-
-    return flask.has_request_context()
-
-
-def _error_response(err: AuthError) -> Any:
-    """The refusal as a response of the framework handling the request."""
-    if _flask_request_active():
-        from flask import current_app
-
-        return current_app.response_class(err.body, status=err.status_code, headers=err.headers)
-    try:
-        from starlette.responses import Response
-    except ImportError:  # no framework we know: let the caller's error handling decide
-        raise err from None
-    return Response(err.body, status_code=err.status_code, headers=dict(err.headers))
+def _answerer(found: tuple[Integration, Any] | None, err: AuthError) -> Integration:
+    """Whoever builds the refusal: the view's request's framework, else the middleware's."""
+    if found is not None:
+        return found[0]
+    integration = current_integration()
+    if integration is None:
+        raise err  # no framework known: the surrounding middleware answers
+    return integration

@@ -3,9 +3,11 @@
 The emulator runs in this process; the API (``examples/starlette_api``) and the web app
 (``examples/flask_todo``) run as child processes exactly as a person would start them, configured
 only through ``ENTRA_*`` variables, so the demo exercises the same code paths as a real tenant.
-Each part must answer its health check before the next starts; Ctrl-C or SIGTERM stops them all.
-State (the emulator's keys and signed-up users, the todo database, sessions) lives in
-``.entra-ciam/`` so a restart keeps it; delete the folder to start over.
+The wheel carries both apps (``entra_ciam/_examples/``), so the demo runs from an installed
+package; an editable install runs the clone's ``examples/``. Each part must answer its health
+check before the next starts; Ctrl-C or SIGTERM stops them all. State (the emulator's keys and
+signed-up users, the todo database, sessions) lives in ``.entra-ciam/`` in the working directory
+so a restart keeps it; delete the folder to start over.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import IO, Any, TextIO
 
 import httpx
 
+from entra_ciam import _extras
 from entra_ciam.devidp import DevIdp, DevIdpError, RegistrationError, Registrations, defaults
 from entra_ciam.devidp.registrations import default_mapping
 from entra_ciam.devidp.state import StateError
@@ -37,16 +40,19 @@ __all__ = [
     "DemoError",
     "Ports",
     "add_parser",
-    "find_project_root",
+    "examples_root",
     "run",
     "wait_until_healthy",
 ]
 
 HOST = "127.0.0.1"
 HEALTH_TIMEOUT = 30.0
+LINGER_TIMEOUT = 65.0  # Linux keeps a closed connection in TIME_WAIT for 60 s
 STOP_TIMEOUT = 10.0
 STATE_DIR_NAME = ".entra-ciam"
 _EXAMPLES = ("examples/flask_todo/__init__.py", "examples/starlette_api/__init__.py")
+# What the two apps import beyond the core: the `emulator` extra brings them (with PyJWT).
+_APP_MODULES = ("flask", "werkzeug", "starlette", "multipart", "uvicorn")
 
 
 class DemoError(RuntimeError):
@@ -97,12 +103,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir",
         default=None,
-        help=f"where the demo keeps its state (default: {STATE_DIR_NAME}/ in the project)",
-    )
-    parser.add_argument(
-        "--project",
-        default=None,
-        help="the entra-ciam checkout holding examples/ (default: found from here)",
+        help=f"where the demo keeps its state (default: {STATE_DIR_NAME}/ here)",
     )
     parser.set_defaults(handler=run)
     return parser
@@ -119,8 +120,14 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
-        root = find_project_root(args.project)
-        state = Path(args.state_dir) if args.state_dir else root / STATE_DIR_NAME
+        try:
+            _extras.require(
+                "emulator", *_APP_MODULES, purpose="The demo (a Flask web app and a Starlette API)"
+            )
+        except _extras.MissingExtraError as exc:
+            raise DemoError(str(exc)) from None
+        root = examples_root()
+        state = Path(args.state_dir) if args.state_dir else Path.cwd() / STATE_DIR_NAME
         with Demo(root, state.resolve(), ports, out=out) as demo:
             demo.start(stop)
             if not stop.is_set():
@@ -142,24 +149,21 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 # -- finding the examples ---------------------------------------------------------------------
 
 
-def find_project_root(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The checkout whose ``examples/`` the demo runs: given, the working directory or above, or
-    the one this package is installed from (an editable install)."""
-    candidates: list[Path] = []
-    if explicit is not None:
-        candidates.append(Path(explicit))
-    else:
-        here = Path.cwd()
-        candidates += [here, *here.parents]
-        candidates += list(Path(__file__).resolve().parents)[1:4]
-    for candidate in candidates:
+def examples_root(package_dir: Path | None = None) -> Path:
+    """The folder holding the ``examples/`` package the demo runs.
+
+    The wheel carries the two apps in ``entra_ciam/_examples/``; an editable install has none
+    there and runs the clone's ``examples/`` beside ``src/``. Nothing is looked up from the
+    working directory, so the demo runs the same apps wherever it is started.
+    """
+    here = package_dir or Path(__file__).resolve().parent
+    for candidate in (here / "_examples", here.parent.parent):
         if all((candidate / name).is_file() for name in _EXAMPLES):
-            return candidate.resolve()
-    where = explicit if explicit is not None else Path.cwd()
+            return candidate
     raise DemoError(
-        f"no entra-ciam examples found from {where}: the demo runs examples/flask_todo and "
-        "examples/starlette_api from a clone of the repository. Run it from the clone "
-        "(`make demo`) or pass --project /path/to/entra-ciam"
+        f"this installation of entra-ciam ({here}) lacks the demo's apps "
+        "(entra_ciam/_examples/); reinstall it: pip install --force-reinstall "
+        '"entra-ciam[emulator]"'
     )
 
 
@@ -202,18 +206,69 @@ def wait_until_healthy(
             time.sleep(min(interval, deadline - now))
 
 
-def check_ports_free(ports: Ports, host: str = HOST) -> None:
-    """One clear error for every port already taken, before anything starts."""
-    busy = []
+def check_ports_free(
+    ports: Ports, host: str = HOST, *, linger: float = LINGER_TIMEOUT, out: TextIO | None = None
+) -> None:
+    """One clear error for every port a server already listens on, before anything starts.
+
+    Each port is probed the way the servers bind theirs (``SO_REUSEADDR``, bind, listen), so a
+    port the servers can take is never refused. A port that cannot be bound although nothing
+    accepts connections on it is held by closed connections only (TIME_WAIT, left by a program
+    that bound it without ``SO_REUSEADDR``): the kernel frees it within a minute, so the demo
+    waits for it, saying so, instead of refusing to start.
+    """
+    busy: list[str] = []
+    lingering: dict[int, str] = {}
     for name, (port, option) in ports.named().items():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                busy.append(f"{host}:{port} ({name}; pass {option} with another port)")
+        if _bindable(host, port):
+            continue
+        where = f"{host}:{port} ({name}; pass {option} with another port)"
+        if _accepting(host, port):
+            busy.append(where)
+        else:
+            lingering[port] = where
     if busy:
         raise DemoError("these ports are in use: " + ", ".join(busy))
+    if not lingering:
+        return
+    print(
+        "entra-ciam demo: waiting for closed connections to release "
+        + ", ".join(f"{host}:{port}" for port in lingering)
+        + f" (TIME_WAIT; at most {linger:.0f} s)",
+        file=out or sys.stdout,
+        flush=True,
+    )
+    deadline = time.monotonic() + linger
+    while True:
+        lingering = {p: w for p, w in lingering.items() if not _bindable(host, p)}
+        if not lingering:
+            return
+        if time.monotonic() >= deadline:
+            raise DemoError(
+                "these ports are still held by closed connections: " + ", ".join(lingering.values())
+            )
+        time.sleep(0.2)
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether a server binding like ours (``SO_REUSEADDR``) could listen on ``port`` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(1)
+        except OSError:
+            return False
+    return True
+
+
+def _accepting(host: str, port: int) -> bool:
+    """Whether something listens on ``port`` (a live server, not a lingering connection)."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 # -- child processes --------------------------------------------------------------------------
@@ -302,7 +357,7 @@ class Demo:
     def start(self, stop: threading.Event) -> None:
         """Start each part and wait until it is healthy; return early once ``stop`` is set."""
         self._stop = stop
-        check_ports_free(self.ports)
+        check_ports_free(self.ports, out=self.out)
         self._prepare_state()
         steps: list[Callable[[], None]] = [self._start_idp, self._start_api, self._start_web]
         for step in steps:

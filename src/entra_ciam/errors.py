@@ -139,16 +139,28 @@ class InsufficientScopeError(AuthError):
 
 
 class MetadataUnavailableError(AuthError):
-    """Discovery or keys cannot be had and no known-good copy exists: 503 with ``Retry-After``."""
+    """Discovery or keys cannot be had and no known-good copy exists: 503 with ``Retry-After``.
+
+    ``description`` is what the client gets, so the library keeps it generic ("the identity
+    provider is temporarily unavailable"). ``internal_detail`` says which URL failed, how (a TLS
+    verification failure by name) and what fixes it: for logs and local tools such as
+    ``entra-ciam token validate``, never for a response, since the URL may be internal.
+    """
 
     status_code = 503
     error = "temporarily_unavailable"
 
     def __init__(
-        self, description: str, *, retry_after: int = 30, realm: str = DEFAULT_REALM
+        self,
+        description: str,
+        *,
+        retry_after: int = 30,
+        internal_detail: str | None = None,
+        realm: str = DEFAULT_REALM,
     ) -> None:
         super().__init__(description, realm=realm)
         self.retry_after = retry_after
+        self.internal_detail = internal_detail
 
     @property
     def www_authenticate(self) -> str | None:

@@ -82,15 +82,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class _DuplicateMember(ValueError):
+    pass
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        raise ValueError("duplicate member name")
+        raise _DuplicateMember
     return obj
 
 
-_PAYLOAD_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
-_HEADER_DECODER: Final = json.JSONDecoder(
+# Duplicate member names are refused in the header and the payload alike (RFC 7515 section 5.2
+# lets a JWS parser refuse them): parsers keep the first or the last, so two components reading
+# one token could see two different "scp" or "aud" claims.
+_DECODER: Final = json.JSONDecoder(
     parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
 )
 
@@ -110,10 +116,12 @@ def b64url_decode(segment: bytes, what: str) -> bytes:
         raise InvalidTokenError(f"the token {what} is not valid base64url") from None
 
 
-def _json_object(data: bytes, what: str, decoder: json.JSONDecoder) -> dict[str, Any]:
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
-        value, end = decoder.raw_decode(text)
+        value, end = _DECODER.raw_decode(text)
+    except _DuplicateMember:
+        raise InvalidTokenError(f"the token {what} names a member twice") from None
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidTokenError(f"the token {what} is not valid JSON") from None
     if end != len(text):
@@ -209,7 +217,7 @@ def _header(segment: bytes, allowed: tuple[str, ...]) -> tuple[Mapping[str, Any]
         return hit
     if len(segment) > 2048:
         raise InvalidTokenError("the token header is too large")
-    header = _json_object(b64url_decode(segment, "header"), "header", _HEADER_DECODER)
+    header = _json_object(b64url_decode(segment, "header"), "header")
     alg, kid = _check_header(header, allowed)
     entry = (MappingProxyType(header), alg, kid)
     if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
@@ -266,4 +274,4 @@ def verify(jws: JWS, key: RSAPublicKey) -> None:
 
 def decode_payload(jws: JWS) -> dict[str, Any]:
     """The payload as a JSON object; call after :func:`verify` so forged input is never parsed."""
-    return _json_object(b64url_decode(jws.payload_segment, "payload"), "payload", _PAYLOAD_DECODER)
+    return _json_object(b64url_decode(jws.payload_segment, "payload"), "payload")

@@ -120,7 +120,7 @@ def test_unknown_client_is_shown_not_redirected(idp: DevIdp) -> None:
 @pytest.mark.parametrize(
     ("overrides", "error", "code"),
     [
-        ({"code_challenge": None}, "invalid_request", 9002325),
+        ({"code_challenge": None}, "invalid_request", 50149),  # a method without a challenge
         ({"code_challenge_method": "plain"}, "invalid_request", 50149),
         ({"response_type": "token"}, "unsupported_response_type", 70005),
         ({"scope": "openid api://nope/Read"}, "invalid_resource", 500011),

@@ -30,9 +30,9 @@ USER_ACCESS_CLAIMS = {
     "ver", "iat", "nbf", "exp", "uti",
 }  # fmt: skip
 APP_ACCESS_CLAIMS = {
-    "iss", "aud", "tid", "oid", "sub", "azp", "azpacr", "roles", "idtyp", "ver", "iat", "nbf",
-    "exp", "uti",
+    "iss", "aud", "tid", "oid", "sub", "azp", "azpacr", "roles", "ver", "iat", "nbf", "exp", "uti",
 }  # fmt: skip
+ISSUER = f"https://{defaults.TENANT_ID}.ciamlogin.com/{defaults.TENANT_ID}/v2.0"
 ID_TOKEN_CLAIMS = {
     "iss", "aud", "tid", "oid", "sub", "name", "preferred_username", "ver", "iat", "nbf", "exp",
     "nonce",
@@ -68,8 +68,9 @@ def test_user_access_token_is_shaped_like_entras(idp: DevIdp) -> None:
     assert header(token).keys() == {"alg", "kid", "typ"}
     assert header(token)["alg"] == "RS256"
     assert c.keys() >= USER_ACCESS_CLAIMS
-    assert "roles" not in c and "idtyp" not in c
-    assert c["iss"] == idp.issuer == f"{idp.authority}/v2.0"
+    assert "roles" not in c
+    assert c["idtyp"] == "user"  # the built-in todo API asks for idtyp, as the how-to does
+    assert c["iss"] == idp.issuer == ISSUER  # Entra's form: not the authority's host
     assert c["aud"] == defaults.TODO_API_CLIENT_ID
     assert c["tid"] == defaults.TENANT_ID
     assert c["oid"] == ada.oid
@@ -92,6 +93,8 @@ def test_id_token_carries_the_nonce_and_a_per_app_sub(idp: DevIdp) -> None:
     assert id_claims["oid"] == access["oid"]
     assert id_claims["sub"] != access["sub"]  # pairwise: web app vs todo API
     assert "auth_time" not in id_claims and "email" not in id_claims
+    assert id_claims["iss"] == ISSUER
+    assert id_claims["login_hint"].startswith("O.")  # the web app asks for it (logout_hint)
 
     again = claims(sign_in_tokens(idp, [TODO_READ])["id_token"])
     assert again["sub"] == id_claims["sub"]  # stable for the same user and app
@@ -152,7 +155,12 @@ def test_openid_scopes_alone_give_a_graph_token(idp: DevIdp) -> None:
 
 def test_discovery_points_pages_at_http_and_the_back_channel_at_https(idp: DevIdp) -> None:
     doc = httpx.get(idp.metadata_url, verify=tls(idp)).json()
-    assert doc["issuer"] == idp.oidc_authority
+    assert doc["issuer"] == ISSUER
+    assert idp.oidc_authority == f"{idp.authority}/v2.0" != doc["issuer"]
+    # What real tenants list besides the endpoints.
+    assert doc["response_modes_supported"] == ["query", "fragment", "form_post"]
+    assert doc["frontchannel_logout_supported"] is True
+    assert doc["userinfo_endpoint"] == idp.endpoints.https_base + "/oidc/userinfo"
     for key in ("token_endpoint", "jwks_uri"):
         assert doc[key].startswith(idp.authority + "/")
     for key in ("authorization_endpoint", "end_session_endpoint"):

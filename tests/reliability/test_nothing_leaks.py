@@ -808,6 +808,67 @@ def test_nothing_leaks_over_a_whole_run(tmp_path: Path, capfd: pytest.CaptureFix
     )
 
 
+# -- a 503 names nothing internal (issue 16, point 5) -----------------------------------------------
+
+
+def _hello_wsgi(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+async def _hello_asgi(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_a_503_names_nothing_internal(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The review's finding: with discovery unreachable, anonymous clients read
+    ``GET http://127.0.0.1:1/secret-internal-path/.well-known/openid-configuration failed:
+    ConnectError``. Now the client learns only that the identity provider is unavailable, and
+    the log gets the event ``metadata_unavailable`` with the URL, the error and the remedy."""
+    from entra_ciam import AccessTokenValidator
+    from entra_ciam.asgi import BearerTokenMiddleware as AsgiBearer
+    from entra_ciam.metadata import UNAVAILABLE
+    from entra_ciam.wsgi import BearerTokenMiddleware as WsgiBearer
+    from tests.support.todo_api import free_port, serving
+    from tests.support.tokens import API_CLIENT_ID, TokenFactory
+
+    port = free_port()  # nothing listens there
+    metadata_url = f"http://127.0.0.1:{port}/secret-internal-path/.well-known/openid-configuration"
+    validator = AccessTokenValidator(metadata_url=metadata_url, audience=API_CLIENT_ID)
+    app: Any = (
+        WsgiBearer(_hello_wsgi, validator) if kind == "wsgi" else AsgiBearer(_hello_asgi, validator)
+    )
+    token = TokenFactory().mint()
+    caplog.set_level(logging.INFO, logger="entra_ciam")
+    with serving_wsgi(app) if kind == "wsgi" else serving(app) as base:
+        answers = [
+            httpx.get(f"{base}/anything", headers={"Authorization": f"Bearer {token}"}, timeout=20)
+            for _ in range(3)  # the first fetches and fails; the next ones back off
+        ]
+    for answer in answers:
+        assert answer.status_code == 503
+        assert int(answer.headers["Retry-After"]) >= 1
+        assert "www-authenticate" not in answer.headers
+        assert answer.json() == {
+            "error": "temporarily_unavailable",
+            "error_description": UNAVAILABLE,
+        }
+        seen = answer.text + " " + " ".join(f"{k}: {v}" for k, v in answer.headers.items())
+        for internal in ("secret-internal-path", str(port), "127.0.0.1", "ConnectError", "GET "):
+            assert internal not in seen, (internal, seen)
+    events = [r for r in caplog.records if r.getMessage().startswith("metadata_unavailable")]
+    assert len(events) == 1, [r.getMessage() for r in caplog.records]  # once per failed fetch
+    event = events[0]
+    assert event.levelno == logging.ERROR
+    assert vars(event)["event"] == "metadata_unavailable"
+    assert vars(event)["url"] == metadata_url
+    assert "ConnectError" in vars(event)["error"]
+    assert "DNS, firewall, proxy" in vars(event)["remedy"]
+    assert metadata_url in event.getMessage()
+
+
 # -- the detector and the cross-site rule, on their own ---------------------------------------------
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from entra_ciam.devidp.tls import TlsFiles
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,14 +28,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run ``app`` on uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL."""
+def serving(app: Any, *, tls: TlsFiles | None = None) -> Iterator[str]:
+    """Run ``app`` on uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL.
+
+    With ``tls`` (a certificate for 127.0.0.1, e.g. the emulator's) it serves https.
+    """
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; with
     # proto 0 every response waits ~40 ms for the client's delayed ACK (Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    certificate: dict[str, Any] = (
+        {} if tls is None else {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **certificate))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -41,7 +49,7 @@ def serving(app: Any) -> Iterator[str]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

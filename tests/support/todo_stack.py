@@ -25,7 +25,7 @@ from entra_ciam.devidp import DevIdp, defaults
 from entra_ciam.devidp.testing import running_devidp
 from entra_ciam.sessions import MemoryStore
 from tests.support.todo_api import serving
-from tests.support.webapps import LateWSGI, serving_wsgi
+from tests.support.webapps import AppBrowser, LateWSGI, serving_wsgi
 
 ADA = defaults.USERS[0]
 ALAN = defaults.USERS[1]
@@ -108,6 +108,18 @@ def csrf_of(page: httpx.Response) -> str:
     match = CSRF_RE.search(page.text)
     assert match, "the page carries no CSRF token"
     return match.group(1)
+
+
+def add(
+    b: AppBrowser, description: str, token: str | None = None, **headers: str
+) -> httpx.Response:
+    """Submit the todo page's Add form (with its CSRF token unless ``token`` is given)."""
+    token = token if token is not None else csrf_of(b.get("/todos"))
+    return b.client.post(
+        f"{b.stack.base}/todos",
+        data={"description": description, "csrf_token": token},
+        headers=headers,
+    )
 
 
 def descriptions(page: httpx.Response) -> list[str]:

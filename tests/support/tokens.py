@@ -16,6 +16,7 @@ TENANT_ID = "7d3e1c2a-5b4f-4a8e-9c6d-1f2e3d4c5b6a"
 API_CLIENT_ID = "4f6a2b1c-8d3e-4c5f-9a7b-2e1d0c9b8a7f"
 WEB_CLIENT_ID = "9b8a7f6e-5d4c-4b3a-8f2e-1d0c9b8a7f6e"
 USER_OID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+APP_OID = "5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716"  # the daemon's service principal
 
 
 def b64url(data: bytes) -> str:
@@ -95,13 +96,15 @@ class TokenFactory:
         return {k: v for k, v in claims.items() if v is not None}
 
     def app_claims(self, roles: list[str] | None = None, **overrides: Any) -> dict[str, Any]:
+        # In an app-only token both sub and oid are the calling app's service principal id.
         base = self.claims(
             scp=None,
             name=None,
             preferred_username=None,
             roles=roles if roles is not None else ["Todolist.Read.All"],
             idtyp="app",
-            oid="5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716",
+            oid=APP_OID,
+            sub=APP_OID,
         )
         base.update(overrides)
         return {k: v for k, v in base.items() if v is not None}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from entra_ciam.asgi.exchange import header_values, route_path, send_response, with_state
 from entra_ciam.asgi.types import ASGIApp, Receive, Scope, Send
 from entra_ciam.bearer import (
     WS_POLICY_VIOLATION,
@@ -20,6 +21,7 @@ from entra_ciam.bearer import (
 )
 from entra_ciam.context import STATE_KEY, claims_context
 from entra_ciam.errors import AuthError
+from entra_ciam.frameworks import integration_for_app, serving
 
 __all__ = ["BearerTokenMiddleware"]
 
@@ -42,6 +44,7 @@ class BearerTokenMiddleware:
         allow_preflight: bool = True,
     ) -> None:
         self.app = app
+        self.integration = integration_for_app(app)
         self.validator = validator
         self.policy = BearerPolicy.build(
             public_paths, public_prefixes, allow_preflight=allow_preflight
@@ -52,61 +55,50 @@ class BearerTokenMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        authorization: list[str] = []
-        preflight = False
-        for name, value in scope.get("headers") or ():
-            name = name.lower()
-            if name == b"authorization":
-                authorization.append(value.decode("latin-1"))
-            elif name == b"access-control-request-method":
-                preflight = True
+        found = header_values(scope, _HEADERS)
         try:
             token = self.policy.token_for(
                 method=scope.get("method", "GET").upper() if kind == "http" else "GET",
-                path=_route_path(scope),
-                authorization=authorization,
+                path=route_path(scope),
+                authorization=found.get(b"authorization", []),
                 query_string=scope.get("query_string", b""),
-                preflight=preflight and kind == "http",
+                preflight=b"access-control-request-method" in found and kind == "http",
             )
             if token is None:
-                await self.app(scope, receive, send)
+                with serving(self.integration):
+                    await self._call_app(scope, receive, send)
                 return
             claims = await self.validator.validate_async(token)
         except AuthError as err:
-            if kind == "http":
-                await _refuse_http(err, send)
-            else:
-                await _refuse_websocket(err, send)
+            await _refuse(kind, err, send)
             return
-        # A fresh scope and state dict: nothing is written into objects the server shares.
-        state = dict(scope.get("state") or {})
-        state[STATE_KEY] = claims
-        with claims_context(claims):
-            await self.app({**scope, "state": state}, receive, send)
+        with claims_context(claims), serving(self.integration):
+            await self._call_app(with_state(scope, **{STATE_KEY: claims}), receive, send)
+
+    async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; answer an AuthError it raises (a guard with no framework to answer).
+
+        When the app had already started its response, sending ours fails and the original
+        error goes on to the server, as any error after the start must.
+        """
+        try:
+            await self.app(scope, receive, send)
+        except AuthError as err:
+            try:
+                await _refuse(scope["type"], err, send)
+            except Exception:
+                raise err from None
 
 
-def _route_path(scope: Scope) -> str:
-    path: str = scope.get("path") or "/"
-    root: str = scope.get("root_path") or ""
-    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
-        return path[len(root) :] or "/"
-    return path
+_HEADERS = (b"authorization", b"access-control-request-method")
 
 
-async def _refuse_http(err: AuthError, send: Send) -> None:
-    status, headers, body = error_response(err)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _refuse_websocket(err: AuthError, send: Send) -> None:
-    # Closing before accepting makes the server decline the handshake (ASGI spec).
-    await send(
-        {"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": close_reason(err)}
-    )
+async def _refuse(kind: str, err: AuthError, send: Send) -> None:
+    if kind == "http":
+        status, headers, body = error_response(err)
+        await send_response(send, status, headers, body)
+    else:
+        # Closing before accepting makes the server decline the handshake (ASGI spec).
+        await send(
+            {"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": close_reason(err)}
+        )

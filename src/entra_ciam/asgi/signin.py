@@ -4,52 +4,58 @@ The steps are the WSGI adapter's: they block, so they run in a worker thread (th
 only when the store blocks; the routes always, as they may call Entra). The app runs with the
 request's sign-in state current, so ``current_user()`` and ``TokenAcquirer`` work in endpoints.
 When token acquisition needs the user, the redirect it prepared replaces whatever the app
-answered; in Starlette the exception is also an ``HTTPException`` the app answers by itself.
+answered; the exception comes from the integration of the wrapped framework (in Starlette an
+``HTTPException`` the app answers by itself, in Quart a Werkzeug one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from entra_ciam.asgi.exchange import (
+    encode_headers,
+    header_values,
+    root_path,
+    route_path,
+    send_response,
+    with_state,
+)
 from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
+from entra_ciam.frameworks import serving
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
-from entra_ciam.signin.context import InteractionErrorFactory, RequestContext, activated
+from entra_ciam.signin.context import RequestContext, activated
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
 
 __all__ = ["SignInMiddleware"]
 
-USER_SCOPE_KEY = "entra_ciam.user"
-CONTEXT_SCOPE_KEY = "entra_ciam.signin"
+# The signed-in user's claims (or None): ``scope["state"]["user"]``, ``request.state.user``.
+USER_STATE_KEY = "user"
 
 T = TypeVar("T")
 
 
+_HEADERS = (b"cookie", b"content-type", b"host", b"origin", b"sec-fetch-site")
+
+
 def request_from_scope(scope: Scope) -> Request:
-    headers: dict[str, list[str]] = {}
-    for name, value in scope.get("headers") or ():
-        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-    root_path = str(scope.get("root_path") or "").rstrip("/")
-    path = str(scope.get("path") or "/")
-    if root_path and (path == root_path or path.startswith(root_path + "/")):
-        path = path[len(root_path) :] or "/"
+    headers = header_values(scope, _HEADERS)
     return Request(
         method=str(scope.get("method", "GET")).upper(),
-        path=path,
-        root_path=root_path,
+        path=route_path(scope),
+        root_path=root_path(scope),
         query_string=bytes(scope.get("query_string") or b"").decode("latin-1"),
-        cookie_header="; ".join(headers.get("cookie", [])),
-        content_type=(headers.get("content-type") or [""])[0],
-        host=(headers.get("host") or ["localhost"])[0],
+        cookie_header="; ".join(headers.get(b"cookie", [])),
+        content_type=(headers.get(b"content-type") or [""])[0],
+        host=(headers.get(b"host") or ["localhost"])[0],
         # Repeated, they join into a value no check accepts.
-        origin=", ".join(headers.get("origin", [])),
-        fetch_site=", ".join(headers.get("sec-fetch-site", [])),
+        origin=", ".join(headers.get(b"origin", [])),
+        fetch_site=", ".join(headers.get(b"sec-fetch-site", [])),
     )
 
 
@@ -69,45 +75,8 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)[: MAX_FORM_BYTES + 1]
 
 
-def _start_message(response: Response) -> Message:
-    headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
-    headers.append(("Content-Length", str(len(response.body))))
-    return {
-        "type": "http.response.start",
-        "status": response.status,
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
-    }
-
-
 async def _send(send: Send, response: Response) -> None:
-    await send(_start_message(response))
-    await send({"type": "http.response.body", "body": response.body})
-
-
-@functools.cache
-def _interaction_error_factory() -> InteractionErrorFactory:
-    """InteractionRequiredError, made a Starlette HTTPException when Starlette is installed."""
-    try:
-        from starlette.exceptions import HTTPException
-    except ImportError:
-        return InteractionRequiredError
-
-    class SignInRedirect(HTTPException, InteractionRequiredError):
-        """Starlette's exception handling answers an HTTPException with its status and headers."""
-
-        def __init__(self, reason: str, redirect_response: Response) -> None:
-            InteractionRequiredError.__init__(self, reason, redirect_response)
-            HTTPException.__init__(
-                self,
-                status_code=redirect_response.status,
-                detail="Sign-in required",
-                headers=dict(redirect_response.headers),
-            )
-
-        def __str__(self) -> str:
-            return self.reason
-
-    return SignInRedirect
+    await send_response(send, response.status, response.headers, response.body)
 
 
 @dataclasses.dataclass
@@ -138,7 +107,9 @@ class SignInMiddleware(SignInAdapter[ASGIApp]):
         request = request_from_scope(scope)
         if self.signin.needs_body(request):
             request = dataclasses.replace(request, body=await _read_body(receive))
-        opened = await self._store_call(self.signin.open, request, _interaction_error_factory())
+        opened = await self._store_call(
+            self.signin.open, request, self.integration.interaction_error
+        )
         if isinstance(opened, Response):
             await _send(send, opened)
             return
@@ -148,9 +119,8 @@ class SignInMiddleware(SignInAdapter[ASGIApp]):
             final, _ = await self._store_call(self.signin.close, ctx, response)
             await _send(send, final)
             return
-        scope[USER_SCOPE_KEY] = ctx.user
-        scope[CONTEXT_SCOPE_KEY] = ctx
-        with activated(ctx):
+        scope = with_state(scope, **{USER_STATE_KEY: ctx.user})
+        with activated(ctx), serving(self.integration):
             await self._call_app(ctx, scope, receive, send)
 
     async def _call_app(
@@ -170,9 +140,7 @@ class SignInMiddleware(SignInAdapter[ASGIApp]):
                     await _send(send, final)
                     return
                 message = dict(message)
-                message["headers"] = [
-                    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in final.headers
-                ]
+                message["headers"] = encode_headers(final.headers)
             elif exchange.replaced and message["type"] == "http.response.body":
                 return
             await send(message)

@@ -7,6 +7,7 @@ are what a newcomer needs to paste into an example's settings.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import ssl
@@ -21,7 +22,12 @@ import httpx
 from entra_ciam.devidp import defaults
 from entra_ciam.devidp.keys import KeyStore
 from entra_ciam.devidp.provider import Clock
-from entra_ciam.devidp.registrations import RegistrationError, load_registrations
+from entra_ciam.devidp.registrations import (
+    ISSUER_FORMS,
+    RegistrationError,
+    Registrations,
+    load_registrations,
+)
 from entra_ciam.devidp.server import DevIdp, DevIdpError, read_server_info
 from entra_ciam.devidp.state import StateDir, StateError, default_state_dir
 
@@ -95,6 +101,24 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "same as [grants] refresh_token_reuse = false)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument(
+        "--issuer",
+        choices=ISSUER_FORMS,
+        default=None,
+        help="token issuer: 'ciamlogin' (Entra's https://<tenant-id>.ciamlogin.com/<tenant-id>/v2.0, "
+        "the default) or 'loopback' (<authority>/v2.0); overrides [tenant] issuer",
+    )
+    parser.add_argument(
+        "--strict-pkce",
+        action="store_true",
+        help="require PKCE from confidential clients too (Entra requires it of public ones only)",
+    )
+    parser.add_argument(
+        "--strict-logout",
+        action="store_true",
+        help="accept as post_logout_redirect_uri only an app's post_logout_redirect_uris, not "
+        "its redirect URIs (Entra accepts those)",
+    )
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -103,9 +127,7 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        registrations = load_registrations(args.config)
-        if args.one_time_refresh_tokens:
-            registrations = registrations.with_one_time_refresh_tokens()
+        registrations = with_cli_options(load_registrations(args.config), args)
         idp = DevIdp(
             registrations,
             state_dir=args.state_dir or default_state_dir(),
@@ -139,6 +161,21 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     return 0
 
 
+def with_cli_options(registrations: Registrations, args: argparse.Namespace) -> Registrations:
+    """The registrations file's settings, overridden by the command line's."""
+    tenant, strict = registrations.tenant, registrations.strict
+    if getattr(args, "issuer", None):
+        tenant = dataclasses.replace(tenant, issuer=args.issuer)
+    if getattr(args, "strict_pkce", False):
+        strict = dataclasses.replace(strict, pkce_for_confidential_clients=True)
+    if getattr(args, "strict_logout", False):
+        strict = dataclasses.replace(strict, post_logout_uris_listed_only=True)
+    registrations = dataclasses.replace(registrations, tenant=tenant, strict=strict)
+    if getattr(args, "one_time_refresh_tokens", False):
+        registrations = registrations.with_one_time_refresh_tokens()
+    return registrations
+
+
 def banner(idp: DevIdp) -> str:
     regs = idp.registrations
     e = idp.endpoints
@@ -146,7 +183,8 @@ def banner(idp: DevIdp) -> str:
         f"entra-ciam dev-idp: local Entra External ID tenant '{regs.tenant.name}' is running.",
         "",
         f"  Authority       {e.authority}",
-        f"  MSAL            oidc_authority={e.issuer}",
+        f"  MSAL            oidc_authority={e.oidc_authority}",
+        f"  Issuer          {e.issuer}",
         f"  Metadata        {e.metadata_url}",
         f"  Sign-in pages   {e.pages_base}/",
         f"  CA bundle       {idp.ca_bundle}",

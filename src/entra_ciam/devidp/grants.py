@@ -3,7 +3,8 @@
 Grants: authorization code with PKCE (S256), refresh token (a new one with every refresh; the
 used one stays good as in Entra, or with ``GrantPolicy(refresh_token_reuse=False)`` dies, and a
 reuse revokes the family), client credentials (``<api>/.default``) and on-behalf-of (jwt-bearer).
-Errors are ``OAuthError``; the HTTP layer turns them into Entra's JSON.
+Errors are ``OAuthError``; the HTTP layer turns them into Entra's JSON. As in Entra, PKCE is
+required from public clients and SPAs and optional for confidential web apps.
 
 Every token request is counted by grant type (``TokenService.counts``), so tests can see how many
 redemptions really reached the identity provider, whatever the client believes it sent.
@@ -209,10 +210,20 @@ class TokenService:
                 f"'{issued.redirect_uri}' provided when requesting Authorization code.",
             )
         verifier = params.get("code_verifier")
-        if not verifier:
+        if issued.code_challenge is None:
+            if verifier is not None:
+                # The authorize request had no challenge: a verifier now means a confused client.
+                self.store.revoke_family(issued.family)
+                raise OAuthError(
+                    "invalid_grant",
+                    501481,
+                    "A code_verifier was sent but the authorization request carried no "
+                    "code_challenge.",
+                )
+        elif not verifier:
             self.store.revoke_family(issued.family)
             raise _missing("code_verifier")
-        if not _VERIFIER_RE.match(verifier) or not hmac.compare_digest(
+        elif not _VERIFIER_RE.match(verifier) or not hmac.compare_digest(
             _s256(verifier), issued.code_challenge
         ):
             self.store.revoke_family(issued.family)

@@ -30,6 +30,9 @@ __all__ = [
     "token_requests",
 ]
 
+# The emulator's https origin redirects these to its pages origin: a browser follows.
+_EMULATOR_HOPS = ("/oauth2/v2.0/authorize", "/oauth2/v2.0/logout")
+
 
 @contextlib.contextmanager
 def running_devidp(
@@ -180,8 +183,9 @@ def _parse(html: str) -> _PageParser:
 class Browser:
     """A cookie-keeping HTTP client that fills in the emulator's pages like a person would."""
 
-    def __init__(self, client: httpx.Client | None = None) -> None:
-        self.client = client or httpx.Client(follow_redirects=False, timeout=10.0)
+    def __init__(self, client: httpx.Client | None = None, *, verify: Any = True) -> None:
+        """``verify`` (the emulator's CA bundle) lets it open URLs on the https origin too."""
+        self.client = client or httpx.Client(follow_redirects=False, timeout=10.0, verify=verify)
         self._owns_client = client is None
         # The last responses, newest last, for tests that check headers along the way.
         self.history: collections.deque[httpx.Response] = collections.deque(maxlen=20)
@@ -204,7 +208,7 @@ class Browser:
         result comes straight back. Errors redirected to the app are results too; refusals
         shown on the pages raise SignInError.
         """
-        response = self.client.get(auth_uri)
+        response = self._open(auth_uri)
         outcome = self._outcome(response)
         if outcome is not None:
             return outcome
@@ -223,7 +227,7 @@ class Browser:
         read_otp: Callable[[str], str | None],
     ) -> SignInResult:
         """Sign up through "No account? Create one"; ``read_otp(email)`` plays the mailbox."""
-        response = self.client.get(auth_uri)
+        response = self._open(auth_uri)
         outcome = self._outcome(response)
         if outcome is not None:
             return outcome
@@ -242,10 +246,36 @@ class Browser:
         )
         return self._finish(response)
 
+    def pick_account(self, auth_uri: str, email: str) -> SignInResult:
+        """Open ``auth_uri`` and choose ``email`` on Entra's account picker (no password)."""
+        response = self._open(auth_uri)
+        outcome = self._outcome(response)
+        if outcome is not None:
+            return outcome
+        page = _parse(response.text)
+        for form in page.forms:
+            if form.action.endswith("/login/select") and form.fields.get("email") == email:
+                chosen = self.client.post(urljoin(str(response.url), form.action), data=form.fields)
+                return self._finish(chosen)
+        raise SignInError(response.status_code, f"the page offers no signed-in account {email}")
+
     def sign_out(self, logout_url: str) -> httpx.Response:
-        return self.client.get(logout_url)
+        """Open a logout URL (on either origin) and return where the emulator answered."""
+        return self._open(logout_url)
 
     # -- steps ------------------------------------------------------------------------------
+
+    def _open(self, url: str) -> httpx.Response:
+        """GET ``url``, following the emulator's own hop from its https origin to its pages."""
+        response = self.client.get(url)
+        for _ in range(3):
+            if response.status_code not in (302, 307):
+                break
+            location = urljoin(str(response.url), response.headers["location"])
+            if not urlsplit(location).path.endswith(_EMULATOR_HOPS):
+                break
+            response = self.client.get(location)
+        return response
 
     def _outcome(self, response: httpx.Response) -> SignInResult | None:
         """A redirect or form_post back to the app, or None when a page wants input."""

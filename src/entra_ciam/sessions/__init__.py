@@ -7,7 +7,12 @@ user's MSAL token cache encrypted inside their session.
 
 from entra_ciam.sessions.base import SessionData, SessionStore, SessionStoreUnavailableError
 from entra_ciam.sessions.factory import DEFAULT_STORE_URL, from_url, store_from_config
-from entra_ciam.sessions.manager import DEFAULT_COOKIE_NAME, Session, SessionManager
+from entra_ciam.sessions.manager import (
+    DEFAULT_COOKIE_NAME,
+    Session,
+    SessionManager,
+    default_cookie_name,
+)
 from entra_ciam.sessions.memory import MemoryStore
 from entra_ciam.sessions.redis import RedisStore
 from entra_ciam.sessions.sqlite import SQLiteStore
@@ -26,6 +31,7 @@ __all__ = [
     "SessionStore",
     "SessionStoreUnavailableError",
     "TokenCacheCipher",
+    "default_cookie_name",
     "from_url",
     "generate_key",
     "store_from_config",

@@ -23,11 +23,11 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import msal
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.http import FetchError, MsalHttpClient
 from entra_ciam.sessions import (
-    DEFAULT_COOKIE_NAME,
     Session,
     SessionManager,
     SessionStore,
@@ -110,6 +110,11 @@ class SignIn:
     (API scopes to consent to up front); more can be asked later by ``TokenAcquirer``.
     ``response_mode`` is ``"form_post"`` (the default: the code never appears in a URL) or
     ``"query"``.
+
+    The session cookie is ``Secure`` when the redirect URI is https (``secure_cookie=True``
+    forces it on http too), decided here once: never from a request's ``Host``, which behind a
+    proxy names the proxy's upstream. Its default name is then ``__Host-entra_ciam_session``
+    (``entra_ciam_session`` on http, where browsers refuse the prefix).
     """
 
     def __init__(
@@ -120,7 +125,7 @@ class SignIn:
         prefix: str = "/auth",
         scopes: str | Iterable[str] = (),
         response_mode: str = "form_post",
-        cookie_name: str = DEFAULT_COOKIE_NAME,
+        cookie_name: str | None = None,
         idle_timeout: float = 3600.0,
         absolute_timeout: float = 12 * 3600.0,
         secure_cookie: bool | None = None,
@@ -161,7 +166,7 @@ class SignIn:
             cookie_name=cookie_name,
             idle_timeout=idle_timeout,
             absolute_timeout=absolute_timeout,
-            secure=secure_cookie,
+            secure=_secure_cookie(config.redirect_uri, secure_cookie),
         )
         self.cipher = TokenCacheCipher.from_config(config)
         self.clients = MsalClients(config, http_client=http_client)
@@ -192,7 +197,7 @@ class SignIn:
         try:
             session = self.sessions.load(request.cookie_header)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while loading a session")
+            _telemetry.session_store_error("load")
             return store_unavailable_page()
         return RequestContext(self, request, session, make_interaction_error)
 
@@ -202,7 +207,7 @@ class SignIn:
         try:
             return step(ctx.request, ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable during %s", ctx.request.path)
+            _telemetry.session_store_error("route")
             return store_unavailable_page()
         except IdentityProviderUnavailableError as exc:
             log.error("sign-in failed: %s", exc)
@@ -226,9 +231,9 @@ class SignIn:
             replaced = True
         try:
             ctx.save_token_cache()
-            cookie = self.sessions.commit(ctx.session, ctx.request.host)
+            cookie = self.sessions.commit(ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while saving a session")
+            _telemetry.session_store_error("save")
             return store_unavailable_page(), True
         if cookie is not None:
             response.headers.append(("Set-Cookie", cookie))
@@ -272,6 +277,7 @@ class SignIn:
             client = self.clients.build()
         except IdentityProviderUnavailableError as exc:
             log.error("cannot start a sign-in: %s", exc)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         state = secrets.token_urlsafe(32)
         flow = client.initiate_auth_code_flow(
@@ -286,8 +292,9 @@ class SignIn:
         try:
             self.sessions.stash(session, _FLOW_PREFIX + state, record, FLOW_LIFETIME)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while starting a sign-in")
+            _telemetry.session_store_error("start")
             return store_unavailable_page()
+        _telemetry.signin_started()
         return redirect(flow["auth_uri"])
 
     def complete(self, request: Request, session: Session) -> Response:
@@ -382,6 +389,7 @@ class SignIn:
 
     def _bad(self, request: Request, message: str) -> Response:
         """400 with the reason and a way to start over."""
+        _telemetry.signin_failed(message)
         return error_page(
             400,
             message + " Please sign in again.",
@@ -403,6 +411,7 @@ class SignIn:
             result = client.acquire_token_by_auth_code_flow(flow, params)
         except (json.JSONDecodeError, msal.exceptions.MsalError) as exc:
             log.error("the token endpoint answered badly: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         except ValueError as exc:  # MSAL's state or scope checks
             return f"The sign-in response does not match its request ({exc})."
@@ -411,6 +420,7 @@ class SignIn:
             return f"The ID token's {reason} does not match this sign-in."
         except (httpx.HTTPError, FetchError) as exc:
             log.error("token endpoint unreachable: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if "error" in result:
             return self._token_error(result)
@@ -436,6 +446,7 @@ class SignIn:
         self.sessions.rotate(session)  # no fixation: the pre-sign-in id dies here
         session[USER_KEY] = {k: v for k, v in claims.items() if k not in ("nonce", "at_hash")}
         self.cipher.save_to(session, cache)
+        _telemetry.signin_completed()
         return redirect(return_path)
 
     def _token_error(self, result: dict[str, Any]) -> Response | str:
@@ -447,10 +458,12 @@ class SignIn:
         )
         if error in _UNAVAILABLE_ERRORS:
             log.error("token endpoint error %s", error)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if error in _USER_ERRORS or error == "invalid_request":
             return f"Microsoft Entra refused the sign-in ({error}): {description}"
         log.error("token endpoint refused the app: %s %s", error, description)
+        _telemetry.signin_failed(reason="app_refused", status=502)
         return error_page(
             502,
             f"Microsoft Entra refused this application's request ({error}). "
@@ -464,6 +477,17 @@ def _entra_error(params: dict[str, str]) -> str:
         return "Sign-in was cancelled or access was denied."
     description = params.get("error_description", "").splitlines()[0:1]
     return f"Microsoft Entra answered {error[:64]!r}: {''.join(description)[:300]}"
+
+
+def _secure_cookie(redirect_uri: str, forced: bool | None) -> bool:
+    """``Secure`` for a site the browser reaches over https, as the redirect URI says."""
+    https = urlsplit(redirect_uri).scheme == "https"
+    if forced is False and https:
+        raise ConfigError(
+            "secure_cookie=False with an https ENTRA_REDIRECT_URI would let browsers send the "
+            "session cookie over plain http; leave secure_cookie unset"
+        )
+    return https or bool(forced)
 
 
 def _method_not_allowed(allow: str) -> Response:

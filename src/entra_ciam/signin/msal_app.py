@@ -22,7 +22,7 @@ import httpx
 import msal
 
 from entra_ciam.config import EntraConfig
-from entra_ciam.http import FetchError, MsalHttpClient
+from entra_ciam.http import FetchError, MsalHttpClient, describe_transport_error
 from entra_ciam.signin import msal_logging
 from entra_ciam.signin.singleflight import Flights
 from entra_ciam.signin.throttle import GatedHttpClient
@@ -185,7 +185,12 @@ class MsalClients:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, httpx.HTTPError | FetchError):
-        return f"{type(exc).__name__} while calling Entra"
+    """Why Entra could not be used, for the log: a TLS verification failure names the CA bundle
+    setting that fixes it. Never shown to a visitor (the sign-in pages say only "unavailable")."""
+    if isinstance(exc, FetchError):
+        return f"{exc.reason}; fix: {exc.remedy}"
+    if isinstance(exc, httpx.HTTPError):
+        reason, remedy = describe_transport_error(exc)
+        return f"{reason}; fix: {remedy}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]

@@ -1,39 +1,55 @@
-"""``login_required`` for Flask views and Starlette/FastAPI endpoints, sync or async.
+"""``login_required`` for the views of every supported framework, sync or async.
 
-A view must not run for a visitor who is not signed in, and its framework must answer with a
-redirect to sign-in that brings the visitor back. The framework is found at call time with lazy
-imports, so the core never imports Flask or Starlette.
+A view must not run for a visitor who is not signed in, and the visitor must be sent through
+sign-in and back. The redirect is built here once; the integration of the framework serving the
+request (see ``entra_ciam.frameworks``) turns it into that framework's response. Where none
+applies, the sign-in middleware answers the ``InteractionRequiredError`` raised instead.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from entra_ciam.signin.context import current_context
-from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.frameworks import (
+    current_integration,
+    integration_for_type,
+    integration_in,
+)
+from entra_ciam.signin.context import RequestContext, current_context
 from entra_ciam.signin.messages import Response
 from entra_ciam.signin.pages import redirect
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
 
-__all__ = ["login_required", "to_framework_response"]
+__all__ = ["login_required"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class SignInNotConfiguredError(RuntimeError):
+    """``login_required`` or ``current_user()`` ran where no sign-in middleware is installed."""
+
+
 def login_required(func: F) -> F:
-    """Run the view only for a signed-in user; send anyone else through sign-in and back."""
+    """Run the view only for a signed-in user; send anyone else through sign-in and back.
+
+    Decorates functions and methods; on Django, class-based views too.
+    """
+    if inspect.isclass(func):
+        owner = integration_for_type(func)
+        if owner is None:
+            raise TypeError(f"login_required cannot guard the class {func.__name__}")
+        return owner.guard_class(func, login_required)  # type: ignore[return-value]
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
         async def async_guarded(*args: Any, **kwargs: Any) -> Any:
             refusal = _sign_in_redirect()
             if refusal is not None:
-                return to_framework_response(refusal)
+                return _answer(refusal, args, kwargs)
             return await func(*args, **kwargs)
 
         return async_guarded  # type: ignore[return-value]
@@ -42,16 +58,21 @@ def login_required(func: F) -> F:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         refusal = _sign_in_redirect()
         if refusal is not None:
-            return to_framework_response(refusal)
+            return _answer(refusal, args, kwargs)
         return func(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
 
 
-def _sign_in_redirect() -> Response | None:
+def _context() -> RequestContext:
     ctx = current_context()
     if ctx is None:  # fail closed: without the middleware nobody can be signed in
-        raise RuntimeError("login_required needs SignInMiddleware around the app")
+        raise SignInNotConfiguredError("login_required needs SignInMiddleware around the app")
+    return ctx
+
+
+def _sign_in_redirect() -> Response | None:
+    ctx = _context()
     if ctx.user is not None:
         return None
     try:
@@ -62,26 +83,12 @@ def _sign_in_redirect() -> Response | None:
     return redirect(f"{signin}?{urlencode({'next': target})}")
 
 
-def to_framework_response(response: Response) -> Any:
-    """``response`` as the running framework's response object (Flask, then Starlette).
-
-    With neither, raise InteractionRequiredError: the sign-in middleware answers with it.
-    """
-    if "flask" in sys.modules:
-        import flask
-
-        if flask.has_request_context():
-            return flask.current_app.response_class(
-                response.body, status=response.status, headers=response.headers
-            )
-    if "starlette" in sys.modules:
-        from starlette.responses import Response as StarletteResponse
-
-        result = StarletteResponse(response.body, status_code=response.status)
-        for name, value in response.headers:
-            result.headers.append(name, value)
-        return result
-    ctx = current_context()
-    if ctx is not None:
-        ctx.pending = response
-    raise InteractionRequiredError("sign-in required", response)
+def _answer(response: Response, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``response`` as the serving framework's response; raised for the middleware otherwise."""
+    found = integration_in((*args, *kwargs.values()))
+    integration = found[0] if found is not None else current_integration()
+    if integration is not None:
+        return integration.redirect(response)
+    ctx = _context()
+    ctx.pending = response
+    raise ctx.make_interaction_error("sign-in required", response)

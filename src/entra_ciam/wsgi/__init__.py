@@ -1,6 +1,28 @@
-"""WSGI middlewares: bearer token authentication (and, later, sign-in)."""
+"""WSGI middlewares: bearer token authentication for APIs and sign-in for web apps.
 
-from entra_ciam.wsgi.bearer import BearerTokenMiddleware
-from entra_ciam.wsgi.signin import SignInMiddleware
+Loaded on first use, so an API importing ``BearerTokenMiddleware`` never loads the sign-in
+package (MSAL, the session stores); see :mod:`entra_ciam`.
+"""
 
-__all__ = ["BearerTokenMiddleware", "SignInMiddleware"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from entra_ciam import _lazy
+
+if TYPE_CHECKING:
+    from entra_ciam.wsgi.bearer import BearerTokenMiddleware
+    from entra_ciam.wsgi.health import HealthMiddleware
+    from entra_ciam.wsgi.signin import SignInMiddleware
+
+_EXPORTS: dict[str, str] = {
+    "BearerTokenMiddleware": "entra_ciam.wsgi.bearer",
+    "HealthMiddleware": "entra_ciam.wsgi.health",
+    "SignInMiddleware": "entra_ciam.wsgi.signin",
+}
+
+__all__ = ["BearerTokenMiddleware", "HealthMiddleware", "SignInMiddleware"]
+
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = _lazy.exports(globals(), _EXPORTS, __all__)

@@ -7,15 +7,20 @@ The validated claims are put in ``environ["entra_ciam.claims"]`` and made curren
 from __future__ import annotations
 
 import contextvars
+import sys
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from entra_ciam.bearer import BearerPolicy, SyncTokenValidator, error_response, status_line
+from entra_ciam.bearer import BearerPolicy, SyncTokenValidator, error_response
 from entra_ciam.context import ENVIRON_KEY, set_claims
 from entra_ciam.errors import AuthError
+from entra_ciam.frameworks import integration_for_app, set_integration
+from entra_ciam.wsgi.exchange import path_info, respond
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from _typeshed import OptExcInfo
 
 __all__ = ["BearerTokenMiddleware"]
 
@@ -38,6 +43,7 @@ class BearerTokenMiddleware:
         allow_preflight: bool = True,
     ) -> None:
         self.app = app
+        self.integration = integration_for_app(app)
         self.validator = validator
         self.policy = BearerPolicy.build(
             public_paths, public_prefixes, allow_preflight=allow_preflight
@@ -48,33 +54,42 @@ class BearerTokenMiddleware:
         try:
             token = self.policy.token_for(
                 method=environ.get("REQUEST_METHOD", "GET").upper(),
-                path=_path(environ),
+                path=path_info(environ),
                 authorization=[] if authorization is None else [authorization],
                 query_string=environ.get("QUERY_STRING", ""),
                 preflight="HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ,
             )
-            if token is None:
-                return self.app(environ, start_response)
-            claims = self.validator.validate(token)
+            claims = None if token is None else self.validator.validate(token)
         except AuthError as err:
-            status, headers, body = error_response(err)
-            start_response(status_line(status), headers)
-            return [body]
-        environ[ENVIRON_KEY] = claims
+            return _refuse(start_response, err)
         # A copied context keeps the claims out of the server thread's own context entirely,
         # so nothing is left behind for the next request that thread serves.
         ctx = contextvars.copy_context()
-        ctx.run(set_claims, claims)
-        return _InContext(ctx, ctx.run(self.app, environ, start_response))
+        ctx.run(set_integration, self.integration)
+        if claims is not None:
+            environ[ENVIRON_KEY] = claims
+            ctx.run(set_claims, claims)
+        started = False
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            nonlocal started
+            started = True
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = ctx.run(self.app, environ, start)
+        except AuthError as err:
+            # A guard with no framework to answer raised it: answer here. Had the app already
+            # started its response, start_response re-raises (PEP 3333) and the server decides.
+            return _refuse(start_response, err, sys.exc_info() if started else None)
+        return _InContext(ctx, body)
 
 
-def _path(environ: WSGIEnvironment) -> str:
-    # PEP 3333 carries the path as latin-1 decoded bytes; ASGI gives UTF-8 text. Match alike.
-    raw: str = environ.get("PATH_INFO") or "/"
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return raw
+def _refuse(
+    start_response: StartResponse, err: AuthError, exc_info: OptExcInfo | None = None
+) -> list[bytes]:
+    status, headers, body = error_response(err)
+    return respond(start_response, status, headers, body, exc_info)
 
 
 class _InContext:

@@ -3,27 +3,28 @@
 The steps run inline (they block, as WSGI does). The app runs in a copied context holding the
 request's sign-in state, so ``current_user()`` and ``TokenAcquirer`` work in views and while the
 response is iterated. When token acquisition needs the user, the redirect it prepared replaces
-whatever the app answered: Flask turns unknown exceptions into a 500 of its own, so the exception
-raised in views is also a Werkzeug ``HTTPException`` that Flask answers with the redirect itself.
+whatever the app answered; the exception raised in views comes from the integration of the
+wrapped framework (for Flask, a Werkzeug ``HTTPException`` Flask answers with the redirect itself
+instead of turning it into a 500).
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
-import functools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
-from entra_ciam.bearer import status_line
+from entra_ciam.frameworks import set_integration
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
-from entra_ciam.signin.context import InteractionErrorFactory, RequestContext, set_current
+from entra_ciam.signin.context import RequestContext, set_current
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.flow import SignIn
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
+from entra_ciam.wsgi.exchange import path_info, respond, script_name
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -36,21 +37,12 @@ USER_ENVIRON_KEY = "entra_ciam.user"
 CONTEXT_ENVIRON_KEY = "entra_ciam.signin"
 
 
-def _text(environ: WSGIEnvironment, key: str) -> str:
-    # PEP 3333 carries the path as latin-1 decoded bytes; browsers send UTF-8.
-    raw: str = environ.get(key) or ""
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return raw
-
-
 def request_from_environ(environ: WSGIEnvironment) -> Request:
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
     return Request(
         method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
-        path=_text(environ, "PATH_INFO") or "/",
-        root_path=_text(environ, "SCRIPT_NAME").rstrip("/"),
+        path=path_info(environ),
+        root_path=script_name(environ),
         query_string=str(environ.get("QUERY_STRING", "")),
         cookie_header=str(environ.get("HTTP_COOKIE", "")),
         content_type=str(environ.get("CONTENT_TYPE", "")),
@@ -73,37 +65,6 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
         return b""
     data: bytes = stream.read(min(length, MAX_FORM_BYTES + 1))
     return data
-
-
-@functools.cache
-def _interaction_error_factory() -> InteractionErrorFactory:
-    """InteractionRequiredError, made a Werkzeug HTTPException when Werkzeug is installed."""
-    try:
-        from werkzeug.exceptions import HTTPException
-        from werkzeug.wrappers import Response as WerkzeugResponse
-    except ImportError:
-        return InteractionRequiredError
-
-    class SignInRedirect(HTTPException, InteractionRequiredError):
-        """Flask returns an HTTPException without a code as-is, without calling error handlers."""
-
-        code = None
-
-        def __init__(self, reason: str, redirect_response: Response) -> None:
-            # HTTPException.__init__ would call super().__init__() without our arguments: set
-            # its two attributes directly instead.
-            InteractionRequiredError.__init__(self, reason, redirect_response)
-            self.description = reason
-            self.response = WerkzeugResponse(
-                redirect_response.body,
-                status=redirect_response.status,
-                headers=redirect_response.headers,
-            )
-
-        def __str__(self) -> str:
-            return self.reason
-
-    return SignInRedirect
 
 
 @dataclasses.dataclass
@@ -134,7 +95,7 @@ class _Exchange:
         final, replaced = self.signin.close(self.ctx, Response(code, list(headers)))
         if replaced:
             self.replacement = final
-            self.start_response(status_line(final.status), _with_length(final), exc_info)
+            respond(self.start_response, final.status, final.headers, final.body, exc_info)
             return _discard
         return self.start_response(status, final.headers, exc_info)
 
@@ -142,22 +103,15 @@ class _Exchange:
         """Send ``response`` instead of the app's (the app raised before starting one)."""
         final, _ = self.signin.close(self.ctx, response)
         self.started = True
-        self.start_response(status_line(final.status), _with_length(final))
-        return [final.body]
+        return _send(self.start_response, final)
 
 
 def _discard(_data: bytes) -> None:
     """The ``write`` callable of a response that was replaced."""
 
 
-def _with_length(response: Response) -> list[tuple[str, str]]:
-    headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
-    return [*headers, ("Content-Length", str(len(response.body)))]
-
-
 def _send(start_response: StartResponse, response: Response) -> list[bytes]:
-    start_response(status_line(response.status), _with_length(response))
-    return [response.body]
+    return respond(start_response, response.status, response.headers, response.body)
 
 
 class SignInMiddleware(SignInAdapter[WSGIApplication]):
@@ -172,7 +126,7 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
         request = request_from_environ(environ)
         if self.signin.needs_body(request):
             request = dataclasses.replace(request, body=_read_body(environ))
-        opened = self.signin.open(request, _interaction_error_factory())
+        opened = self.signin.open(request, self.integration.interaction_error)
         if isinstance(opened, Response):
             return _send(start_response, opened)
         ctx = opened
@@ -185,6 +139,7 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
         exchange = _Exchange(ctx, self.signin, start_response)
         context = contextvars.copy_context()
         context.run(set_current, ctx)
+        context.run(set_integration, self.integration)
         try:
             body = context.run(self.app, environ, exchange.start)
         except InteractionRequiredError as exc:

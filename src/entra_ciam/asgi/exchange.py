@@ -1,0 +1,74 @@
+"""The one request view and response writer of the ASGI middlewares (bearer and sign-in).
+
+Both read headers, the routed path and the mount point the same way and write their own
+answers through :func:`send_response`, so encoding rules live here once. What they add to a
+request goes into a copy of the scope (:func:`with_state`), never into the server's own dict:
+the claims under ``scope["state"]["claims"]`` and the signed-in user under
+``scope["state"]["user"]`` (``request.state.claims`` / ``request.state.user`` in Starlette).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from entra_ciam.asgi.types import Scope, Send
+
+__all__ = [
+    "encode_headers",
+    "header_values",
+    "root_path",
+    "route_path",
+    "send_response",
+    "with_state",
+]
+
+
+def header_values(scope: Scope, names: Iterable[bytes]) -> dict[bytes, list[str]]:
+    """The values of the headers ``names`` (lower-case bytes), latin-1 decoded, in one pass."""
+    wanted = frozenset(names)
+    found: dict[bytes, list[str]] = {}
+    for name, value in scope.get("headers") or ():
+        name = name.lower()
+        if name in wanted:
+            found.setdefault(name, []).append(value.decode("latin-1"))
+    return found
+
+
+def root_path(scope: Scope) -> str:
+    """Where the app is mounted, without a trailing slash."""
+    return str(scope.get("root_path") or "").rstrip("/")
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: ``path`` less ``root_path`` (ASGI gives both, decoded)."""
+    path: str = scope.get("path") or "/"
+    root = root_path(scope)
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
+def encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+def start_message(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> dict[str, Any]:
+    """``http.response.start`` with a Content-Length matching ``body``."""
+    listed = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    listed.append(("Content-Length", str(len(body))))
+    return {"type": "http.response.start", "status": status, "headers": encode_headers(listed)}
+
+
+async def send_response(
+    send: Send, status: int, headers: Iterable[tuple[str, str]], body: bytes
+) -> None:
+    await send(start_message(status, headers, body))
+    await send({"type": "http.response.body", "body": body})
+
+
+def with_state(scope: Scope, **values: Any) -> Scope:
+    """A copy of ``scope`` whose ``state`` (also copied) holds ``values`` as well."""
+    state = dict(scope.get("state") or {})
+    state.update(values)
+    return {**scope, "state": state}

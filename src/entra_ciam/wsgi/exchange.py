@@ -1,0 +1,53 @@
+"""The one request view and response writer of the WSGI middlewares (bearer and sign-in).
+
+PEP 3333 hands paths over as latin-1 decoded bytes while browsers and ASGI servers use UTF-8;
+both middlewares decode them here, so they route on the same text an ASGI app would see. What
+they add to a request goes into the environ (one dict per request) under ``entra_ciam.*`` keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from entra_ciam.bearer import status_line
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+    from _typeshed import OptExcInfo
+
+__all__ = ["path_info", "respond", "script_name", "text"]
+
+
+def text(environ: WSGIEnvironment, key: str) -> str:
+    """``environ[key]`` as the UTF-8 text the client sent ("" when absent)."""
+    raw: str = environ.get(key) or ""
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return raw
+
+
+def path_info(environ: WSGIEnvironment) -> str:
+    """The path the app routes on."""
+    return text(environ, "PATH_INFO") or "/"
+
+
+def script_name(environ: WSGIEnvironment) -> str:
+    """Where the app is mounted, without a trailing slash."""
+    return text(environ, "SCRIPT_NAME").rstrip("/")
+
+
+def respond(
+    start_response: StartResponse,
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    exc_info: OptExcInfo | None = None,
+) -> list[bytes]:
+    """Start the response (with a Content-Length matching ``body``) and return its body."""
+    listed = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    listed.append(("Content-Length", str(len(body))))
+    start_response(status_line(status), listed, exc_info)
+    return [body]
