@@ -36,8 +36,9 @@ class TokenEndpointThrottled(FetchError):
 
     def __init__(self, url: str, retry_after: float, status: int | None = None) -> None:
         said = f"answered HTTP {status}" if status is not None else "asked to wait"
-        super().__init__(f"POST {url} {said}; retry in {retry_after:.0f} s")
-        self.url = url
+        reason = f"{said}; retry in {retry_after:.0f} s"
+        super().__init__(url, reason, "wait, or lower the number of token requests")
+        self.args = (f"POST {url} {reason}",)
         self.retry_after = retry_after
         self.status = status
 
