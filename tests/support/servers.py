@@ -28,7 +28,7 @@ def command(server: str, target: str, port: int) -> list[str]:
     if server == "gunicorn":
         return [py, "-m", "gunicorn", "--workers", "1", "--bind", bind, target]
     if server == "uvicorn":
-        return [py, "-m", "uvicorn", "--port", str(port), "--lifespan", "auto", target]
+        return [py, "-m", "uvicorn", "--port", str(port), "--lifespan", "auto", *target.split()]
     if server == "hypercorn":
         return [py, "-m", "hypercorn", "--bind", bind, target]
     raise ValueError(server)

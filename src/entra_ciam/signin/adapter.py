@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from entra_ciam.acquirer import TokenAcquirer
+from entra_ciam.asgi.startup import already_built
 from entra_ciam.config import EntraConfig
 from entra_ciam.frameworks import integration_for_app
 from entra_ciam.http import MsalHttpClient
@@ -44,6 +45,8 @@ class SignInAdapter(Generic[AppT]):
         http_client: MsalHttpClient | None = None,
         signin: SignIn | None = None,
     ) -> None:
+        if already_built(self):  # see entra_ciam.asgi.startup
+            return
         self.app = app
         self.integration = integration_for_app(app)
         if signin is None:
