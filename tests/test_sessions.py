@@ -179,25 +179,17 @@ def test_pop_returns_once(store: Any) -> None:
     assert store.pop("never") is None
 
 
-def test_pop_under_concurrent_threads_has_one_winner(backend: Backend) -> None:
-    """16 threads (over two store objects when the backend is shared) race for each of 25 keys."""
+def _race(backend: Backend, threads: int, run: Callable[[Any, int], None]) -> list[Any]:
+    """``run(store, n)`` in ``threads`` threads started together, over two store objects when the
+    backend is shared; the stores, once every thread ended without an error."""
     stores = [backend.make(), backend.make()] if backend.shared else [backend.make()]
-    keys = [f"state-{i}" for i in range(25)]
-    for i, key in enumerate(keys):
-        stores[0].set(key, {"i": i}, 60)
-    threads = 16
     barrier = threading.Barrier(threads)
-    wins: list[list[int]] = [[] for _ in range(threads)]
     errors: list[BaseException] = []
 
     def racer(n: int) -> None:
-        store = stores[n % len(stores)]
         try:
             barrier.wait(timeout=10)
-            for key in keys:
-                got = store.pop(key)
-                if got is not None:
-                    wins[n].append(got["i"])
+            run(stores[n % len(stores)], n)
         except BaseException as exc:
             errors.append(exc)
 
@@ -205,8 +197,27 @@ def test_pop_under_concurrent_threads_has_one_winner(backend: Backend) -> None:
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=30)
-    assert not errors
+        w.join(timeout=60)
+    assert not errors, errors[:3]
+    return stores
+
+
+def test_pop_under_concurrent_threads_has_one_winner(backend: Backend) -> None:
+    """16 threads (over two store objects when the backend is shared) race for each of 25 keys."""
+    first = backend.make()
+    keys = [f"state-{i}" for i in range(25)]
+    for i, key in enumerate(keys):
+        first.set(key, {"i": i}, 60)
+    threads = 16
+    wins: list[list[int]] = [[] for _ in range(threads)]
+
+    def pop_all(store: Any, n: int) -> None:
+        for key in keys:
+            got = store.pop(key)
+            if got is not None:
+                wins[n].append(got["i"])
+
+    _race(backend, threads, pop_all)
     every_win = sorted(i for won in wins for i in won)
     assert every_win == list(range(len(keys))), "each key must be popped exactly once"
 
@@ -237,29 +248,16 @@ def test_update_reads_and_writes_in_one_step(store: Any) -> None:
 
 def test_update_under_concurrent_threads_loses_no_write(backend: Backend) -> None:
     """16 threads (over two store objects when shared) each add 1 twenty times: 320 at the end."""
-    stores = [backend.make(), backend.make()] if backend.shared else [backend.make()]
     threads, rounds = 16, 20
-    barrier = threading.Barrier(threads)
-    errors: list[BaseException] = []
 
     def add_one(current: dict[str, Any] | None) -> dict[str, Any]:
         return {"n": (current or {"n": 0})["n"] + 1}
 
-    def worker(n: int) -> None:
-        store = stores[n % len(stores)]
-        try:
-            barrier.wait(timeout=10)
-            for _ in range(rounds):
-                store.update("counter", add_one, 60)
-        except BaseException as exc:
-            errors.append(exc)
+    def add(store: Any, n: int) -> None:
+        for _ in range(rounds):
+            store.update("counter", add_one, 60)
 
-    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=60)
-    assert not errors, errors[:3]
+    stores = _race(backend, threads, add)
     assert stores[0].get("counter") == {"n": threads * rounds}
 
 
