@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, runtime_checkable
 
+from entra_ciam.errors import EntraCiamError
+
 __all__ = [
     "SessionData",
     "SessionStore",
@@ -28,7 +30,7 @@ __all__ = [
 SessionData = dict[str, Any]  # JSON-serialisable values only
 
 
-class SessionStoreUnavailableError(Exception):
+class SessionStoreUnavailableError(EntraCiamError):
     """The store cannot be reached; adapters answer 503 with a sign-in-again page, never a 500."""
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.signin.messages import Response
 
 __all__ = ["InteractionRequiredError", "TokenAcquisitionError"]
 
 
-class InteractionRequiredError(Exception):
+class InteractionRequiredError(EntraCiamError):
     """The user must go through sign-in (again) before the token can be had.
 
     The sign-in middleware answers the request with ``redirect_response`` (a redirect to Entra
@@ -21,7 +22,7 @@ class InteractionRequiredError(Exception):
         self.redirect_response = redirect_response
 
 
-class TokenAcquisitionError(Exception):
+class TokenAcquisitionError(EntraCiamError):
     """Entra refused or could not be reached; no user interaction would help.
 
     ``status_code`` is what an app should answer: 503 when Entra is unreachable, 502 when it

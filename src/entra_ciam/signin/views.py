@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.frameworks import (
     current_integration,
     integration_for_type,
@@ -29,7 +30,7 @@ __all__ = ["login_required"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class SignInNotConfiguredError(RuntimeError):
+class SignInNotConfiguredError(EntraCiamError, RuntimeError):
     """``login_required`` or ``current_user()`` ran where no sign-in middleware is installed."""
 
 
