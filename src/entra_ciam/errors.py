@@ -52,7 +52,7 @@ class EntraCiamError(Exception):
         ├── SessionStoreUnavailableError         sessions.base: store down (503 page)
         ├── UnsafeReturnPathError (ValueError)   signin.returnpath: not a same-origin path
         ├── IdTokenError (ValueError)            signin.idtoken: ID token refused (400 page)
-        ├── SignInNotConfiguredError (RuntimeError)  login_required without the middleware
+        ├── SignInNotConfiguredError (RuntimeError)  signin.errors: no sign-in middleware
         ├── MissingExtraError (ImportError)      _extras: an optional dependency is missing
         └── DemoError (RuntimeError)             demo: the demo cannot start
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from entra_ciam.errors import EntraCiamError
 from entra_ciam.signin.messages import Response
 
-__all__ = ["InteractionRequiredError", "TokenAcquisitionError"]
+__all__ = ["InteractionRequiredError", "SignInNotConfiguredError", "TokenAcquisitionError"]
 
 
 class InteractionRequiredError(EntraCiamError):
@@ -43,3 +43,7 @@ class TokenAcquisitionError(EntraCiamError):
         self.error = error
         self.status_code = status_code
         self.claims = claims
+
+
+class SignInNotConfiguredError(EntraCiamError, RuntimeError):
+    """``login_required`` or ``current_user()`` ran where no sign-in middleware is installed."""

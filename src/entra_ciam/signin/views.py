@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from entra_ciam.errors import EntraCiamError
 from entra_ciam.frameworks import (
     current_integration,
     integration_for_type,
     integration_in,
 )
 from entra_ciam.signin.context import RequestContext, current_context
+from entra_ciam.signin.errors import SignInNotConfiguredError
 from entra_ciam.signin.messages import Response
 from entra_ciam.signin.pages import redirect
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
@@ -28,10 +28,6 @@ from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_pat
 __all__ = ["login_required"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class SignInNotConfiguredError(EntraCiamError, RuntimeError):
-    """``login_required`` or ``current_user()`` ran where no sign-in middleware is installed."""
 
 
 def login_required(func: F) -> F:
