@@ -11,7 +11,6 @@ import concurrent.futures
 import contextlib
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -22,7 +21,7 @@ import respx
 from entra_ciam.sessions import MemoryStore
 from entra_ciam.signin.context import USER_KEY
 from tests.support.fake_entra import FakeEntra, StepBrowser, make_signin
-from tests.support.signin_apps import BUILDERS
+from tests.support.signin_apps import BUILDERS, running_stack
 from tests.support.todo_api import serving
 from tests.support.webapps import (
     ADA,
@@ -31,27 +30,17 @@ from tests.support.webapps import (
     LateWSGI,
     Stack,
     serving_wsgi,
-    signin_stack,
 )
 
 COOKIE = "entra_ciam_session"  # the default name on http
 HOST_COOKIE = "__Host-entra_ciam_session"  # and on https
 
 
-def _running(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, *, tls: bool
-) -> Iterator[Stack]:
-    kind: str = request.param
-    tmp: Path = tmp_path_factory.mktemp(f"attacks-{'https-' if tls else ''}{kind}")
-    with signin_stack(kind, tmp, BUILDERS[kind], tls=tls) as running:
-        yield running
-
-
 @pytest.fixture(scope="module", params=["wsgi", "asgi"])
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    yield from _running(request, tmp_path_factory, tls=False)
+    yield from running_stack(request, tmp_path_factory, "attacks")
 
 
 @pytest.fixture(scope="module", params=["wsgi", "asgi"])
@@ -59,7 +48,7 @@ def https_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The same app served over https (the emulator's CA), its Host a loopback address."""
-    yield from _running(request, tmp_path_factory, tls=True)
+    yield from running_stack(request, tmp_path_factory, "attacks-https", tls=True)
 
 
 @pytest.fixture
@@ -423,13 +412,11 @@ def test_cross_site_form_post_is_resumed_only_by_its_browser(stack: Stack) -> No
         parked = httpx.post(f"{stack.base}/auth/redirect", data=params)
         assert parked.status_code == 303
         resume = parked.headers["location"]
-        assert params["code"] not in resume
+        assert params["code"] not in resume and params["state"] not in resume  # sealed
         # Someone else following the link gets nothing (the flow is bound to the victim's
-        # session), and the parked answer is single use: once taken it is gone.
-        assert attacker.client.get(resume).status_code == 400
-        assert victim.client.get(resume).status_code == 400
-    with stack.browser() as person:
-        params = code_for(person, authorize_url(person))
-        parked = httpx.post(f"{stack.base}/auth/redirect", data=params)
-        final = person.follow(person.client.get(parked.headers["location"]))
+        # session) and takes nothing from the victim, whose sign-in completes, once.
+        assert_refused(attacker.client.get(resume), "started in this browser")
+        final = victim.follow(victim.client.get(resume))
         assert final.status_code == 200 and final.json()["name"] == ADA[2]
+        assert_refused(victim.client.get(resume), "already used")
+        assert_signed_out(attacker)

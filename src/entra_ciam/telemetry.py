@@ -338,6 +338,7 @@ SIGNIN_FAILURES: Final = frozenset(
         "state_unknown",
         "state_invalid",
         "parameter_repeated",
+        "response_oversized",
         "code_missing",
         "response_mismatch",
         "nonce",
@@ -354,9 +355,13 @@ _SIGNIN_FAILURES: Final = _table(
     (
         (r"cancelled or access was denied", "cancelled"),
         (r"^Microsoft Entra answered", "idp_error"),
-        (r"does not match a sign-in started|expired or was already used", "state_unknown"),
+        (
+            r"does not match a sign-in started|expired or was (already used|altered)",
+            "state_unknown",
+        ),
         (r"carries no state|malformed state", "state_invalid"),
         (r"repeats a parameter", "parameter_repeated"),
+        (r"^The sign-in response's \w+ is too long", "response_oversized"),
         (r"no authorization code", "code_missing"),
         (r"nonce", "nonce"),
         (r"does not match its request|response does not match", "response_mismatch"),

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from entra_ciam.devidp import defaults
-from entra_ciam.devidp.registrations import Registrations, default_mapping
+from entra_ciam.devidp.registrations import RegistrationError, Registrations, default_mapping
 from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.testing import Browser, SignInError, running_devidp
 from tests.devidp.helpers import (
@@ -399,3 +399,76 @@ def test_unknown_tenant_in_discovery(idp: DevIdp) -> None:
         defaults.TENANT_ID, f"{defaults.TENANT_SUBDOMAIN}.onmicrosoft.com"
     )
     assert httpx.get(by_domain, verify=tls(idp)).json()["issuer"] == idp.issuer
+
+
+# -- PKCE: required for public clients and SPAs, optional for confidential ones (as in Entra) ------
+
+
+def _public_tenant(**strict: bool) -> Registrations:
+    mapping = default_mapping()
+    mapping["apps"].append(
+        {
+            "name": "spa",
+            "client_id": "0f0e0d0c-0b0a-4908-8706-050403020100",
+            "spa": True,
+            "redirect_uris": ["http://localhost:3001/"],
+            "delegated_permissions": {"todo-api": ["Todolist.Read"]},
+        }
+    )
+    if strict:
+        mapping["strict"] = strict
+    return Registrations.from_mapping(mapping)
+
+
+def test_a_confidential_client_may_skip_pkce(idp: DevIdp) -> None:
+    url = authorize_url(idp, code_challenge=None, code_challenge_method=None)
+    with Browser() as browser:
+        code = browser.sign_in(url, email=ADA[0], password=ADA[1]).code
+    assert code
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+    assert token_request(idp, **form).status_code == 200
+    with Browser() as browser:
+        code = browser.sign_in(url, email=ADA[0], password=ADA[1]).code
+    # A verifier for a request that had no challenge is a confused client: refused.
+    confused = token_request(idp, **{**form, "code": str(code), "code_verifier": "x" * 43})
+    assert_entra_error(confused, 400, "invalid_grant", 501481)
+
+
+def test_public_clients_and_spas_must_use_pkce() -> None:
+    with running_devidp(_public_tenant()) as idp:
+        url = authorize_url(
+            idp,
+            client_id="0f0e0d0c-0b0a-4908-8706-050403020100",
+            redirect_uri="http://localhost:3001/",
+            scope=f"openid {TODO_READ}",
+            code_challenge=None,
+            code_challenge_method=None,
+        )
+        answer = httpx.get(url)
+        assert answer.status_code == 302
+        assert "error=invalid_request" in answer.headers["location"]
+        assert (
+            "AADSTS9002325"
+            in httpx.QueryParams(answer.headers["location"].split("?")[1])["error_description"]
+        )
+
+
+def test_strict_pkce_requires_it_of_confidential_clients_too() -> None:
+    with running_devidp(_public_tenant(pkce_for_confidential_clients=True)) as idp:
+        url = authorize_url(idp, code_challenge=None, code_challenge_method=None)
+        location = httpx.get(url).headers["location"]
+        assert "error=invalid_request" in location and "AADSTS9002325" in location
+
+
+def test_a_spa_cannot_hold_a_secret() -> None:
+    mapping = default_mapping()
+    mapping["apps"].append(
+        {
+            "name": "spa",
+            "client_id": "0f0e0d0c-0b0a-4908-8706-050403020100",
+            "spa": True,
+            "client_secret": "nope",
+        }
+    )
+    with pytest.raises(RegistrationError, match="single-page app"):
+        Registrations.from_mapping(mapping)

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from entra_ciam import AccessTokenValidator, InvalidTokenError
 from entra_ciam.devidp import defaults
+from entra_ciam.devidp.registrations import Registrations, default_mapping
 from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.testing import Browser, running_devidp
 from tests.devidp.helpers import (
@@ -167,3 +169,61 @@ def test_discovery_points_pages_at_http_and_the_back_channel_at_https(idp: DevId
         assert doc[key].startswith(idp.pages_url + f"/{defaults.TENANT_ID}/oauth2/v2.0/")
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+
+
+def _client_credentials(idp: DevIdp) -> str:
+    response = httpx.post(
+        idp.endpoints.token_endpoint,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": defaults.DAEMON_CLIENT_ID,
+            "client_secret": defaults.DAEMON_CLIENT_SECRET,
+            "scope": TODO_DEFAULT,
+        },
+        verify=tls(idp),
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_idtyp_only_when_the_api_registration_asks_for_it() -> None:
+    mapping = default_mapping()
+    api = next(a for a in mapping["apps"] if a["name"] == "todo-api")
+    del api["optional_claims"]
+    with running_devidp(Registrations.from_mapping(mapping)) as idp:
+        app_only = claims(_client_credentials(idp))
+        user = claims(sign_in_tokens(idp, [TODO_READ])["access_token"])
+        assert "idtyp" not in app_only and "idtyp" not in user
+        # Still recognisably app-only, the way Entra's tokens are by default.
+        assert "scp" not in app_only and app_only["oid"] == app_only["sub"]
+        validator = AccessTokenValidator(
+            authority=idp.authority, audience=defaults.TODO_API_CLIENT_ID, verify=idp.ca_bundle
+        )
+        assert validator.validate(_client_credentials(idp)).is_app_only
+
+
+def test_an_api_left_at_v1_gets_v1_tokens_and_the_validator_names_the_fix() -> None:
+    mapping = default_mapping()
+    api = next(a for a in mapping["apps"] if a["name"] == "todo-api")
+    api["access_token_version"] = 1
+    with running_devidp(Registrations.from_mapping(mapping)) as idp:
+        user = sign_in_tokens(idp, [TODO_READ])
+        c = claims(user["access_token"])
+        assert c["iss"] == f"https://sts.windows.net/{defaults.TENANT_ID}/"
+        assert c["ver"] == "1.0" and c["aud"] == defaults.TODO_API_IDENTIFIER_URI
+        assert c["appid"] == defaults.WEB_APP_CLIENT_ID and c["appidacr"] == "1"
+        assert "azp" not in c and c["scp"] == "Todolist.Read"
+        assert claims(user["id_token"])["ver"] == "2.0"  # ID tokens stay v2.0
+        app_only = claims(_client_credentials(idp))
+        assert app_only["ver"] == "1.0" and app_only["appid"] == defaults.DAEMON_CLIENT_ID
+
+        validator = AccessTokenValidator(
+            authority=idp.authority,
+            audience=defaults.TODO_API_CLIENT_ID,
+            verify=idp.ca_bundle,
+            accept_v1_audience=True,
+        )
+        with pytest.raises(InvalidTokenError) as refused:
+            validator.validate(user["access_token"])
+        assert "requestedAccessTokenVersion" in refused.value.description
+        assert "to 2" in refused.value.description

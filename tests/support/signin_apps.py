@@ -9,13 +9,15 @@ handling (a generic error handler, exceptions not propagated).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from entra_ciam import AccessTokenValidator, TokenAcquirer, current_user, login_required
 from entra_ciam.devidp import defaults
-from tests.support.webapps import READ, READWRITE, Stack
+from tests.support.webapps import READ, READWRITE, Stack, signin_stack
 
 
 def _validator(stack: Stack) -> AccessTokenValidator:
@@ -195,3 +197,18 @@ def quart_app(stack: Stack, **options: Any) -> Any:
 
 
 BUILDERS = {"wsgi": flask_app, "asgi": starlette_app}
+
+
+def running_stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    *,
+    tls: bool = False,
+) -> Iterator[Stack]:
+    """The body of a fixture parametrized over "wsgi" and "asgi": ``signin_stack`` with this
+    module's app for ``request.param``."""
+    kind: str = request.param
+    tmp = tmp_path_factory.mktemp(f"{label}-{kind}")
+    with signin_stack(kind, tmp, BUILDERS[kind], tls=tls) as stack:
+        yield stack

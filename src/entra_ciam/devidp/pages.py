@@ -132,8 +132,8 @@ def pick_account(
 <p class="muted">to continue to {escape(flow.app_name)}</p>
 {buttons}
 {_error(error)}
-<p class="links"><a href="{escape(flow.base)}/login?flow={escape(flow.flow_id)}">Use another
- account</a></p>"""
+<p class="links">
+<a href="{escape(flow.base)}/login?flow={escape(flow.flow_id)}">Use another account</a></p>"""
     return _layout("Pick an account", body, nonce, flow.tenant_name)
 
 

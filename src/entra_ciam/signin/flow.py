@@ -6,12 +6,12 @@ adapter runs them in a worker thread. Both therefore behave identically by const
 
 Auth-code-flow state (state, nonce, PKCE verifier, return path) is stashed in the store bound to
 the browser's session and taken back exactly once, which is what refuses a missing, foreign or
-replayed state before MSAL sees the response.
+replayed state before MSAL sees the response. The response itself is never stored: only its
+OAuth fields are kept, and a cross-site form_post is carried on sealed (``authresponse``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -35,6 +35,12 @@ from entra_ciam.sessions import (
     TokenCacheCipher,
     store_from_config,
 )
+from entra_ciam.signin.authresponse import (
+    AuthResponseError,
+    keep_response_fields,
+    seal,
+    unseal,
+)
 from entra_ciam.signin.context import USER_KEY, InteractionErrorFactory, RequestContext
 from entra_ciam.signin.crosssite import cross_site_reason, origin_of
 from entra_ciam.signin.errors import InteractionRequiredError
@@ -56,11 +62,9 @@ log = logging.getLogger("entra_ciam.signin")
 # MSAL adds these itself and refuses them as input.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 FLOW_LIFETIME = 600.0  # seconds a started sign-in may take (Entra's auth codes live 10 minutes)
-RESUME_LIFETIME = 120.0
 _STATE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 _FLOW_PREFIX = "flow:"
-_RESUME_PREFIX = "resume:"
 # Token endpoint errors after which signing in again may help; anything else is Entra's problem.
 _USER_ERRORS = frozenset(
     {"invalid_grant", "access_denied", "interaction_required", "consent_required", "login_required"}
@@ -86,10 +90,6 @@ def normalize_scopes(scopes: str | Iterable[str], *, allow_empty: bool = False) 
             "at least one API scope is needed, e.g. 'api://<api-client-id>/Todolist.Read'"
         )
     return result
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _single(pairs: Sequence[tuple[str, str]]) -> dict[str, str] | None:
@@ -299,22 +299,24 @@ class SignIn:
 
     def complete(self, request: Request, session: Session) -> Response:
         """``{prefix}/redirect``: check the answer against the stashed flow, redeem the code."""
-        if request.method == "POST":
-            params = _single(request.form)
-            if params is not None and session.is_new and "state" in params:
-                # A cross-site form_post carries no SameSite=Lax cookie: park the answer and
-                # come back with a top-level GET, which does carry it.
-                return self._park(params)
-        elif request.method == "GET":
-            params = _single(request.query)
-            if params is not None and set(params) == {"resume"}:
-                params = self._unpark(params["resume"])
-                if params is None:
-                    return self._bad(request, "This sign-in response expired or was already used.")
-        else:
+        if request.method not in ("GET", "POST"):
             return _method_not_allowed("GET, POST")
-        if params is None:
+        given = _single(request.form if request.method == "POST" else request.query)
+        if given is None:
             return self._bad(request, "The sign-in response repeats a parameter.")
+        if request.method == "GET" and set(given) == {"resume"}:
+            resumed = unseal(self.cipher, given["resume"])
+            if resumed is None:
+                return self._bad(request, "This sign-in response expired or was altered.")
+            params = resumed
+        else:
+            try:
+                params = keep_response_fields(given)
+            except AuthResponseError as exc:
+                return self._bad(request, str(exc))
+            cross_site = request.method == "POST" and session.is_new
+            if cross_site and _STATE_RE.fullmatch(params.get("state", "")):
+                return self._send_on(params)
         state = params.get("state")
         if not state:
             return self._bad(request, "The sign-in response carries no state.")
@@ -372,20 +374,12 @@ class SignIn:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _park(self, params: dict[str, str]) -> Response:
-        resume = secrets.token_urlsafe(32)
-        self.sessions.store.set(_RESUME_PREFIX + _digest(resume), {"p": params}, RESUME_LIFETIME)
+    def _send_on(self, params: dict[str, str]) -> Response:
+        """A cross-site form_post carries no SameSite=Lax cookie: send the answer on, sealed, to
+        a top-level GET of the redirect URI, which does carry it. Nothing is stored."""
         assert self.config.redirect_uri is not None
-        return redirect(f"{self.config.redirect_uri}?{urlencode({'resume': resume})}", 303)
-
-    def _unpark(self, resume: str) -> dict[str, str] | None:
-        if not 16 <= len(resume) <= 128:
-            return None
-        parked = self.sessions.store.pop(_RESUME_PREFIX + _digest(resume))
-        params = parked.get("p") if parked else None
-        if not isinstance(params, dict):
-            return None
-        return {str(k): str(v) for k, v in params.items()}
+        resume = urlencode({"resume": seal(self.cipher, params)})
+        return redirect(f"{self.config.redirect_uri}?{resume}", 303)
 
     def _bad(self, request: Request, message: str) -> Response:
         """400 with the reason and a way to start over."""
