@@ -52,6 +52,7 @@ class EntraCiamError(Exception):
         ├── SessionStoreUnavailableError         sessions.base: store down (503 page)
         ├── UnsafeReturnPathError (ValueError)   signin.returnpath: not a same-origin path
         ├── IdTokenError (ValueError)            signin.idtoken: ID token refused (400 page)
+        ├── AuthResponseError (ValueError)       signin.authresponse: a response field too big
         ├── SignInNotConfiguredError (RuntimeError)  signin.errors: no sign-in middleware
         ├── MissingExtraError (ImportError)      _extras: an optional dependency is missing
         └── DemoError (RuntimeError)             demo: the demo cannot start
