@@ -74,7 +74,7 @@ def test_every_exception_derives_from_the_root(module_name: str) -> None:
 
 def test_the_hierarchy_drawn_in_the_docstring_is_the_real_one() -> None:
     doc = inspect.getdoc(EntraCiamError) or ""
-    drawn = {line.split("──")[1].split()[0] for line in doc.splitlines() if "──" in line}
+    drawn = {line.split("── ")[1].split()[0] for line in doc.splitlines() if "── " in line}
     found: dict[str, type] = {}
     for module_name in _library_modules():
         module = importlib.import_module(module_name)

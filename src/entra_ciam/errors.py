@@ -46,10 +46,13 @@ class EntraCiamError(Exception):
         │   ├── InsufficientScopeError           403 insufficient_scope, the accepted scope
         │   └── MetadataUnavailableError         503 + Retry-After
         ├── FetchError                           http: discovery/keys fetch failed (logged)
+        │   └── TokenEndpointThrottled           signin.throttle: Entra asked to wait
         ├── InteractionRequiredError             signin.errors: send the user through sign-in
         ├── TokenAcquisitionError                signin.errors: Entra refused (502/503/401)
         ├── IdentityProviderUnavailableError     signin.msal_app: Entra unreachable (503 page)
         ├── SessionStoreUnavailableError         sessions.base: store down (503 page)
+        ├── LeaseTimeoutError                    sessions.manager: a session stayed locked
+        ├── SessionEndedError                    signin.context: the session ended meanwhile
         ├── UnsafeReturnPathError (ValueError)   signin.returnpath: not a same-origin path
         ├── IdTokenError (ValueError)            signin.idtoken: ID token refused (400 page)
         ├── AuthResponseError (ValueError)       signin.authresponse: a response field too big

@@ -106,6 +106,7 @@ def test_prints_what_a_newcomer_needs_and_serves_it(running: Running, tmp_path: 
     assert authority.endswith(f"/{defaults.TENANT_ID}")
     assert ca_bundle == str(tmp_path / "ca.pem")
     for expected in (
+        "Refresh tokens  reusable until they expire, as in Entra",
         defaults.WEB_APP_CLIENT_ID,
         defaults.WEB_APP_CLIENT_SECRET,
         defaults.TODO_API_CLIENT_ID,
@@ -128,6 +129,19 @@ def test_prints_what_a_newcomer_needs_and_serves_it(running: Running, tmp_path: 
     assert running.stop() == 0  # Ctrl-C
     running.wait_for("entra-ciam dev-idp: stopped.", timeout=5)
     assert not (tmp_path / "server.json").exists()
+
+
+def test_one_time_refresh_tokens_flag_reaches_the_running_tenant(tmp_path: Path) -> None:
+    proc = Running(
+        "--port", "0", "--pages-port", "0", "--state-dir", str(tmp_path), "--quiet",
+        "--one-time-refresh-tokens",
+    )  # fmt: skip
+    try:
+        proc.wait_for("Press Ctrl-C to stop.")
+        text = "\n".join(proc.output)
+        assert "Refresh tokens  one-time: a reuse revokes the sign-in" in text
+    finally:
+        proc.stop()
 
 
 def test_rotate_keys_talks_to_the_running_emulator(running: Running, tmp_path: Path) -> None:

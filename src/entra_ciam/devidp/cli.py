@@ -94,6 +94,12 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="enable the test-only route GET /<tenant>/_test/otp (never for shared machines)",
     )
+    parser.add_argument(
+        "--one-time-refresh-tokens",
+        action="store_true",
+        help="make refresh tokens single use, a reuse revoking the sign-in (Entra allows reuse; "
+        "same as [grants] refresh_token_reuse = false)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.add_argument(
         "--issuer",
@@ -164,7 +170,10 @@ def with_cli_options(registrations: Registrations, args: argparse.Namespace) -> 
         strict = dataclasses.replace(strict, pkce_for_confidential_clients=True)
     if getattr(args, "strict_logout", False):
         strict = dataclasses.replace(strict, post_logout_uris_listed_only=True)
-    return dataclasses.replace(registrations, tenant=tenant, strict=strict)
+    registrations = dataclasses.replace(registrations, tenant=tenant, strict=strict)
+    if getattr(args, "one_time_refresh_tokens", False):
+        registrations = registrations.with_one_time_refresh_tokens()
+    return registrations
 
 
 def banner(idp: DevIdp) -> str:
@@ -180,6 +189,12 @@ def banner(idp: DevIdp) -> str:
         f"  Sign-in pages   {e.pages_base}/",
         f"  CA bundle       {idp.ca_bundle}",
         f"  State folder    {idp.state.path}",
+        "  Refresh tokens  "
+        + (
+            "reusable until they expire, as in Entra"
+            if regs.grants.refresh_token_reuse
+            else "one-time: a reuse revokes the sign-in (--one-time-refresh-tokens)"
+        ),
         "",
         "  Apps",
     ]

@@ -25,9 +25,10 @@ class InteractionRequiredError(EntraCiamError):
 class TokenAcquisitionError(EntraCiamError):
     """Entra refused or could not be reached; no user interaction would help.
 
-    ``status_code`` is what an app should answer: 503 when Entra is unreachable, 502 when it
-    refused the app's request, 401 when an on-behalf-of caller must get a new token (``claims``
-    then holds the claims challenge to pass back).
+    ``status_code`` is what an app should answer: 503 when Entra is unreachable or asked us to
+    slow down (``retry_after`` then holds the seconds to wait, for a ``Retry-After`` header), 502
+    when it refused the app's request, 401 when an on-behalf-of caller must get a new token
+    (``claims`` then holds the claims challenge to pass back).
     """
 
     def __init__(
@@ -37,12 +38,14 @@ class TokenAcquisitionError(EntraCiamError):
         error: str | None = None,
         status_code: int = 502,
         claims: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(description)
         self.description = description
         self.error = error
         self.status_code = status_code
         self.claims = claims
+        self.retry_after = retry_after
 
 
 class SignInNotConfiguredError(EntraCiamError, RuntimeError):
