@@ -268,9 +268,82 @@ def check_webapp(
         assert page.text == f"Hello {ADA[2]}, you have 0 things to do"
 
 
+def assert_the_table(base: str, factory: TokenFactory) -> None:
+    """The answers every framework page promises for ``GET /api/todolist``."""
+    with httpx.Client(base_url=base, timeout=20) as client:
+
+        def call(token: str | None) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return client.get("/api/todolist", headers=headers)
+
+        anonymous = call(None)
+        assert anonymous.status_code == 401, anonymous.text
+        assert "error" not in challenge(anonymous.headers.get("www-authenticate"))
+        other_scope = call(factory.mint(scp="Profile.Read"))
+        assert other_scope.status_code == 403, other_scope.text
+        assert (
+            challenge(other_scope.headers.get("www-authenticate"))["error"] == "insufficient_scope"
+        )
+        user = call(factory.mint(scp="Todolist.Read"))
+        assert user.status_code == 200, user.text
+        assert user.json() == {"owner": USER_OID, "app": False}
+        app = call(factory.mint(factory.app_claims(["Todolist.Read.All"])))
+        assert app.status_code == 200, app.text
+        assert app.json()["app"] is True
+
+
+def check_api_table(
+    block: Block, tenant: StubTenant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A framework page's API, served by a real server (werkzeug or uvicorn), answers the table."""
+    from tests.support.webapps import serving_wsgi
+
+    monkeypatch.setenv("ENTRA_AUTHORITY", tenant.stub.authority)
+    monkeypatch.setenv("ENTRA_API_CLIENT_ID", API_CLIENT_ID)
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    execute(substitute(block.code, tenant.placeholders()), namespace, block.where)
+    serve = serving_wsgi if block.options.get("server") == "wsgi" else serving
+    with serve(namespace["app"]) as base:
+        assert_the_table(base, tenant.factory)
+
+
+def check_django_api(
+    block: Block, tenant: StubTenant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The page's ``file=`` blocks become the project ``mysite``, served by runserver (WSGI)
+    and uvicorn (ASGI) in their own processes."""
+    from tests.support.servers import running
+
+    site = tmp_path / "mysite"
+    site.mkdir()
+    (site / "__init__.py").write_text("")
+    for part in read_blocks(block.page):
+        if "file" in part.options:
+            code = substitute(part.code, tenant.placeholders())
+            (site / part.options["file"]).write_text(code)
+    (site / "asgi.py").write_text(
+        "from django.core.asgi import get_asgi_application\napplication = get_asgi_application()\n"
+    )
+    env = {
+        "ENTRA_AUTHORITY": tenant.stub.authority,
+        "ENTRA_API_CLIENT_ID": API_CLIENT_ID,
+        "DJANGO_SETTINGS_MODULE": "mysite.settings",
+        "PYTHONPATH": str(tmp_path),
+    }
+    for server, target in (
+        ("runserver", "mysite.settings"),
+        ("uvicorn", "mysite.asgi:application"),
+    ):
+        log = tmp_path / f"{server}.log"
+        with running(server=server, target=target, env=env, log=log) as base:
+            assert_the_table(base, tenant.factory)
+
+
 CHECKS: dict[str, Callable[[Block, StubTenant, pytest.MonkeyPatch, Path], None]] = {
     "asgi-api": check_asgi_api,
     "webapp": check_webapp,
+    "api-table": check_api_table,
+    "django-api": check_django_api,
 }
 
 

@@ -24,6 +24,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from entra_ciam.errors import EntraCiamError
+
 __all__ = [
     "DELETE",
     "Apply",
@@ -49,7 +51,7 @@ DELETE: Literal[_Delete.DELETE] = _Delete.DELETE
 Apply = Callable[[SessionData | None], SessionData | Literal[_Delete.DELETE] | None]
 
 
-class SessionStoreUnavailableError(Exception):
+class SessionStoreUnavailableError(EntraCiamError):
     """The store cannot be reached; adapters answer 503 with a sign-in-again page, never a 500."""
 
 

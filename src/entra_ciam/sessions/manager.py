@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
-from entra_ciam.errors import ConfigError
+from entra_ciam.errors import ConfigError, EntraCiamError
 from entra_ciam.sessions.base import (
     DELETE,
     SessionData,
@@ -57,7 +57,7 @@ _DELETED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 log = logging.getLogger("entra_ciam.sessions")
 
 
-class LeaseTimeoutError(Exception):
+class LeaseTimeoutError(EntraCiamError):
     """Another request held a session's lease for longer than the caller would wait."""
 
 

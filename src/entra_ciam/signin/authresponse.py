@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions import TokenCacheCipher
 
 __all__ = [
@@ -51,7 +52,7 @@ _PURPOSE = "entra-ciam.auth-response:"  # a token cache blob is never mistaken f
 MAX_SEALED_LENGTH = (len(_PURPOSE) + 6 * sum(RESPONSE_FIELDS.values()) + 512) * 4 // 3 + 128
 
 
-class AuthResponseError(ValueError):
+class AuthResponseError(EntraCiamError, ValueError):
     """A field of the response is out of bounds; the message says which, for the 400 page."""
 
 

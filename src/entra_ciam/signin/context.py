@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY
-from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.signin.errors import InteractionRequiredError, SignInNotConfiguredError
 from entra_ciam.signin.messages import Request, Response
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
 from entra_ciam.signin.tokenmemo import ScopeSet, valid_until
@@ -23,28 +24,62 @@ from entra_ciam.signin.tokenmemo import ScopeSet, valid_until
 if TYPE_CHECKING:
     import msal
 
-    from entra_ciam.sessions import Session
-    from entra_ciam.signin.flow import SignIn
+    from entra_ciam.sessions import Session, SessionManager, TokenCacheCipher
+    from entra_ciam.signin.msal_app import MsalClients
 
-__all__ = ["USER_KEY", "RequestContext", "SessionEndedError", "current_context", "current_user"]
+__all__ = [
+    "USER_KEY",
+    "RequestContext",
+    "SessionEndedError",
+    "SignInFlow",
+    "current_context",
+    "current_user",
+]
 
 USER_KEY = "entra_ciam.user"  # the ID token claims, inside the session data
 
 InteractionErrorFactory = Callable[[str, Response], InteractionRequiredError]
 
 
-class SessionEndedError(Exception):
+class SessionEndedError(EntraCiamError):
     """The session this request loaded is no longer stored (signed out or expired elsewhere)."""
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("entra_ciam.signin", default=None)
 
 
+class SignInFlow(Protocol):
+    """What a request's context uses of the sign-in flow (``entra_ciam.signin.flow.SignIn``).
+
+    A protocol rather than the class: the flow builds contexts, so it imports this module, and
+    this module must not import it back.
+    """
+
+    prefix: str
+    cipher: TokenCacheCipher
+    clients: MsalClients
+    sessions: SessionManager
+
+    def begin(
+        self,
+        session: Session,
+        *,
+        scopes: Sequence[str],
+        return_path: str,
+        claims_challenge: str | None = None,
+        login_hint: str | None = None,
+    ) -> Response: ...
+
+    def is_route(self, path: str) -> bool: ...
+
+    def handle(self, ctx: RequestContext) -> Response: ...
+
+
 @dataclasses.dataclass(eq=False)
 class RequestContext:
     """One request seen by the sign-in middleware: its session and what must happen to it."""
 
-    signin: SignIn
+    signin: SignInFlow
     request: Request
     session: Session
     # Adapters pass a subclass their framework turns into a response by itself.
@@ -183,9 +218,19 @@ def current_context() -> RequestContext | None:
 
 
 def current_user() -> Mapping[str, Any] | None:
-    """The signed-in user's ID token claims (read-only), or None when nobody is signed in."""
+    """The signed-in user's ID token claims (read-only), or None when nobody is signed in.
+
+    Like ``current_claims()`` outside the bearer middleware, it raises when no sign-in middleware
+    handled the request (``SignInNotConfiguredError``): an app that forgot the middleware must
+    not quietly treat everyone as signed out.
+    """
     ctx = _current.get()
-    return ctx.user if ctx is not None else None
+    if ctx is None:
+        raise SignInNotConfiguredError(
+            "current_user() needs SignInMiddleware around the app (no sign-in middleware "
+            "handled this request)"
+        )
+    return ctx.user
 
 
 def set_current(ctx: RequestContext | None) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.signin.messages import Response
 
-__all__ = ["InteractionRequiredError", "TokenAcquisitionError"]
+__all__ = ["InteractionRequiredError", "SignInNotConfiguredError", "TokenAcquisitionError"]
 
 
-class InteractionRequiredError(Exception):
+class InteractionRequiredError(EntraCiamError):
     """The user must go through sign-in (again) before the token can be had.
 
     The sign-in middleware answers the request with ``redirect_response`` (a redirect to Entra
@@ -21,7 +22,7 @@ class InteractionRequiredError(Exception):
         self.redirect_response = redirect_response
 
 
-class TokenAcquisitionError(Exception):
+class TokenAcquisitionError(EntraCiamError):
     """Entra refused or could not be reached; no user interaction would help.
 
     ``status_code`` is what an app should answer: 503 when Entra is unreachable or asked us to
@@ -45,3 +46,7 @@ class TokenAcquisitionError(Exception):
         self.status_code = status_code
         self.claims = claims
         self.retry_after = retry_after
+
+
+class SignInNotConfiguredError(EntraCiamError, RuntimeError):
+    """``login_required`` or ``current_user()`` ran where no sign-in middleware is installed."""

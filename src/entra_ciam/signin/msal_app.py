@@ -22,6 +22,7 @@ import httpx
 import msal
 
 from entra_ciam.config import EntraConfig
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.http import FetchError, MsalHttpClient, describe_transport_error
 from entra_ciam.signin import msal_logging
 from entra_ciam.signin.singleflight import Flights
@@ -48,7 +49,7 @@ _DISCOVERY_ERRORS = (
 )
 
 
-class IdentityProviderUnavailableError(Exception):
+class IdentityProviderUnavailableError(EntraCiamError):
     """Entra (its discovery document or token endpoint) cannot be reached or answered badly.
 
     The message is for logs and pages: it names the endpoint and the reason, never a secret.
