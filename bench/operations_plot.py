@@ -199,6 +199,7 @@ def run(seconds: float, out: Path) -> dict[str, Any]:
                 def load() -> None:  # one browser at a time, as a person clicks
                     n = 0
                     while not stop.is_set():
+                        gate.wait()
                         answer = mine[n % len(mine)].get("/todos")
                         key = f"web {answer.status_code}"
                         statuses[key] = statuses.get(key, 0) + 1
@@ -222,6 +223,17 @@ def run(seconds: float, out: Path) -> dict[str, Any]:
                                 headers={"Authorization": f"Bearer {token}"},
                             )
                         stop.wait(0.5)
+
+            gate = threading.Event()
+            gate.set()
+
+            def restart() -> None:
+                # The users hold still for the instant the emulator takes to come back with its
+                # grants (see Demo.start_idp), so none refreshes against an empty grant store.
+                gate.clear()
+                time.sleep(0.3)
+                stack.start_idp()
+                gate.set()
 
             def scaled_out() -> None:
                 threading.Thread(target=cold_instance, daemon=True).start()
@@ -248,7 +260,7 @@ def run(seconds: float, out: Path) -> dict[str, Any]:
                     careless,
                     at(0.30, "emulator stopped", stack.stop_idp),
                     at(0.40, "a cold API instance starts", scaled_out),
-                    at(0.55, "emulator back", stack.start_idp),
+                    at(0.55, "emulator back", restart),
                     at(0.75, "keys rotated", stack.rotate_keys),
                 )
             ]
@@ -373,9 +385,15 @@ def draw(
         3, 1, figsize=(10, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1.6, 2.4]}
     )
     valid = refusals.pop("valid", [])
+    bottoms: dict[float, float] = {}
     for label, points in sorted(refusals.items()):
-        top.step(*zip(*points, strict=True), where="pre", label=label, linewidth=1.6)
-    top.set_ylabel("tokens / s (5 s steps)")
+        xs = [t for t, _ in points]
+        lows = [bottoms.get(t, 0.0) for t in xs]
+        heights = [rate for _, rate in points]
+        top.bar(xs, heights, width=-4.6, align="edge", bottom=lows, label=label, alpha=0.85)
+        for t, low, height in zip(xs, lows, heights, strict=True):
+            bottoms[t] = low + height
+    top.set_ylabel("tokens / s (over 5 s)")
     top.set_title("entra_ciam.validations: refused (401) by reason, unavailable (503)")
     top.legend(loc="upper left", fontsize=8, ncol=2)
     if valid:
@@ -384,7 +402,7 @@ def draw(
         twin.set_ylabel("valid tokens / s", color="0.45")
         twin.set_ylim(bottom=0)
         twin.legend(loc="upper right", fontsize=8)
-    top.set_ylim(bottom=0)
+    top.set_ylim(0, 1.5 * max(bottoms.values(), default=1.0))  # room for the legend
     rows = sorted(refreshes)
     for row, label in enumerate(rows):
         shown = [(t, rate) for t, rate in refreshes[label] if rate > 0]

@@ -3,7 +3,10 @@ TracerProvider, an in-memory metric reader attached) and off (the default no-op 
 
 Both modes run in the same process on the same Entra-shaped RS256 tokens, interleaved round by
 round (off, on, on, off, ...) so machine noise hits them alike; the best round of each is
-reported, and the ratio on/off must stay at or above 0.95 for fresh and for repeated tokens. At
+reported, and the ratio on/off must stay at or above 0.95 for fresh and for repeated tokens.
+Each round is timed in pieces (100 fresh tokens, 10,000 repeated calls) in CPU time of the
+validating thread (``time.thread_time``), and each mode keeps the fastest time of every piece over
+its rounds: on a shared machine the wall clock mostly measures the other processes. At
 the end the reader collects and the counts are checked against the validations made, so the
 "on" rounds really were counted. Usage: ``python bench/telemetry.py [--rounds N] [--json]``.
 """
@@ -30,6 +33,22 @@ from entra_ciam import AccessTokenValidator, telemetry
 from entra_ciam.opentelemetry import OpenTelemetryRecorder
 
 TARGET = 0.95
+
+
+class EveryCallRecorder(OpenTelemetryRecorder):
+    """The design not taken, for comparison: an SDK counter's ``add`` on every validation."""
+
+    __slots__ = ("_every",)
+
+    def __init__(self, provider: MeterProvider) -> None:
+        super().__init__(provider, TracerProvider())
+        self._every = provider.get_meter("bench").create_counter("bench.validations")
+
+    def cache_hit(self) -> None:
+        self._every.add(1, {"outcome": "valid"})
+
+    def validated(self) -> None:
+        self._every.add(1, {"outcome": "valid"})
 
 
 def counted(reader: InMemoryMetricReader) -> dict[str, int]:
@@ -74,39 +93,56 @@ def main() -> None:
         repeated = validator()
         repeated.validate(one)
 
-        def fresh_round(on: bool) -> float:
+        chunk = 100  # tokens (fresh) or 10 x tokens (repeated) timed as one piece
+
+        def fresh_round(on: bool) -> list[float]:
             validate = validator().validate  # no token seen yet
             gc.collect()
-            start = time.perf_counter()
-            for token in tokens:
-                validate(token)
-            seconds = time.perf_counter() - start
+            times = []
+            for at in range(0, len(tokens), chunk):
+                piece = tokens[at : at + chunk]
+                start = time.thread_time()
+                for token in piece:
+                    validate(token)
+                times.append(time.thread_time() - start)
             if on:
                 made["valid"] += len(tokens)
-            return len(tokens) / seconds
+            return times
 
-        def repeated_round(on: bool) -> float:
+        def repeated_round(on: bool) -> list[float]:
             validate = repeated.validate
             gc.collect()
-            start = time.perf_counter()
-            for _ in range(args.repeat):
-                validate(one)
-            seconds = time.perf_counter() - start
+            times = []
+            for _ in range(args.repeat // (chunk * 100)):
+                start = time.thread_time()
+                for _ in range(chunk * 100):
+                    validate(one)
+                times.append(time.thread_time() - start)
             if on:
                 made["valid"] += args.repeat
                 made["hits"] += args.repeat
-            return args.repeat / seconds
+            return times
 
-        best: dict[str, float] = {}
-        for index in range(args.rounds * 2):
-            on = index % 4 in (1, 2)  # off, on, on, off, ...
-            telemetry.install(recorder if on else None)
+        # The fastest time of each piece over the rounds of a mode: a process or an interrupt
+        # elsewhere can only slow a piece down, so the minimum is the least disturbed figure.
+        fastest: dict[str, list[float]] = {}
+        calls = {"fresh": len(tokens), "repeated": args.repeat // (chunk * 100) * chunk * 100}
+        naive = EveryCallRecorder(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+        modes = {"off": None, "on": recorder, "on, an SDK counter per call": naive}
+        order = ["off", "on", "on, an SDK counter per call"]
+        for index in range(args.rounds * 3):
+            mode = order[index % 3] if index // 3 % 2 == 0 else order[2 - index % 3]
+            on = mode == "on"
+            telemetry.install(modes[mode])
             try:
                 for name, measure in (("fresh", fresh_round), ("repeated", repeated_round)):
-                    key = f"{name} tokens, metrics {'on' if on else 'off'}"
-                    best[key] = max(best.get(key, 0.0), measure(on))
+                    key = f"{name} tokens, metrics {mode}"
+                    times = measure(on)
+                    previous = fastest.get(key, times)
+                    fastest[key] = [min(a, b) for a, b in zip(previous, times, strict=True)]
             finally:
                 telemetry.install(None)
+        best = {key: calls[key.split()[0]] / sum(times) for key, times in fastest.items()}
 
     seen = counted(reader)
     if seen != made:
@@ -115,9 +151,17 @@ def main() -> None:
         name: best[f"{name} tokens, metrics on"] / best[f"{name} tokens, metrics off"]
         for name in ("fresh", "repeated")
     }
+    shown = {
+        f"{name} tokens, an SDK counter per call vs off": (
+            best[f"{name} tokens, metrics on, an SDK counter per call"]
+            / best[f"{name} tokens, metrics off"]
+        )
+        for name in ("fresh", "repeated")
+    }
     result: dict[str, Any] = {
         "per_second": best,
         "ratios": {f"{name} tokens, metrics on vs off": r for name, r in ratios.items()},
+        "shown": shown,
         "target": TARGET,
         "met": all(r >= TARGET for r in ratios.values()),
         "collected": seen,
@@ -126,9 +170,11 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     for name, value in best.items():
-        print(f"{name:<32} {value:>12,.0f}/s")
+        print(f"{name:<48} {value:>12,.0f}/s")
     for name, ratio in result["ratios"].items():
-        print(f"{name:<32} {ratio:>12.3f}x  (target >= {TARGET})")
+        print(f"{name:<48} {ratio:>8.3f}x  (target >= {TARGET})")
+    for name, ratio in shown.items():
+        print(f"{name:<48} {ratio:>8.3f}x  (the design not taken)")
     print(f"collected by the reader: {seen}")
 
 
