@@ -3,7 +3,7 @@
 Every name below is loaded on first use (PEP 562): an API that only validates tokens imports the
 validator, the bearer middleware and the decorators, and never pays for MSAL, requests, SQLite,
 the session stores or the sign-in package, which only a web app that signs users in needs. A
-serverless API pays its imports on every cold start. ``tests/test_cold_start.py`` pins this.
+serverless API pays its imports on every cold start; the test suite pins which modules load.
 """
 
 from __future__ import annotations

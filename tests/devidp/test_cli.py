@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from entra_ciam import AccessTokenValidator
 from entra_ciam.devidp import defaults
 
 STARTUP_TIMEOUT = 20.0
@@ -190,3 +191,38 @@ def test_example_config_prints_loadable_toml() -> None:
     result = run_cli("example-config")
     assert result.returncode == 0
     assert tomllib.loads(result.stdout)["tenant"]["id"] == defaults.TENANT_ID
+
+
+def test_token_prints_a_users_access_token_from_the_real_flow(
+    running: Running, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "token", "--state-dir", str(tmp_path), "--user", "ada@example.com",
+        "--scope", f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.ReadWrite",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert token.count(".") == 2 and "\n" not in token  # the token alone: TOKEN=$(...)
+    assert "Todolist.ReadWrite" in result.stderr
+    validator = AccessTokenValidator(
+        authority=running.value("Authority"),
+        audience=defaults.TODO_API_CLIENT_ID,
+        verify=running.value("CA bundle"),
+    )
+    claims = validator.validate(token)
+    assert (
+        claims.scopes == {"Todolist.ReadWrite"}
+        and claims["preferred_username"] == "ada@example.com"
+    )
+
+    wrong = run_cli(
+        "token", "--state-dir", str(tmp_path), "--user", "ada@example.com", "--password", "nope"
+    )
+    assert wrong.returncode == 1 and "password is incorrect" in wrong.stderr
+    assert wrong.stdout == ""
+
+
+def test_token_says_when_no_emulator_is_running(tmp_path: Path) -> None:
+    result = run_cli("token", "--state-dir", str(tmp_path), "--user", "ada@example.com")
+    assert result.returncode == 1
+    assert "no emulator is running" in result.stderr and "entra-ciam dev-idp" in result.stderr

@@ -62,6 +62,34 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"how long the old key stays published (default {defaults.KEY_GRACE_PERIOD})",
     )
     rotate.set_defaults(handler=rotate_keys)
+    token = actions.add_parser(
+        "token",
+        help="sign a user in to the running emulator (real auth code flow) and print the token",
+        description=(
+            "Run the authorization code flow against the running emulator as its web app would "
+            "(MSAL, PKCE, the sign-in pages over HTTP) and print the user's access token alone "
+            "on stdout: TOKEN=$(entra-ciam dev-idp token --user ada@example.com)."
+        ),
+    )
+    token.add_argument("--user", required=True, help="the user's email address")
+    token.add_argument(
+        "--password",
+        default=None,
+        help="the user's password (default: the registrations file's; asked for otherwise)",
+    )
+    token.add_argument(
+        "--scope",
+        action="append",
+        default=None,
+        help=f"a scope to ask for, repeatable (default {_default_scope()})",
+    )
+    token.add_argument(
+        "--client", default="web-app", help="the app registration that signs in (default web-app)"
+    )
+    token.add_argument(
+        "--state-dir", dest="token_state_dir", help="the running emulator's state folder"
+    )
+    token.set_defaults(handler=print_user_token)
     example = actions.add_parser("example-config", help="print the built-in tenant as TOML")
     example.set_defaults(handler=print_example_config)
     return parser
@@ -303,6 +331,27 @@ def _rotation_text(result: dict[str, Any], *, where: str) -> str:
         f"  published next    {result['next_kid']}\n"
         f"  retiring          {retiring}, published until unix time {result['remove_after']:.0f}"
     )
+
+
+# -- token ------------------------------------------------------------------------------------
+
+
+def _default_scope() -> str:
+    return f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.Read"
+
+
+def print_user_token(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from entra_ciam.devidp.usertoken import run_token  # MSAL only for this command
+
+    if not args.scope:
+        args.scope = [_default_scope()]
+    try:
+        registrations = load_registrations(args.config)
+        state = StateDir(args.token_state_dir or args.state_dir or default_state_dir())
+    except (RegistrationError, StateError) as exc:
+        print(f"entra-ciam dev-idp token: {exc}", file=sys.stderr)
+        return 2
+    return run_token(args, registrations, state, out=out)
 
 
 # -- example-config ---------------------------------------------------------------------------
