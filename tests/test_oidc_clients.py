@@ -159,53 +159,48 @@ def test_authlib_refuses_an_id_token_from_another_issuer(idp: DevIdp, todo_api: 
 # -- Microsoft's identity package ---------------------------------------------------------------
 
 
-def _identity_app(idp: DevIdp, todo_api: str, setting: str, tmp: Path) -> LateWSGI:
-    """identity's Flask sample, configured for the emulator; mounted once its URL is known."""
-    late = LateWSGI()
+def _identity_app(idp: DevIdp, todo_api: str, setting: str, tmp: Path, base: str) -> Flask:
+    """identity's Flask sample, configured for the emulator, served at ``base``."""
+    import identity.flask
+    from cachelib import FileSystemCache
 
-    def build(base: str) -> Flask:
-        import identity.flask
-        from cachelib import FileSystemCache
+    app = Flask(f"identity-{setting}")
+    app.config.update(
+        SECRET_KEY="identity-test-secret",
+        SESSION_TYPE="cachelib",  # Flask-Session, as identity's sample sets it up
+        SESSION_CACHELIB=FileSystemCache(str(tmp / "sessions")),
+    )
+    authority = {"AUTHORITY": idp.authority, "OIDC_AUTHORITY": idp.oidc_authority}[setting]
+    auth = identity.flask.Auth(
+        app,
+        client_id=defaults.WEB_APP_CLIENT_ID,
+        client_credential=defaults.WEB_APP_CLIENT_SECRET,
+        redirect_uri=f"{base}/auth/redirect",
+        prompt="select_account",  # what identity sent by default before 0.11
+        **{"authority" if setting == "AUTHORITY" else "oidc_authority": authority},
+    )
 
-        app = Flask(f"identity-{setting}")
-        app.config.update(
-            SECRET_KEY="identity-test-secret",
-            SESSION_TYPE="cachelib",  # Flask-Session, as identity's sample sets it up
-            SESSION_CACHELIB=FileSystemCache(str(tmp / "sessions")),
+    @app.get("/call_api")
+    @auth.login_required(scopes=[READ])
+    def call_api(*, context: dict[str, Any]) -> Any:
+        todos = httpx.get(
+            f"{todo_api}/api/todolist",
+            headers={"Authorization": f"Bearer {context['access_token']}"},
         )
-        authority = {"AUTHORITY": idp.authority, "OIDC_AUTHORITY": idp.oidc_authority}[setting]
-        auth = identity.flask.Auth(
-            app,
-            client_id=defaults.WEB_APP_CLIENT_ID,
-            client_credential=defaults.WEB_APP_CLIENT_SECRET,
-            redirect_uri=f"{base}/auth/redirect",
-            prompt="select_account",  # what identity sent by default before 0.11
-            **{"authority" if setting == "AUTHORITY" else "oidc_authority": authority},
-        )
+        return jsonify(user=context["user"]["preferred_username"], api=todos.status_code)
 
-        @app.get("/call_api")
-        @auth.login_required(scopes=[READ])
-        def call_api(*, context: dict[str, Any]) -> Any:
-            todos = httpx.get(
-                f"{todo_api}/api/todolist",
-                headers={"Authorization": f"Bearer {context['access_token']}"},
-            )
-            return jsonify(user=context["user"]["preferred_username"], api=todos.status_code)
-
-        return app
-
-    late.build = build  # type: ignore[attr-defined]
-    return late
+    return app
 
 
 @pytest.mark.usefixtures("trust_emulator")
+@pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")  # identity's choice
 @pytest.mark.parametrize("setting", ["OIDC_AUTHORITY", "AUTHORITY"])
 def test_identity_signs_in_calls_the_api_and_signs_out(
     idp: DevIdp, todo_api: str, setting: str, tmp_path: Path
 ) -> None:
-    late = _identity_app(idp, todo_api, setting, tmp_path)
+    late = LateWSGI()  # the app needs its own URL (the redirect URI) before it is built
     with serving_wsgi(late) as base, Browser() as browser:
-        late.app = late.build(base)  # type: ignore[attr-defined]
+        late.app = _identity_app(idp, todo_api, setting, tmp_path, base)
 
         authorize = _follow_to_emulator(browser, f"{base}/call_api")
         assert "prompt=select_account" in authorize

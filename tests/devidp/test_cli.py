@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import queue
 import re
@@ -226,3 +227,28 @@ def test_token_says_when_no_emulator_is_running(tmp_path: Path) -> None:
     result = run_cli("token", "--state-dir", str(tmp_path), "--user", "ada@example.com")
     assert result.returncode == 1
     assert "no emulator is running" in result.stderr and "entra-ciam dev-idp" in result.stderr
+
+
+def test_the_command_line_options_override_the_file() -> None:
+    from entra_ciam.devidp.cli import with_cli_options
+    from entra_ciam.devidp.registrations import Registrations
+
+    args = argparse.Namespace(issuer="loopback", strict_pkce=True, strict_logout=True)
+    changed = with_cli_options(Registrations.default(), args)
+    assert changed.tenant.issuer == "loopback"
+    assert changed.strict.pkce_for_confidential_clients
+    assert changed.strict.post_logout_uris_listed_only
+    unchanged = with_cli_options(Registrations.default(), argparse.Namespace(issuer=None))
+    assert unchanged == Registrations.default()
+
+
+def test_serves_the_loopback_issuer_when_asked(tmp_path: Path) -> None:
+    proc = Running(
+        "--port", "0", "--pages-port", "0", "--state-dir", str(tmp_path), "--quiet",
+        "--issuer", "loopback",
+    )  # fmt: skip
+    try:
+        proc.wait_for("Press Ctrl-C to stop.")
+        assert proc.value("Issuer") == f"{proc.value('Authority')}/v2.0"
+    finally:
+        proc.stop()
