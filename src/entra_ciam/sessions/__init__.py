@@ -25,8 +25,8 @@ from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY, TokenCacheCipher, ge
 
 __all__ = [
     "DEFAULT_COOKIE_NAME",
-    "DELETE",
     "DEFAULT_STORE_URL",
+    "DELETE",
     "TOKEN_CACHE_KEY",
     "MemoryStore",
     "RedisStore",
