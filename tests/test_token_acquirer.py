@@ -347,6 +347,22 @@ def test_app_token_refusal_names_entras_reason(idp: DevIdp) -> None:
     assert caught.value.error
 
 
+def test_throttled_app_token_is_a_503_with_retry_after_and_not_sent_again(idp: DevIdp) -> None:
+    acquirer = TokenAcquirer(idp.entra_config("daemon"))
+    scope = f"{defaults.TODO_API_IDENTIFIER_URI}/.default"
+    with respx.mock(assert_all_called=False) as router:
+        token = router.post(idp.endpoints.token_endpoint).respond(
+            429, headers={"Retry-After": "120"}, json={"error": "temporarily_unavailable"}
+        )
+        router.route().pass_through()
+        for _ in range(3):
+            with pytest.raises(TokenAcquisitionError) as caught:
+                acquirer.acquire_token_for_app(scope)
+            assert caught.value.status_code == 503
+            assert caught.value.retry_after is not None and 100 < caught.value.retry_after <= 120
+    assert token.call_count == 1
+
+
 def test_unreachable_entra_is_a_503_error(idp: DevIdp) -> None:
     config = idp.entra_config("daemon", authority="https://127.0.0.1:9/" + defaults.TENANT_ID)
     with pytest.raises(TokenAcquisitionError) as caught:

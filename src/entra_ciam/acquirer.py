@@ -123,19 +123,18 @@ def _failure(result: Mapping[str, Any], what: str) -> TokenAcquisitionError:
 
 
 def _unreachable(exc: BaseException) -> TokenAcquisitionError:
+    """503: Entra cannot be reached, or asked us to wait (with the seconds, for Retry-After)."""
+    if isinstance(exc, TokenEndpointThrottled):
+        return TokenAcquisitionError(
+            f"Microsoft Entra asked to wait {exc.retry_after:.0f} s before the next token request",
+            error="temporarily_unavailable",
+            status_code=503,
+            retry_after=exc.retry_after,
+        )
     return TokenAcquisitionError(
         f"Microsoft Entra cannot be reached ({type(exc).__name__})",
         error="temporarily_unavailable",
         status_code=503,
-    )
-
-
-def _throttled(exc: TokenEndpointThrottled) -> _Failure:
-    return _Failure(
-        f"Microsoft Entra asked to wait {exc.retry_after:.0f} s before the next token request",
-        "temporarily_unavailable",
-        503,
-        exc.retry_after,
     )
 
 
@@ -281,8 +280,6 @@ class TokenAcquirer:
                 if account is None:
                     return _Outcome(interaction="the user's token cache holds no account")
                 result = self._silent(client, wanted, account, claims_challenge)
-        except TokenEndpointThrottled as exc:
-            return _Outcome(failure=_throttled(exc))
         except _TRANSPORT_ERRORS as exc:
             return _Outcome(failure=_Failure.of(_unreachable(exc)))
         except IdentityProviderUnavailableError as exc:
