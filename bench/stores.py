@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 import respx  # noqa: E402
 from bench.acquire import signed_in  # noqa: E402
 from bench.signin_load import redis_missing  # noqa: E402
-from tests.support.fake_entra import HOST, FakeEntra  # noqa: E402
+from tests.support.fake_entra import FakeEntra  # noqa: E402
 
 from entra_ciam.sessions import SessionManager, SessionStore, from_url  # noqa: E402
 from entra_ciam.sessions.base import encode_record  # noqa: E402
@@ -90,7 +90,7 @@ def measure(
         for _ in range(clients):
             session = manager.new()
             session.update(data)
-            if manager.commit(session, HOST) is None:
+            if manager.commit(session) is None:
                 raise AssertionError("a new session got no cookie")
             cookies.append(f"{manager.cookie_name}={session.id}")
         record = {"c": time.time(), "a": time.time(), "d": data}
@@ -114,7 +114,7 @@ def measure(
                     if session.is_new or USER_KEY not in session:
                         raise AssertionError("a signed-in session was not found")
                     session["n"] = index  # what a page changes: the session must be written
-                    manager.commit(session, HOST)
+                    manager.commit(session)
                     read.append(loaded - began)
                     write.append(clock() - loaded)
             except Exception as exc:  # reported below, with the store's name

@@ -247,6 +247,9 @@ def test_validate_when_metadata_is_unreachable(capsys: pytest.CaptureFixture[str
     )
     assert code == 3
     assert err.startswith("cannot validate: ")
+    # A local tool keeps the detail an API's client never gets: the URL, the error, the fix.
+    assert f"GET http://127.0.0.1:{port}/{factory.tenant_id}/v2.0/.well-known" in err
+    assert "ConnectError" in err and "fix: check the URL" in err
 
 
 @pytest.mark.parametrize(

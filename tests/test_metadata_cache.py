@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from typing import Any
 
@@ -32,6 +33,7 @@ from entra_ciam.metadata import (
 )
 from tests.support.clock import Clock
 from tests.support.oidc_stub import running_stub
+from tests.support.rejections import internal_detail
 from tests.support.tokens import TENANT_ID, SigningKey, TokenFactory
 
 AUTHORITY = f"https://contoso.ciamlogin.com/{TENANT_ID}"
@@ -150,7 +152,7 @@ def test_cold_failure_is_503_with_retry_after_and_backs_off() -> None:
     assert info.value.status_code == 503
     assert info.value.retry_after == 10
     assert ("Retry-After", "10") in info.value.headers
-    assert "HTTP 500" in info.value.description
+    assert internal_detail(info.value, "HTTP 500")
     # during the back-off, requests fail fast: no refresh is planned
     clock.now += 4
     with pytest.raises(MetadataUnavailableError) as info:
@@ -173,8 +175,10 @@ def test_keys_failure_after_metadata_retries_only_keys() -> None:
     refresh.absorb(b"<html>not json</html>")
     assert refresh.next_url() is None
     refresh.finish()
-    with pytest.raises(MetadataUnavailableError, match="signing keys cannot be fetched"):
+    with pytest.raises(MetadataUnavailableError) as info:
         cache.resolve("k")
+    detail = internal_detail(info.value, "signing keys cannot be fetched: GET .*/keys ")
+    assert "fix: the discovery document's jwks_uri must serve" in detail
     clock.now += 5
     retry = cache.plan("k")
     assert retry is not None
@@ -280,14 +284,53 @@ def test_generation_changes_only_when_keys_or_issuer_change() -> None:
     assert cache.generation == first + 2
 
 
+def test_failures_are_logged_as_events_once_per_attempt(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 16, point 5: what a 503 no longer says goes to the log, as an event with fields;
+    a failed refresh while known-good keys serve is a warning of another name."""
+    caplog.set_level(logging.DEBUG, logger="entra_ciam.metadata")
+    clock = Clock()
+    cache = new_cache(clock, retry_interval=10)
+    refresh = cache.plan("k")
+    assert refresh is not None
+    refresh.fail("answered HTTP 500", remedy="it is retried")
+    refresh.finish()
+    for _ in range(5):  # requests during the back-off add no record
+        with pytest.raises(MetadataUnavailableError):
+            cache.lookup("k")
+    events = [vars(r) for r in caplog.records if "event" in vars(r)]
+    assert [(e["event"], e["levelname"]) for e in events] == [("metadata_unavailable", "ERROR")]
+    assert {k: events[0][k] for k in ("step", "url", "error", "remedy")} == {
+        "step": "metadata",
+        "url": METADATA_URL,
+        "error": "answered HTTP 500",
+        "remedy": "it is retried",
+    }
+    caplog.clear()
+    clock.now += 10
+    fill(cache, FACTORY.key.kid, discovery(), jwks())
+    clock.now += 301  # an unknown kid may refresh the keys; that refresh fails
+    refresh = cache.plan("other")
+    assert refresh is not None
+    refresh.absorb(b"<html>")
+    refresh.finish()
+    events = [vars(r) for r in caplog.records if "event" in vars(r)]
+    assert [(e["event"], e["levelname"]) for e in events] == [
+        ("metadata_refresh_failed", "WARNING")
+    ]
+    assert events[0]["url"] == JWKS_URI and events[0]["step"] == "keys"
+    assert "jwks_uri must serve the tenant's signing keys" in events[0]["remedy"]
+    assert "keeping the last known-good keys" in caplog.records[-1].getMessage()
+
+
 def test_interrupted_refresh_releases_waiters() -> None:
     clock = Clock()
     cache = new_cache(clock)
     refresh = cache.plan("k")
     assert refresh is not None
     refresh.finish()  # e.g. the task was cancelled before any answer
-    with pytest.raises(MetadataUnavailableError, match="interrupted"):
+    with pytest.raises(MetadataUnavailableError) as info:
         cache.lookup("k")
+    internal_detail(info.value, "interrupted")
 
 
 # -- the drivers --------------------------------------------------------------------------------
@@ -333,24 +376,27 @@ def test_redirects_are_not_followed(idp: Any) -> None:
         return_value=httpx.Response(302, headers={"Location": "https://attacker.example/keys"})
     )
     client = MetadataClient(MetadataCache(METADATA_URL))
-    with pytest.raises(MetadataUnavailableError, match="HTTP 302"):
+    with pytest.raises(MetadataUnavailableError) as info:
         client.key_for(FACTORY.key.kid)
+    internal_detail(info.value, "HTTP 302; fix: redirects are not followed")
 
 
 def test_oversized_answers_are_refused(idp: Any) -> None:
     meta, _keys = idp
     meta.mock(return_value=httpx.Response(200, content=b" " * (65 * 1024)))
     client = MetadataClient(MetadataCache(METADATA_URL))
-    with pytest.raises(MetadataUnavailableError, match=r"byte limit|more than"):
+    with pytest.raises(MetadataUnavailableError) as info:
         client.key_for(FACTORY.key.kid)
+    internal_detail(info.value, r"byte limit|more than")
 
 
 async def test_slow_answers_are_refused(idp: Any) -> None:
     meta, _keys = idp
     meta.mock(side_effect=httpx.ReadTimeout("slow"))
     client = AsyncMetadataClient(MetadataCache(METADATA_URL))
-    with pytest.raises(MetadataUnavailableError, match="ReadTimeout") as info:
+    with pytest.raises(MetadataUnavailableError) as info:
         await client.key_for(FACTORY.key.kid)
+    internal_detail(info.value, "ReadTimeout")
     assert info.value.retry_after >= 1
 
 

@@ -379,3 +379,23 @@ def test_default_trust_store_refuses_the_private_ca(idp: tuple[Server, Path]) ->
     server, _ca_path = idp
     with MsalHttpClient() as http_client, pytest.raises(httpx.ConnectError, match="CERTIFICATE"):
         _app(server, http_client)
+
+
+def test_sign_in_logs_name_a_tls_verification_failure_and_its_fix(
+    idp: tuple[Server, Path],
+) -> None:
+    """Issue 16, point 5, on the sign-in side: what the log says when Entra's certificate is
+    not trusted (the visitor's page says only that sign-in is unavailable)."""
+    from entra_ciam import EntraConfig
+    from entra_ciam.signin.msal_app import IdentityProviderUnavailableError, MsalClients
+
+    server, ca_path = idp
+    settings = {"authority": f"{server.base}/{TENANT}", "client_id": CLIENT_ID}
+    untrusting = MsalClients(EntraConfig(**settings, client_secret=SECRET))
+    with pytest.raises(IdentityProviderUnavailableError) as info:
+        untrusting.build()
+    message = str(info.value)
+    assert "failed TLS certificate verification (" in message
+    assert "fix: " in message and "ENTRA_CA_BUNDLE" in message
+    trusting = MsalClients(EntraConfig(**settings, client_secret=SECRET, ca_bundle=str(ca_path)))
+    assert trusting.build() is not None

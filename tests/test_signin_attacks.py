@@ -8,8 +8,9 @@ ID tokens the emulator would never issue (a forged nonce) are scripted at the HT
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -20,26 +21,54 @@ import respx
 from entra_ciam.sessions import MemoryStore
 from entra_ciam.signin.context import USER_KEY
 from tests.support.fake_entra import FakeEntra, StepBrowser, make_signin
-from tests.support.signin_apps import BUILDERS
-from tests.support.webapps import ADA, ALAN, AppBrowser, Stack, signin_stack
+from tests.support.signin_apps import BUILDERS, running_stack
+from tests.support.todo_api import serving
+from tests.support.webapps import (
+    ADA,
+    ALAN,
+    AppBrowser,
+    LateWSGI,
+    Stack,
+    serving_wsgi,
+)
 
-COOKIE = "entra_ciam_session"
+COOKIE = "entra_ciam_session"  # the default name on http
+HOST_COOKIE = "__Host-entra_ciam_session"  # and on https
 
 
 @pytest.fixture(scope="module", params=["wsgi", "asgi"])
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    kind: str = request.param
-    tmp: Path = tmp_path_factory.mktemp(f"attacks-{kind}")
-    with signin_stack(kind, tmp, BUILDERS[kind]) as running:
-        yield running
+    yield from running_stack(request, tmp_path_factory, "attacks")
+
+
+@pytest.fixture(scope="module", params=["wsgi", "asgi"])
+def https_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The same app served over https (the emulator's CA), its Host a loopback address."""
+    yield from running_stack(request, tmp_path_factory, "attacks-https", tls=True)
 
 
 @pytest.fixture
 def browser(stack: Stack) -> Iterator[AppBrowser]:
     with stack.browser() as opened:
         yield opened
+
+
+def serve_like(stack: Stack, app: Any) -> contextlib.AbstractContextManager[str]:
+    """Serve another app on the server kind of ``stack`` (Werkzeug or uvicorn)."""
+    return serving_wsgi(app) if isinstance(stack.late, LateWSGI) else serving(app)
+
+
+def raw_get(stack: Stack, path: str, cookie: str) -> httpx.Response:
+    """A GET with exactly this Cookie header and no cookie jar."""
+    verify: ssl.SSLContext | bool = True
+    if stack.base.startswith("https:"):
+        verify = ssl.create_default_context(cafile=stack.idp.ca_bundle)
+    with httpx.Client(verify=verify) as client:
+        return client.get(f"{stack.base}{path}", headers={"Cookie": cookie})
 
 
 def authorize_url(browser: AppBrowser, next_path: str = "/me") -> str:
@@ -93,10 +122,17 @@ def test_mismatched_state_is_refused(browser: AppBrowser) -> None:
     assert_signed_out(browser)
 
 
-def test_replayed_state_is_refused(browser: AppBrowser) -> None:
+def test_replayed_state_is_refused(browser: AppBrowser, stack: Stack) -> None:
     params = code_for(browser, authorize_url(browser))
     assert post_back(browser, params).status_code == 302
-    assert_refused(post_back(browser, params), "already used")
+    # The same browser, now signed in, reloading the callback is sent home; a replay from
+    # another browser is refused.
+    reload = post_back(browser, params)
+    assert reload.status_code == 302 and reload.headers["location"] == "/"
+    with stack.browser() as other:
+        other.get("/auth/signin")  # a session of its own
+        assert_refused(post_back(other, params), "already used")
+        assert_signed_out(other)
 
 
 def test_foreign_state_login_csrf_is_refused(stack: Stack) -> None:
@@ -282,15 +318,91 @@ def test_tampered_cookie_is_deleted(browser: AppBrowser) -> None:
 def test_cookie_flags(browser: AppBrowser) -> None:
     answer = browser.get("/auth/signin")
     cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")  # http: browsers refuse a __Host- cookie
     value = cookie.split(";", 1)[0].split("=", 1)[1]
     assert len(value) >= 43  # 256 random bits, nothing else
     flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
     assert {"httponly", "samesite", "path"} <= flags
     assert "samesite=lax" in cookie.lower()
-    assert "secure" not in flags  # loopback
+    assert "secure" not in flags  # the redirect URI is http
     assert "max-age" not in flags and "expires" not in flags  # the server decides
+    # The Host header decides nothing: the configuration does.
     remote = httpx.get(f"{browser.stack.base}/auth/signin", headers={"Host": "app.contoso.example"})
-    assert remote.headers["set-cookie"].endswith("; Secure")
+    assert remote.headers["set-cookie"].split(";", 1)[0].startswith(f"{COOKIE}=")
+    assert "secure" not in remote.headers["set-cookie"].lower()
+
+
+def test_secure_comes_from_the_redirect_uri_behind_a_proxy(stack: Stack) -> None:
+    """nginx's default ``proxy_set_header Host $proxy_host`` forwards the upstream address.
+
+    The app runs on plain http behind a TLS-terminating proxy and sees ``Host: 127.0.0.1:8000``,
+    a loopback name, while browsers use https: the cookie must still be Secure and prefixed.
+    """
+    public = "https://app.contoso.example"
+    config = stack.config(
+        redirect_uri=f"{public}/auth/redirect", post_logout_redirect_uri=f"{public}/"
+    )
+    app = BUILDERS["wsgi" if isinstance(stack.late, LateWSGI) else "asgi"](stack, config=config)
+    with serve_like(stack, app) as upstream:
+        answer = httpx.get(f"{upstream}/auth/signin", headers={"Host": "127.0.0.1:8000"})
+    assert answer.status_code == 302, answer.text
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{HOST_COOKIE}=")
+    attributes = [part.strip() for part in cookie.split(";")[1:]]
+    assert "Secure" in attributes and "Path=/" in attributes
+    assert not any(a.lower().startswith("domain") for a in attributes)
+
+
+@pytest.mark.parametrize("attacker_first", [True, False], ids=["attacker-first", "victim-first"])
+def test_cookie_tossing_gives_no_session(stack: Stack, attacker_first: bool) -> None:
+    """A sibling subdomain (or an injected http response) adds its own session cookie beside the
+    victim's: neither is used, so the victim is never put into the attacker's account."""
+    with stack.browser() as attacker, stack.browser() as victim:
+        attacker.sign_in(user=ALAN)
+        victim.sign_in(user=ADA)
+        cookies = [f"{COOKIE}={attacker.session_cookie()}", f"{COOKIE}={victim.session_cookie()}"]
+        header = "; ".join(cookies if attacker_first else cookies[::-1])
+        home = raw_get(stack, "/", header)
+        assert home.status_code == 200 and home.json() == {"user": None}
+        # The victim's own cookie is not deleted: that would leave the planted one alone.
+        assert "set-cookie" not in home.headers
+        me = raw_get(stack, "/me", header)
+        assert me.status_code == 302 and me.headers["location"].startswith("/auth/signin")
+        assert victim.get("/me").json()["name"] == ADA[2]
+        assert attacker.get("/me").json()["name"] == ALAN[2]
+
+
+def test_https_sign_in_uses_a_host_prefixed_secure_cookie(https_stack: Stack) -> None:
+    """Over https the default name is __Host-: browsers accept it only with Secure, Path=/ and
+    no Domain, from https. The app's Host is 127.0.0.1:<port>, a loopback name, as behind a
+    proxy; the redirect URI alone decides."""
+    with https_stack.browser() as browser:
+        first = browser.get("/auth/signin", params={"next": "/me"})
+        assert first.status_code == 302
+        cookie = first.headers["set-cookie"]
+        assert cookie.startswith(f"{HOST_COOKIE}=")
+        attributes = [part.strip() for part in cookie.split(";")[1:]]
+        assert {"Secure", "Path=/", "HttpOnly", "SameSite=Lax"} <= set(attributes)
+        final = browser.follow(first)
+        assert final.status_code == 200 and final.json()["name"] == ADA[2]
+        assert browser.session_cookie(HOST_COOKIE) is not None
+        assert browser.session_cookie(COOKIE) is None
+
+
+def test_https_tossed_cookies_do_not_switch_the_user(https_stack: Stack) -> None:
+    with https_stack.browser() as attacker, https_stack.browser() as victim:
+        attacker.sign_in(user=ALAN)
+        victim.sign_in(user=ADA)
+        planted, own = attacker.session_cookie(), victim.session_cookie()
+        # What another site can plant is a cookie without the prefix: it is not ours.
+        for header in (
+            f"{COOKIE}={planted}; {HOST_COOKIE}={own}",
+            f"{HOST_COOKIE}={own}; {COOKIE}={planted}",
+        ):
+            assert raw_get(https_stack, "/me", header).json()["name"] == ADA[2]
+        # Two prefixed ones are still never a choice.
+        two = raw_get(https_stack, "/", f"{HOST_COOKIE}={planted}; {HOST_COOKIE}={own}")
+        assert two.json() == {"user": None}
 
 
 def test_auth_responses_are_not_cached_or_framed(browser: AppBrowser) -> None:
@@ -307,13 +419,13 @@ def test_cross_site_form_post_is_resumed_only_by_its_browser(stack: Stack) -> No
         parked = httpx.post(f"{stack.base}/auth/redirect", data=params)
         assert parked.status_code == 303
         resume = parked.headers["location"]
-        assert params["code"] not in resume
+        assert params["code"] not in resume and params["state"] not in resume  # sealed
         # Someone else following the link gets nothing (the flow is bound to the victim's
-        # session), and the parked answer is single use: once taken it is gone.
-        assert attacker.client.get(resume).status_code == 400
-        assert victim.client.get(resume).status_code == 400
-    with stack.browser() as person:
-        params = code_for(person, authorize_url(person))
-        parked = httpx.post(f"{stack.base}/auth/redirect", data=params)
-        final = person.follow(person.client.get(parked.headers["location"]))
+        # session) and takes nothing from the victim, whose sign-in completes, once.
+        assert_refused(attacker.client.get(resume), "started in this browser")
+        final = victim.follow(victim.client.get(resume))
         assert final.status_code == 200 and final.json()["name"] == ADA[2]
+        again = victim.client.get(resume)  # reopened once signed in: home, nothing redeemed
+        assert again.status_code == 302 and again.headers["location"] == "/"
+        assert_refused(attacker.client.get(resume), "already used")
+        assert_signed_out(attacker)

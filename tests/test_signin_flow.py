@@ -167,14 +167,56 @@ def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(signin: SignIn) ->
     assert "Secure" not in cookie  # loopback host
 
 
-def test_cookie_is_secure_off_loopback(entra: FakeEntra, store: MemoryStore) -> None:
-    signin = SignIn(make_config(), store=store)
-    request = Request(method="GET", path="/auth/signin", host="app.contoso.com")
+def _first_cookie(signin: SignIn, host: str) -> str:
+    request = Request(method="GET", path="/auth/signin", host=host)
     ctx = signin.open(request)
     assert not isinstance(ctx, Response)
     response, _ = signin.close(ctx, signin.handle(ctx))
     cookie = response.header("Set-Cookie")
-    assert cookie is not None and cookie.endswith("; Secure")
+    assert cookie is not None
+    return cookie
+
+
+HTTPS_REDIRECT_URI = "https://app.contoso.com/auth/redirect"
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "host", "name", "secure"),
+    [
+        # Behind nginx's default proxy_set_header, the app sees its upstream address as Host.
+        (HTTPS_REDIRECT_URI, "127.0.0.1:8000", "__Host-entra_ciam_session", True),
+        (HTTPS_REDIRECT_URI, "localhost", "__Host-entra_ciam_session", True),
+        (HTTPS_REDIRECT_URI, "app.contoso.com", "__Host-entra_ciam_session", True),
+        # A development site on http: a forged Host changes nothing either.
+        (REDIRECT_URI, "app.contoso.com", "entra_ciam_session", False),
+        (REDIRECT_URI, "localhost:3000", "entra_ciam_session", False),
+    ],
+)
+def test_the_cookie_follows_the_redirect_uri_not_the_host(
+    entra: FakeEntra, store: MemoryStore, redirect_uri: str, host: str, name: str, secure: bool
+) -> None:
+    signin = SignIn(
+        make_config(redirect_uri=redirect_uri, post_logout_redirect_uri=None), store=store
+    )
+    cookie = _first_cookie(signin, host)
+    assert cookie.startswith(name + "=")
+    assert cookie.endswith("; Secure") is secure
+
+
+def test_secure_cookie_can_be_forced_but_not_dropped_on_https(
+    entra: FakeEntra, store: MemoryStore
+) -> None:
+    forced = SignIn(make_config(), store=store, secure_cookie=True)
+    cookie = _first_cookie(forced, "localhost:3000")
+    assert cookie.startswith("__Host-entra_ciam_session=") and cookie.endswith("; Secure")
+    with pytest.raises(ConfigError, match="secure_cookie=False"):
+        SignIn(
+            make_config(redirect_uri=HTTPS_REDIRECT_URI, post_logout_redirect_uri=None),
+            store=store,
+            secure_cookie=False,
+        )
+    plain = SignIn(make_config(), store=store, secure_cookie=False, cookie_name="sid")
+    assert _first_cookie(plain, "app.contoso.com").startswith("sid=")
 
 
 def test_auth_responses_are_not_cacheable(signin: SignIn) -> None:
@@ -241,9 +283,11 @@ def test_cross_site_form_post_is_parked_and_resumed(signin: SignIn, entra: FakeE
     resume = urlsplit(location).query
     response = browser.get("/auth/redirect", resume)
     assert response.status == 302 and response.header("Location") == "/todos"
-    # A parked answer is single use.
+    # A parked answer is single use: the signed-in user reloading it is sent home, and in
+    # another browser (nobody signed in) it is refused.
     again = browser.get("/auth/redirect", resume)
-    assert again.status == 400
+    assert again.status == 302 and again.header("Location") == "/"
+    assert Browser(signin).get("/auth/redirect", resume).status == 400
 
 
 # -- refusals -------------------------------------------------------------------------------------
@@ -264,10 +308,33 @@ def test_replayed_state_is_refused(signin: SignIn, entra: FakeEntra) -> None:
     auth_uri = start(browser)
     code, state = entra.issue_code(auth_uri)
     assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
-    replay = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    # The signed-in user reloading the callback: sent home, nothing redeemed again.
+    reload = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert reload.status == 302 and reload.header("Location") == "/"
+    # Replayed from a browser where nobody is signed in: refused, in plain words.
+    other = Browser(signin)
+    start(other)  # a session of its own, so the POST is not parked as a cross-site one
+    replay = other.send("POST", "/auth/redirect", form={"code": code, "state": state})
     assert replay.status == 400
     assert b"already used" in replay.body
     assert len(entra.token_posts) == 1
+
+
+def test_a_signed_in_user_reopening_the_callback_is_sent_home(
+    signin: SignIn, entra: FakeEntra
+) -> None:
+    browser = Browser(signin)
+    code, state = entra.issue_code(start(browser))
+    assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
+    for query in ("", "state=" + "a" * 43, "resume=" + "b" * 43):
+        answer = browser.get("/auth/redirect", query)
+        assert answer.status == 302, query
+        assert answer.header("Location") == "/"
+    # Before signing in, the bare callback explains itself and offers to start over.
+    lost = Browser(signin).get("/auth/redirect", "")
+    assert lost.status == 400
+    assert b"last step of signing in" in lost.body
+    assert b'href="/auth/signin"' in lost.body
 
 
 def test_repeated_parameters_are_refused(signin: SignIn, entra: FakeEntra) -> None:

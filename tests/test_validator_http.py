@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from entra_ciam import (
 )
 from tests.support.clock import Clock
 from tests.support.oidc_stub import OIDCStub
+from tests.support.rejections import internal_detail
 from tests.support.tokens import API_CLIENT_ID, TENANT_ID, USER_OID, SigningKey, TokenFactory
 
 AUTHORITY = f"https://contoso.ciamlogin.com/{TENANT_ID}"
@@ -141,8 +143,9 @@ async def test_slow_jwks_without_known_keys_is_503(stub: OIDCStub) -> None:
     validator = AccessTokenValidator(stub.authority, API_CLIENT_ID, http_timeout=0.3)
     stub.fault = "slow"
     stub.slow_seconds = 1.5
-    with pytest.raises(MetadataUnavailableError, match="Timeout"):
+    with pytest.raises(MetadataUnavailableError) as info:
         await validator.validate_async(stub.factory.mint())
+    internal_detail(info.value, "Timeout")
 
 
 @pytest.mark.parametrize("fault", ["500", "garbage", "slow"])
@@ -190,8 +193,9 @@ def test_discovery_pointing_to_plain_http_is_refused(stub: OIDCStub) -> None:
     stub.extra_routes[METADATA_PATH] = lambda: (200, json.dumps(doc).encode())
     try:
         validator = AccessTokenValidator(stub.authority, API_CLIENT_ID)
-        with pytest.raises(MetadataUnavailableError, match="jwks_uri must use https"):
+        with pytest.raises(MetadataUnavailableError) as info:
             validator.validate(stub.factory.mint())
+        internal_detail(info.value, "jwks_uri must use https")
     finally:
         del stub.extra_routes[METADATA_PATH]
 
@@ -254,8 +258,9 @@ def test_respx_discovery_fault_without_anything_known(idp: Any, fault: str) -> N
     factory, meta, keys = idp
     inject(meta, fault)
     validator = AccessTokenValidator(AUTHORITY, API_CLIENT_ID)
-    with pytest.raises(MetadataUnavailableError, match="metadata cannot be fetched"):
+    with pytest.raises(MetadataUnavailableError) as info:
         validator.validate(factory.mint())
+    internal_detail(info.value, "metadata cannot be fetched: GET https://")
     assert keys.call_count == 0
 
 
@@ -309,3 +314,40 @@ def test_respx_ca_bundle_path_is_used(idp: Any, tmp_path: Any) -> None:
     broken.write_text("not a certificate")
     with pytest.raises(ConfigError, match="cannot be loaded"):
         AccessTokenValidator(AUTHORITY, API_CLIENT_ID, verify=str(broken))
+
+
+# -- TLS verification failures are named, with the fix (issue 16, point 5) ----------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_untrusted_tls_certificate_is_named_in_the_log_with_the_fix(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The emulator serves https with its own CA, as a corporate TLS-inspecting proxy would: a
+    validator that does not trust that CA answers 503 (generic to the client), and the log says
+    that TLS verification failed and which setting fixes it. With the CA bundle, keys load."""
+    from entra_ciam.devidp.testing import running_devidp
+
+    caplog.set_level(logging.WARNING, logger="entra_ciam")
+    token = TokenFactory().mint()  # any well-formed token: the keys are what is at stake
+
+    def validate(validator: AccessTokenValidator) -> Any:
+        if mode == "sync":
+            return validator.validate(token)
+        return asyncio.run(validator.validate_async(token))
+
+    with running_devidp() as idp:
+        untrusting = AccessTokenValidator(idp.authority, API_CLIENT_ID)
+        with pytest.raises(MetadataUnavailableError) as info:
+            validate(untrusting)
+        trusting = AccessTokenValidator(idp.authority, API_CLIENT_ID, verify=idp.ca_bundle)
+        with pytest.raises(InvalidTokenError, match="not one of the issuer's keys"):
+            validate(trusting)  # the keys were fetched; our token's kid is not among them
+    detail = internal_detail(info.value, "failed TLS certificate verification")
+    assert idp.metadata_url in detail
+    (event,) = [r for r in caplog.records if vars(r).get("event") == "metadata_unavailable"]
+    assert vars(event)["url"] == idp.metadata_url
+    assert vars(event)["error"].startswith("failed TLS certificate verification (")
+    assert "verify='/path/to/ca.pem'" in vars(event)["remedy"]
+    assert "ENTRA_CA_BUNDLE" in vars(event)["remedy"]
+    assert "TLS certificate verification" in event.getMessage()

@@ -120,11 +120,15 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         claims = validator.validate(token)
     except MetadataUnavailableError as exc:
-        print(f"cannot validate: {exc.description}", file=err)
+        # A local tool: the operator may see why (a client of an API never does).
+        print(f"cannot validate: {exc.internal_detail or exc.description}", file=err)
         return EXIT_UNAVAILABLE
     except AuthError as exc:
-        print(f"invalid: {exc.description}", file=err)
+        # What the token says, then why it is refused: the reason is the last line a person
+        # reads, in a terminal and through ``2>&1`` alike (stdout is flushed before stderr).
         _print_unverified_summary(token, out)
+        out.flush()
+        print(f"invalid: {exc.description}", file=err)
         return EXIT_INVALID
     print(f"valid: {fingerprint(token)}", file=out)
     _print_section("Claims", claims.to_dict(), out)

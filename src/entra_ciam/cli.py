@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_unavailable(subparsers: Any, command: str, missing: MissingExtraError) -> None:
     """The command is listed, and running it says which extra to install (exit status 2)."""
     hint = f'needs: pip install "entra-ciam[{missing.extra}]"'
-    parser = subparsers.add_parser(command, help=f"({hint})", description=str(missing))
-    parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    # No option prefix: every argument (``--port 0``, ``-h``) is taken, and the answer is the hint.
+    parser = subparsers.add_parser(command, help=f"({hint})", add_help=False, prefix_chars="\0")
+    parser.add_argument("arguments", nargs="*")
 
     def report(args: argparse.Namespace) -> int:
         print(f"entra-ciam {command}: {missing}", file=sys.stderr)

@@ -89,6 +89,11 @@ class Integration:
         """A sign-in redirect (or page) as the framework's response."""
         raise self.interaction_error("sign-in required", response)
 
+    def builds_middleware_late(self, app: Any) -> bool:
+        """Whether middleware wrapping ``app`` is being built by the framework on its first
+        call (the ASGI lifespan start-up) rather than by the application's own code."""
+        return False
+
     def dependency(self, requirement: Requirement, request: Any) -> Claims:
         """A guard used as a dependency (FastAPI's ``Depends(guard)``): the claims, or refuse."""
         raise TypeError(f"{self.name} does not call guards as dependencies")

@@ -15,7 +15,11 @@ from typing import Any
 
 import httpx
 
+from entra_ciam import telemetry as _telemetry
+from entra_ciam.errors import EntraCiamError
+
 __all__ = [
+    "CA_BUNDLE_REMEDY",
     "DEFAULT_TIMEOUT",
     "TOTAL_TIMEOUT",
     "BodyLimit",
@@ -26,6 +30,7 @@ __all__ = [
     "afetch",
     "create_async_client",
     "create_client",
+    "describe_transport_error",
     "fetch",
     "ssl_context",
 ]
@@ -39,11 +44,74 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 _USER_AGENT = "entra-ciam"
 
 
-class FetchError(Exception):
+class FetchError(EntraCiamError):
     """A fetch failed: transport error, timeout, non-2xx status or an oversized body.
 
-    The message names the URL and the reason, never a response body.
+    ``url`` is what was fetched, ``reason`` what went wrong (a TLS verification failure is named
+    as such) and ``remedy`` what an operator can do about it. All three are for logs and local
+    tools only: the URL may be internal, so none of it goes into a response. The message is
+    ``GET <url> <reason>``; it never quotes a response body.
     """
+
+    def __init__(self, url: str, reason: str, remedy: str = "") -> None:
+        super().__init__(f"GET {url} {reason}")
+        self.url = url
+        self.reason = reason
+        self.remedy = remedy
+
+
+# The setting that makes a private or corporate CA trusted, named in every TLS remedy.
+CA_BUNDLE_REMEDY = (
+    "if this host's certificate is issued by a private or corporate CA (a TLS-inspecting "
+    "proxy, the local emulator), pass that CA's certificate as the CA bundle: "
+    "verify='/path/to/ca.pem' (EntraConfig ca_bundle, ENTRA_CA_BUNDLE=/path/to/ca.pem); "
+    "otherwise the certificate is not the identity provider's: check the URL and the network"
+)
+
+
+def describe_transport_error(exc: BaseException) -> tuple[str, str]:
+    """``(reason, remedy)`` for a failed connection, naming TLS verification failures as such.
+
+    httpx wraps the ``ssl`` error in its own (``ConnectError``), so the cause chain is searched.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = cause.verify_message or cause.reason or "certificate verify failed"
+            return f"failed TLS certificate verification ({detail})", CA_BUNDLE_REMEDY
+        if isinstance(cause, ssl.SSLError):
+            return (
+                f"failed the TLS handshake ({cause.reason or type(cause).__name__})",
+                "check that the URL's scheme and port are those of an https server",
+            )
+        cause = cause.__cause__ or cause.__context__
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return (
+            f"failed: {name} (no answer in time)",
+            "check that this host can reach the identity provider (firewall, proxy: HTTPS_PROXY)",
+        )
+    first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return (
+        f"failed: {name}" + (f" ({first_line})" if first_line else ""),
+        "check the URL (the authority's host) and that this host can reach it: DNS, firewall, "
+        "proxy (HTTPS_PROXY)",
+    )
+
+
+def _status_remedy(status: int) -> str:
+    if 300 <= status < 400:
+        return "redirects are not followed: configure the URL the redirect points to"
+    if status == 404:
+        return (
+            "check the authority: the tenant (subdomain, tenant id) must exist and serve "
+            "<authority>/v2.0/.well-known/openid-configuration"
+        )
+    if status >= 500 or status == 429:
+        return "the identity provider is failing or throttling: it is retried automatically"
+    return "check the URL and that this host may fetch it"
 
 
 def ssl_context(verify: VerifyTypes = True) -> ssl.SSLContext:
@@ -98,6 +166,10 @@ def create_async_client(
     return httpx.AsyncClient(**_client_options(verify, timeout))
 
 
+_NOT_IT = "check that the URL serves what is expected (a discovery document, a JWKS, a token)"
+_SLOW = "the answer came too slowly: check the network path and proxy; it is retried"
+
+
 class BodyLimit:
     """Sans-IO guard over one streamed response: status, declared length, bytes and deadline.
 
@@ -115,25 +187,28 @@ class BodyLimit:
 
     def start(self, response: httpx.Response) -> None:
         """Check the status and any declared length before reading the body."""
-        if not 200 <= response.status_code < 300:
-            raise FetchError(f"GET {self.url} answered HTTP {response.status_code}")
+        status = response.status_code
+        if not 200 <= status < 300:
+            raise FetchError(self.url, f"answered HTTP {status}", _status_remedy(status))
         declared = response.headers.get("Content-Length")
         if declared is not None:
             try:
                 length = int(declared)
             except ValueError:
-                raise FetchError(f"GET {self.url} sent a bad Content-Length") from None
+                raise FetchError(self.url, "sent a bad Content-Length", _NOT_IT) from None
             if length > self.max_bytes:
                 raise FetchError(
-                    f"GET {self.url} declared {length} bytes, over the {self.max_bytes} byte limit"
+                    self.url,
+                    f"declared {length} bytes, over the {self.max_bytes} byte limit",
+                    _NOT_IT,
                 )
 
     def feed(self, chunk: bytes) -> None:
         self._received += len(chunk)
         if self._received > self.max_bytes:
-            raise FetchError(f"GET {self.url} sent more than {self.max_bytes} bytes")
+            raise FetchError(self.url, f"sent more than {self.max_bytes} bytes", _NOT_IT)
         if time.monotonic() > self._deadline:
-            raise FetchError(f"GET {self.url} took too long")
+            raise FetchError(self.url, "took too long", _SLOW)
         self._chunks.append(chunk)
 
     def body(self) -> bytes:
@@ -150,12 +225,16 @@ def fetch(
     """GET ``url`` and return its body; raise FetchError on any failure."""
     guard = BodyLimit(url, max_bytes, total_timeout)
     try:
-        with client.stream("GET", url) as response:
+        with (
+            _telemetry.idp_call("GET", url, keys=True) as call,
+            client.stream("GET", url) as response,
+        ):
+            call.status(response.status_code)
             guard.start(response)
             for chunk in response.iter_bytes():
                 guard.feed(chunk)
     except httpx.HTTPError as exc:
-        raise FetchError(f"GET {url} failed: {type(exc).__name__}") from exc
+        raise FetchError(url, *describe_transport_error(exc)) from exc
     return guard.body()
 
 
@@ -169,14 +248,16 @@ async def afetch(
     """The async twin of :func:`fetch`."""
     guard = BodyLimit(url, max_bytes, total_timeout)
     try:
-        async with asyncio.timeout(total_timeout), client.stream("GET", url) as response:
-            guard.start(response)
-            async for chunk in response.aiter_bytes():
-                guard.feed(chunk)
+        with _telemetry.idp_call("GET", url, keys=True) as call:
+            async with asyncio.timeout(total_timeout), client.stream("GET", url) as response:
+                call.status(response.status_code)
+                guard.start(response)
+                async for chunk in response.aiter_bytes():
+                    guard.feed(chunk)
     except httpx.HTTPError as exc:
-        raise FetchError(f"GET {url} failed: {type(exc).__name__}") from exc
+        raise FetchError(url, *describe_transport_error(exc)) from exc
     except TimeoutError:
-        raise FetchError(f"GET {url} took longer than {total_timeout:g} s") from None
+        raise FetchError(url, f"took longer than {total_timeout:g} s", _SLOW) from None
     return guard.body()
 
 
@@ -271,7 +352,11 @@ class MsalHttpClient:
         if isinstance(timeout, int | float) and not isinstance(timeout, bool):
             options["timeout"] = httpx.Timeout(float(timeout), connect=min(3.0, float(timeout)))
         guard = BodyLimit(url, self._max_bytes)
-        with self._client.stream(method, url, **options) as response:
+        with (
+            _telemetry.idp_call(method, url) as call,
+            self._client.stream(method, url, **options) as response,
+        ):
+            call.status(response.status_code)
             for chunk in response.iter_bytes():
                 guard.feed(chunk)
             return MsalResponse(

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.errors import InvalidTokenError, MetadataUnavailableError
 from entra_ciam.jose import DEFAULT_ALGORITHMS
 from entra_ciam.jwks import MAX_JWKS_BYTES, parse_jwks
@@ -56,6 +57,18 @@ MAX_METADATA_BYTES: Final = 64 * 1024
 REFRESH_INTERVAL: Final = 12 * 3600.0
 UNKNOWN_KID_INTERVAL: Final = 300.0
 RETRY_INTERVAL: Final = 10.0
+PROBE_TIMEOUT: Final = 2.0  # readiness probes answer within a few seconds
+
+# What an operator should check when a fetched document is not what it should be.
+_BAD_DOCUMENT: Final = {
+    "metadata": "check that the authority (or metadata_url) names the Entra tenant: this URL must "
+    "serve its OpenID Connect discovery document",
+    "keys": "the discovery document's jwks_uri must serve the tenant's signing keys (a JWKS with "
+    "RSA keys)",
+}
+# What a client is told: that the identity provider is unavailable, and nothing of why (the URL
+# may be internal; the error names hosts and software). The reason goes to the log.
+UNAVAILABLE: Final = "The identity provider is temporarily unavailable; try again later"
 
 _GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -109,7 +122,7 @@ class Refresh:
         try:
             body = fetch(url)
         except FetchError as exc:
-            refresh.fail(str(exc))
+            refresh.fail(exc.reason, remedy=exc.remedy)
         else:
             refresh.absorb(body)
     refresh.finish()
@@ -136,6 +149,7 @@ class Refresh:
         return self._cache.max_metadata_bytes if step == "metadata" else self._cache.max_jwks_bytes
 
     def absorb(self, body: bytes) -> None:
+        url = self.next_url() or ""
         step = self._steps.pop(0)
         try:
             if step == "metadata":
@@ -144,19 +158,23 @@ class Refresh:
                 keys = parse_jwks(body, self._cache.algorithms, max_bytes=self.max_bytes)
                 self._cache._store_keys(keys)
         except ValueError as exc:
-            self.fail(str(exc), step=step)
+            self._cache._store_failure(
+                step, url, str(exc), _BAD_DOCUMENT[step], background=self.background
+            )
+            self._steps.clear()
 
-    def fail(self, reason: str, *, step: str | None = None) -> None:
-        """Give up on this refresh; the cache keeps what it had."""
-        if step is None:
-            step = self._steps[0] if self._steps else "keys"
+    def fail(self, reason: str, *, remedy: str = "") -> None:
+        """Give up on this refresh (the current step failed for ``reason``); the cache keeps
+        what it had. ``remedy`` tells an operator what to do; both go to the log only."""
+        step = self._steps[0] if self._steps else "keys"
+        url = self.next_url() or ""
         self._steps.clear()
-        self._cache._store_failure(step, reason, background=self.background)
+        self._cache._store_failure(step, url, reason, remedy, background=self.background)
 
     def finish(self) -> None:
         """Always called by the driver, even after an unexpected error."""
         if self._steps:
-            self.fail("the refresh was interrupted")
+            self.fail("the refresh was interrupted (the request was cancelled)")
         if self.background:
             self._cache._background_done()
 
@@ -186,6 +204,7 @@ class MetadataCache:
         self.max_jwks_bytes = max_jwks_bytes
         self.metadata: ProviderMetadata | None = None
         self.keys: Mapping[str, RSAPublicKey] = MappingProxyType({})
+        self.keys_loaded_at: float | None = None  # on ``clock``, when keys were last fetched
         # Bumped whenever the issuer or the keys change, so validated tokens can be re-checked.
         self.generation = 0
         self._fresh_until = -math.inf
@@ -193,7 +212,7 @@ class MetadataCache:
         self._retry_at = -math.inf
         self._fetching = 0  # refreshes in progress (foreground or background)
         self._background = False
-        self._last_error: str | None = None
+        self._last_failure: str | None = None  # for MetadataUnavailableError.internal_detail
         self._lock = threading.Lock()
 
     # -- decisions --------------------------------------------------------------------------
@@ -253,6 +272,23 @@ class MetadataCache:
             self._fetching += 1
             return Refresh(self, metadata=False)
 
+    def plan_warm_up(self) -> Refresh | None:
+        """Under the driver's fetch lock: discovery and keys to fetch now, unless keys are fresh.
+
+        A warm-up is asked for once, at start-up, so it does not wait out ``retry_interval``.
+        """
+        now = self.clock()
+        with self._lock:
+            if self.keys and now < self._fresh_until:
+                return None
+            self._fetching += 1
+            return Refresh(self, metadata=True)
+
+    def require_keys(self) -> None:
+        """Raise MetadataUnavailableError (saying why) when no signing key is known."""
+        if not self.keys:
+            raise self._unavailable(self.clock())
+
     def resolve(self, kid: str) -> RSAPublicKey:
         """After any fetch: the key, or the error the request gets."""
         key = self.keys.get(kid)
@@ -270,10 +306,10 @@ class MetadataCache:
     def _unavailable(self, now: float) -> MetadataUnavailableError:
         wait = max(1, math.ceil(self._retry_at - now)) if self._retry_at > now else 1
         what = "signing keys" if self.metadata is not None else "OpenID Connect metadata"
-        reason = f": {self._last_error}" if self._last_error else ""
-        return MetadataUnavailableError(
-            f"the issuer's {what} cannot be fetched{reason}", retry_after=wait
-        )
+        detail = f"the issuer's {what} cannot be fetched"
+        if self._last_failure:
+            detail = f"{detail}: {self._last_failure}"
+        return MetadataUnavailableError(UNAVAILABLE, retry_after=wait, internal_detail=detail)
 
     # -- results (called by Refresh) ---------------------------------------------------------
 
@@ -286,34 +322,48 @@ class MetadataCache:
                 logger.warning(
                     "discovered issuer changed from %s to %s", old.issuer, metadata.issuer
                 )
+        _telemetry.key_refresh("metadata")
 
     def _store_keys(self, keys: dict[str, RSAPublicKey]) -> None:
         now = self.clock()
         with self._lock:
-            if not _same_keys(self.keys, keys):
+            changed = not _same_keys(self.keys, keys)
+            if changed:
                 self.generation += 1
             self.keys = MappingProxyType(keys)
+            self.keys_loaded_at = now
             self._fresh_until = now + self.refresh_interval
             self._keys_attempted_at = now
             self._retry_at = -math.inf
-            self._last_error = None
+            self._last_failure = None
             self._fetching -= 1
-        logger.debug("loaded %d signing keys for %s", len(keys), self.metadata_url)
+        _telemetry.key_refresh("keys", keys=len(keys), changed=changed)
 
-    def _store_failure(self, step: str, reason: str, *, background: bool) -> None:
+    def _store_failure(
+        self, step: str, url: str, reason: str, remedy: str, *, background: bool
+    ) -> None:
         now = self.clock()
         with self._lock:
             self._retry_at = now + self.retry_interval
-            self._last_error = reason
+            self._last_failure = f"GET {url} {reason}" + (f"; fix: {remedy}" if remedy else "")
             if step == "keys":
                 self._keys_attempted_at = now
             self._fetching -= 1
-        known = "keeping the last known-good keys" if self.keys else "no keys known yet"
-        logger.warning("%s refresh failed (%s); %s", step, reason, known)
+            known = bool(self.keys)
+        # One event per failed attempt (at most one per retry_interval), never one per request.
+        _telemetry.key_refresh_failed(step, url, reason, remedy, kept_keys=known)
 
     def _background_done(self) -> None:
         with self._lock:
             self._background = False
+
+
+def _unexpected(exc: Exception) -> tuple[str, str]:
+    """``(reason, remedy)`` for an error no fetch step expects (the CA bundle went missing...)."""
+    reason = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+    if isinstance(exc, ssl.SSLError | OSError):
+        return reason, "check the CA bundle (verify=, ENTRA_CA_BUNDLE) is readable"
+    return reason, ""
 
 
 def _same_keys(old: Mapping[str, RSAPublicKey], new: Mapping[str, RSAPublicKey]) -> bool:
@@ -359,6 +409,32 @@ class MetadataClient:
         with self._lock:
             self._run(refresh)
 
+    def warm_up(self) -> None:
+        """Fetch discovery and keys now unless fresh keys are known; raise if none can be had."""
+        with self._lock:
+            refresh = self.cache.plan_warm_up()
+            if refresh is not None:
+                self._run(refresh)
+        self.cache.require_keys()
+
+    def probe(self, within: float = PROBE_TIMEOUT) -> str | None:
+        """Whether the discovery document answers right now: None, or why not (for readiness)."""
+        try:
+            from entra_ciam import http
+
+            if self._ssl is None:
+                self._ssl = http.ssl_context(self._verify)
+            with http.create_client(self._ssl, timeout=within) as client:
+                http.fetch(
+                    client,
+                    self.cache.metadata_url,
+                    max_bytes=self.cache.max_metadata_bytes,
+                    total_timeout=within,
+                )
+        except Exception as exc:
+            return _probe_error(exc)
+        return None
+
     def _run(self, refresh: Refresh) -> None:
         try:
             from entra_ciam import http  # httpx loads on the first fetch, not on import
@@ -371,11 +447,12 @@ class MetadataClient:
                     try:
                         body = http.fetch(client, url, max_bytes=refresh.max_bytes)
                     except http.FetchError as exc:
-                        refresh.fail(str(exc))
+                        refresh.fail(exc.reason, remedy=exc.remedy)
                     else:
                         refresh.absorb(body)
         except Exception as exc:  # e.g. an unreadable CA bundle: fail closed, keep serving
-            refresh.fail(f"{type(exc).__name__}: {exc}")
+            reason, remedy = _unexpected(exc)
+            refresh.fail(reason, remedy=remedy)
         finally:
             refresh.finish()
 
@@ -430,6 +507,32 @@ class AsyncMetadataClient:
         async with self._lock():
             await self._run(refresh)
 
+    async def warm_up(self) -> None:
+        """The async twin of :meth:`MetadataClient.warm_up`."""
+        async with self._lock():
+            refresh = self.cache.plan_warm_up()
+            if refresh is not None:
+                await self._run(refresh)
+        self.cache.require_keys()
+
+    async def probe(self, within: float = PROBE_TIMEOUT) -> str | None:
+        """The async twin of :meth:`MetadataClient.probe`."""
+        try:
+            from entra_ciam import http
+
+            if self._ssl is None:
+                self._ssl = http.ssl_context(self._verify)
+            async with http.create_async_client(self._ssl, timeout=within) as client:
+                await http.afetch(
+                    client,
+                    self.cache.metadata_url,
+                    max_bytes=self.cache.max_metadata_bytes,
+                    total_timeout=within,
+                )
+        except Exception as exc:
+            return _probe_error(exc)
+        return None
+
     async def _run(self, refresh: Refresh) -> None:
         try:
             from entra_ciam import http
@@ -442,10 +545,17 @@ class AsyncMetadataClient:
                     try:
                         body = await http.afetch(client, url, max_bytes=refresh.max_bytes)
                     except http.FetchError as exc:
-                        refresh.fail(str(exc))
+                        refresh.fail(exc.reason, remedy=exc.remedy)
                     else:
                         refresh.absorb(body)
         except Exception as exc:
-            refresh.fail(f"{type(exc).__name__}: {exc}")
+            reason, remedy = _unexpected(exc)
+            refresh.fail(reason, remedy=remedy)
         finally:
             refresh.finish()
+
+
+def _probe_error(exc: Exception) -> str:
+    from entra_ciam.http import FetchError
+
+    return str(exc) if isinstance(exc, FetchError) else type(exc).__name__

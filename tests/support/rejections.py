@@ -263,3 +263,18 @@ REQUEST_REJECTIONS: list[RequestCase] = [
 def fill(case: RequestCase, token: str) -> tuple[list[tuple[str, str]], str]:
     headers = [(k, v.replace("{token}", token)) for k, v in case.headers]
     return headers, case.query.replace("{token}", token)
+
+
+def internal_detail(err: BaseException, pattern: str) -> str:
+    """Check a 503 for unavailable metadata tells the client nothing of why (issue 16, point 5)
+    and that its ``internal_detail``, for logs and local tools, matches ``pattern``."""
+    from entra_ciam.errors import MetadataUnavailableError
+    from entra_ciam.metadata import UNAVAILABLE
+
+    assert isinstance(err, MetadataUnavailableError), repr(err)
+    assert err.description == str(err) == UNAVAILABLE
+    assert err.to_dict() == {"error": "temporarily_unavailable", "error_description": UNAVAILABLE}
+    assert err.www_authenticate is None
+    assert err.internal_detail is not None
+    assert re.search(pattern, err.internal_detail), err.internal_detail
+    return err.internal_detail

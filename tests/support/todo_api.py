@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from entra_ciam.devidp.tls import TlsFiles
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,14 +28,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run ``app`` on uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL."""
+def serving(app: Any, *, tls: TlsFiles | None = None) -> Iterator[str]:
+    """Run ``app`` on uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL.
+
+    With ``tls`` (a certificate for 127.0.0.1, e.g. the emulator's) it serves https.
+    """
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; with
     # proto 0 every response waits ~40 ms for the client's delayed ACK (Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    certificate: dict[str, Any] = (
+        {} if tls is None else {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **certificate))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -41,7 +49,7 @@ def serving(app: Any) -> Iterator[str]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
@@ -63,10 +71,16 @@ def start_web_process(
 
 
 def start_example(
-    module: str, env: Mapping[str, str], *, port: int | None = None, log: Path | None = None
+    module: str,
+    env: Mapping[str, str],
+    *,
+    port: int | None = None,
+    log: Path | None = None,
+    cwd: Path = ROOT,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``python -m <module> --port <port>`` with ``env`` added to ours, less anyone's ``ENTRA_*``
-    and ``TODO_*`` settings; returned with its base URL once ``/healthz`` answers 200.
+    and ``TODO_*`` settings; returned with its base URL once ``/healthz`` answers 200. It runs in
+    ``cwd`` (the clone, or a folder of its own with the clone on ``PYTHONPATH``).
 
     Its output goes to the file ``log`` (which a chatty server cannot fill, as it can a pipe
     nobody reads), else stdout is dropped and stderr piped for the error message.
@@ -75,14 +89,16 @@ def start_example(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_", "TODO_"))}
     full_env.update(env)
     full_env["PYTHONUNBUFFERED"] = "1"
+    if cwd != ROOT:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     argv = [sys.executable, "-m", module, "--port", str(port)]
     if log is None:
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            argv, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
     else:
         with log.open("ab") as out:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=out, stderr=out)
+            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -23,8 +24,11 @@ from werkzeug.serving import make_server
 
 from entra_ciam import EntraConfig
 from entra_ciam.devidp import DevIdp, defaults
+from entra_ciam.devidp.state import StateDir
 from entra_ciam.devidp.testing import Browser as PagesBrowser
 from entra_ciam.devidp.testing import running_devidp
+from entra_ciam.devidp.tls import TlsFiles, ensure_tls, server_ssl_context
+from entra_ciam.sessions import default_cookie_name
 from tests.support.external import RedisChild
 from tests.support.todo_api import serving
 
@@ -56,14 +60,16 @@ class LateASGI:
 
 
 @contextlib.contextmanager
-def serving_wsgi(app: Any) -> Iterator[str]:
-    """A threaded Werkzeug server on a free loopback port; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def serving_wsgi(app: Any, *, tls: TlsFiles | None = None) -> Iterator[str]:
+    """A threaded Werkzeug server on a free loopback port; yields its base URL (https with
+    ``tls``)."""
+    context = None if tls is None else server_ssl_context(tls)
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.daemon = True
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.port}"
+        yield f"{'http' if tls is None else 'https'}://127.0.0.1:{server.port}"
     finally:
         server.shutdown()
         server.server_close()
@@ -96,23 +102,33 @@ class Stack:
 
 @contextlib.contextmanager
 def signin_stack(
-    kind: str, tmp: Path, build: Callable[[Stack], Any], *, app_host: str = "127.0.0.1"
+    kind: str,
+    tmp: Path,
+    build: Callable[[Stack], Any],
+    *,
+    app_host: str = "127.0.0.1",
+    tls: bool = False,
 ) -> Iterator[Stack]:
     """Emulator + todo API + the web app ``build(stack)`` returns, served as ``kind`` (wsgi/asgi).
 
     ``app_host`` names the web app in its URLs: ``localhost`` makes it another site than the
     emulator's pages on 127.0.0.1, as in production (its server listens on 127.0.0.1 anyway).
+    ``tls`` serves the web app over https with the emulator's certificate (made first, in the
+    emulator's state folder, so both share one CA that ``AppBrowser`` trusts).
     """
     from examples.starlette_api import create_app
 
+    state_dir = tmp / f"devidp-{kind}" if tls else None
+    files = ensure_tls(StateDir(state_dir)) if state_dir is not None else None
     late: Any = LateWSGI() if kind == "wsgi" else LateASGI()
-    server = serving_wsgi(late) if kind == "wsgi" else serving(late)
+    server = serving_wsgi(late, tls=files) if kind == "wsgi" else serving(late, tls=files)
     with server as served:
         base = served.replace("127.0.0.1", app_host)
         with running_devidp(
             extra_redirect_uris=[f"{base}/auth/redirect"],
             extra_post_logout_redirect_uris=[f"{base}/"],
             lifetimes={"refresh_token": REFRESH_TOKEN_LIFETIME},
+            state_dir=None if state_dir is None else str(state_dir),
         ) as idp:
             api_config = EntraConfig(
                 authority=idp.authority,
@@ -130,7 +146,13 @@ class AppBrowser:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.client = httpx.Client(follow_redirects=False, timeout=20.0)
+        https = stack.base.startswith("https:")
+        # The web app's default session cookie name: __Host- on https.
+        self.cookie_name = default_cookie_name(secure=https)
+        verify: ssl.SSLContext | bool = True
+        if https:  # served with the emulator's certificate
+            verify = ssl.create_default_context(cafile=stack.idp.ca_bundle)
+        self.client = httpx.Client(follow_redirects=False, timeout=20.0, verify=verify)
         self.pages = PagesBrowser(self.client)
         self.visited: list[str] = []
 
@@ -146,13 +168,15 @@ class AppBrowser:
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.get(urljoin(self.stack.base, path), **kwargs)
 
-    def session_cookie(self, name: str = "entra_ciam_session") -> str | None:
+    def session_cookie(self, name: str | None = None) -> str | None:
+        name = name or self.cookie_name
         for cookie in self.client.cookies.jar:
             if cookie.name == name:
                 return cookie.value
         return None
 
-    def set_session_cookie(self, value: str, name: str = "entra_ciam_session") -> None:
+    def set_session_cookie(self, value: str, name: str | None = None) -> None:
+        name = name or self.cookie_name
         self.client.cookies.delete(name)
         self.client.cookies.set(name, value, domain="127.0.0.1", path="/")
 

@@ -23,6 +23,7 @@ from entra_ciam.asgi.exchange import (
     send_response,
     with_state,
 )
+from entra_ciam.asgi.startup import StartupChecked
 from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from entra_ciam.frameworks import serving
 from entra_ciam.sessions import SessionStoreUnavailableError
@@ -85,7 +86,7 @@ class _Exchange:
     replaced: bool = False
 
 
-class SignInMiddleware(SignInAdapter[ASGIApp]):
+class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
     """Adds ``{prefix}/signin``, ``{prefix}/redirect`` and ``{prefix}/signout`` to an ASGI app.
 
     Takes an :class:`EntraConfig` (``EntraConfig.from_env()`` when omitted) and the options of

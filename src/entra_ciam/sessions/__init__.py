@@ -5,9 +5,19 @@ bytes. ``from_url`` picks a store from ``ENTRA_SESSION_STORE``; ``TokenCacheCiph
 user's MSAL token cache encrypted inside their session.
 """
 
-from entra_ciam.sessions.base import SessionData, SessionStore, SessionStoreUnavailableError
+from entra_ciam.sessions.base import (
+    DELETE,
+    SessionData,
+    SessionStore,
+    SessionStoreUnavailableError,
+)
 from entra_ciam.sessions.factory import DEFAULT_STORE_URL, from_url, store_from_config
-from entra_ciam.sessions.manager import DEFAULT_COOKIE_NAME, Session, SessionManager
+from entra_ciam.sessions.manager import (
+    DEFAULT_COOKIE_NAME,
+    Session,
+    SessionManager,
+    default_cookie_name,
+)
 from entra_ciam.sessions.memory import MemoryStore
 from entra_ciam.sessions.redis import RedisStore
 from entra_ciam.sessions.sqlite import SQLiteStore
@@ -16,6 +26,7 @@ from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY, TokenCacheCipher, ge
 __all__ = [
     "DEFAULT_COOKIE_NAME",
     "DEFAULT_STORE_URL",
+    "DELETE",
     "TOKEN_CACHE_KEY",
     "MemoryStore",
     "RedisStore",
@@ -26,6 +37,7 @@ __all__ = [
     "SessionStore",
     "SessionStoreUnavailableError",
     "TokenCacheCipher",
+    "default_cookie_name",
     "from_url",
     "generate_key",
     "store_from_config",

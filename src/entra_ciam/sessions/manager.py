@@ -1,38 +1,82 @@
 """Session policy: ids, rotation, idle and absolute timeouts, and the session cookie.
 
-The policy is pure; the store is touched only in ``load``, ``commit``, ``stash`` and ``take``, all
-synchronous, so one implementation serves WSGI and ASGI (which runs them in a worker thread when
-``store.blocking``). The cookie carries only a random id; the store is keyed by a hash of it, so
-a copy of the store's contents cannot be replayed as cookies.
+The policy is pure; the store is touched only in ``load``, ``commit``, ``stash``, ``take`` and
+the token acquirer's ``reload``, ``write_now`` and ``lease``, all synchronous, so one
+implementation serves WSGI and ASGI (which runs them in a worker thread when ``store.blocking``).
+The cookie carries only a random id; the store is keyed by a hash of it, so a copy of the store's
+contents cannot be replayed as cookies.
+
+Nothing about the cookie depends on the request: its name and ``Secure`` are fixed when the
+manager is built, from configuration, because a request's ``Host`` header is whatever the last
+proxy wrote (nginx forwards ``127.0.0.1:8000`` by default), not what the browser used.
+
+Concurrent requests of one session (a page with several panels, several tabs) each load the
+session, and each may change it. None may undo another: a request writes back only the keys it
+changed, each only if no other request changed that key since this one read it (every key has a
+version in the record), through the store's atomic ``update``. So a request that only read the
+token cache never writes its stale copy back over a refreshed one, a stashed sign-in flow leaves
+the tokens alone, and a session another request ended (sign-out) is not brought back.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
-from entra_ciam.errors import ConfigError
-from entra_ciam.sessions.base import SessionData, SessionStore
-from entra_ciam.urls import is_loopback_host
+from entra_ciam.errors import ConfigError, EntraCiamError
+from entra_ciam.sessions.base import (
+    DELETE,
+    SessionData,
+    SessionStore,
+    SessionStoreUnavailableError,
+)
 
-__all__ = ["DEFAULT_COOKIE_NAME", "Session", "SessionManager", "new_session_id"]
+__all__ = [
+    "DEFAULT_COOKIE_NAME",
+    "LeaseTimeoutError",
+    "Session",
+    "SessionManager",
+    "default_cookie_name",
+    "new_session_id",
+]
 
-DEFAULT_COOKIE_NAME = "entra_ciam_session"
+DEFAULT_COOKIE_NAME = "entra_ciam_session"  # the name on http; prefixed on https
 _SID_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: a valid cookie name
 _PATH_RE = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # no ';', spaces or controls
-_MAX_CANDIDATES = 3  # cookies of our name tried per request (a sibling domain may add one)
+_PREFIXES = ("__Host-", "__Secure-")  # names browsers accept only with Secure, from https
 _DELETED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+
+log = logging.getLogger("entra_ciam.sessions")
+
+
+class LeaseTimeoutError(EntraCiamError):
+    """Another request held a session's lease for longer than the caller would wait."""
 
 
 def new_session_id() -> str:
     """256 random bits, URL-safe."""
     return secrets.token_urlsafe(32)
+
+
+def default_cookie_name(*, secure: bool, cookie_path: str = "/") -> str:
+    """``__Host-entra_ciam_session`` for a Secure cookie on the whole host, else a weaker name.
+
+    Browsers accept a ``__Host-`` cookie only with ``Secure``, from https, with ``Path=/`` and
+    no ``Domain``: a sibling subdomain or a forged plain-http response cannot set one, so it
+    cannot toss a session of its own into this site. ``__Secure-`` (another path) still keeps
+    plain http out; without ``Secure`` (http on loopback, for development) no prefix is possible.
+    """
+    if not secure:
+        return DEFAULT_COOKIE_NAME
+    return ("__Host-" if cookie_path == "/" else "__Secure-") + DEFAULT_COOKIE_NAME
 
 
 def _digest(value: str) -> str:
@@ -43,15 +87,18 @@ def _digest(value: str) -> str:
 class Session(MutableMapping[str, Any]):
     """One browser's data for one request; values must be JSON-serialisable.
 
-    Item assignment and deletion mark it modified; after changing a nested value in place, call
-    ``mark_modified()``. ``id`` is secret: it is the cookie value, so it is kept out of ``repr``.
+    Item assignment and deletion mark the key changed (only changed keys are written back); after
+    changing a nested value in place, call ``mark_modified()``. ``id`` is secret: it is the cookie
+    value, so it is kept out of ``repr``.
     """
 
     __slots__ = (
         "_browser_id",
+        "_changed",
         "_data",
         "_presented",
         "_stale_ids",
+        "_versions",
         "created",
         "id",
         "last_seen",
@@ -76,6 +123,8 @@ class Session(MutableMapping[str, Any]):
         self._browser_id = browser_id  # the id the browser holds, if it is a live session
         self._presented = presented  # the request carried a cookie of our name
         self._stale_ids: list[str] = []
+        self._changed: set[str] = set()  # keys set or deleted by this request
+        self._versions: dict[str, int] = {}  # each key's version when this request read it
 
     @property
     def is_new(self) -> bool:
@@ -83,17 +132,21 @@ class Session(MutableMapping[str, Any]):
         return self._browser_id != self.id
 
     def mark_modified(self) -> None:
+        """Some value was changed in place: every key is written back (unless changed elsewhere)."""
         self.modified = True
+        self._changed.update(self._data)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._data[key] = value
+        self._changed.add(key)
         self.modified = True
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
+        self._changed.add(key)
         self.modified = True
 
     def __iter__(self) -> Iterator[str]:
@@ -111,31 +164,34 @@ class SessionManager:
 
     ``idle_timeout`` (seconds) slides: each use extends it, written back at most every
     ``touch_interval`` seconds so reads stay reads. ``absolute_timeout`` counts from creation, or
-    from the last ``rotate`` (sign-in). The cookie is ``HttpOnly; SameSite=Lax; Path=/`` and
-    ``Secure`` unless the request host is loopback (``secure=True/False`` forces it; names with
-    the ``__Host-`` or ``__Secure-`` prefix are always Secure). It has no Max-Age: the server
-    decides when a session ends.
+    from the last ``rotate`` (sign-in). The cookie is ``HttpOnly; SameSite=Lax; Path=/``, plus
+    ``Secure`` when ``secure`` (the default; the sign-in flow decides it from the redirect URI's
+    scheme). Names with the ``__Host-`` or ``__Secure-`` prefix are always Secure. Without a
+    ``cookie_name``, :func:`default_cookie_name` picks one. It has no Max-Age: the server decides
+    when a session ends. A request with more than one cookie of our name has no session.
     """
 
     def __init__(
         self,
         store: SessionStore,
         *,
-        cookie_name: str = DEFAULT_COOKIE_NAME,
+        cookie_name: str | None = None,
         idle_timeout: float = 3600.0,
         absolute_timeout: float = 12 * 3600.0,
         touch_interval: float | None = None,
         cookie_path: str = "/",
-        secure: bool | None = None,
+        secure: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if not _PATH_RE.fullmatch(cookie_path):
+            raise ConfigError(f"Session cookie path must start with '/', got {cookie_path!r}")
+        if cookie_name is None:
+            cookie_name = default_cookie_name(secure=secure, cookie_path=cookie_path)
         if not _TOKEN_RE.fullmatch(cookie_name):
             raise ConfigError(
                 f"Session cookie name {cookie_name!r} is not a valid cookie name "
                 f"(letters, digits and !#$%&'*+.^_`|~-). Example: {DEFAULT_COOKIE_NAME}"
             )
-        if not _PATH_RE.fullmatch(cookie_path):
-            raise ConfigError(f"Session cookie path must start with '/', got {cookie_path!r}")
         if cookie_name.startswith("__Host-") and cookie_path != "/":
             raise ConfigError("A __Host- session cookie needs cookie_path='/' (browsers insist)")
         if not 0 < idle_timeout <= absolute_timeout:
@@ -151,59 +207,51 @@ class SessionManager:
             min(60.0, self.idle_timeout / 10) if touch_interval is None else touch_interval
         )
         self.cookie_path = cookie_path
-        self.secure = secure
+        self.secure = bool(secure) or cookie_name.startswith(_PREFIXES)
         self.clock = clock
-        self._prefixed = cookie_name.startswith(("__Host-", "__Secure-"))
+        self._attributes = f"; Path={cookie_path}; HttpOnly; SameSite=Lax" + (
+            "; Secure" if self.secure else ""
+        )
 
     # -- cookies (pure) ---------------------------------------------------------------------------
 
-    def session_ids(self, cookie_header: str | None) -> list[str]:
-        """Well-formed ids in cookies of our name, in header order; anything else is ignored."""
+    def presented_values(self, cookie_header: str | None) -> list[str]:
+        """The values of the cookies of our name, in header order; two at most (two is enough
+        to know there is no session)."""
         found: list[str] = []
         if not cookie_header:
             return found
         for pair in cookie_header.split(";"):
             name, sep, value = pair.partition("=")
-            if not sep or name.strip() != self.cookie_name:
-                continue
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            if _SID_RE.fullmatch(value) and value not in found:
-                found.append(value)
-                if len(found) == _MAX_CANDIDATES:
+            if sep and name.strip() == self.cookie_name:
+                found.append(value.strip())
+                if len(found) == 2:
                     break
         return found
 
-    def has_cookie(self, cookie_header: str | None) -> bool:
-        """Whether a cookie of our name is present at all, well-formed or not."""
-        if not cookie_header:
-            return False
-        return any(
-            pair.partition("=")[0].strip() == self.cookie_name
-            for pair in cookie_header.split(";")
-            if "=" in pair
-        )
+    def session_id(self, cookie_header: str | None) -> str | None:
+        """The id the one cookie of our name holds, if well-formed; None for none or several.
 
-    def is_secure(self, host: str | None) -> bool:
-        """Whether the cookie for a request to ``host`` (a Host header value) gets ``Secure``."""
-        if self._prefixed:
-            return True
-        if self.secure is not None:
-            return self.secure
-        return not is_loopback_host(_hostname(host))
+        Several cookies of one name are what cookie tossing looks like: a sibling subdomain (or a
+        forged plain-http response) adds its own cookie, for a session it knows, beside the
+        user's. Browsers order them by path length and age, not by who set them, so picking
+        one would let the attacker choose; neither is used.
+        """
+        values = self.presented_values(cookie_header)
+        if len(values) != 1:
+            return None
+        value = values[0]
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        return value if _SID_RE.fullmatch(value) else None
 
-    def cookie(self, sid: str, host: str | None) -> str:
+    def cookie(self, sid: str) -> str:
         """The Set-Cookie value that hands ``sid`` to the browser."""
-        return self._cookie(f"{self.cookie_name}={sid}", host)
+        return f"{self.cookie_name}={sid}{self._attributes}"
 
-    def deletion_cookie(self, host: str | None) -> str:
+    def deletion_cookie(self) -> str:
         """The Set-Cookie value that makes the browser forget the session cookie."""
-        return self._cookie(f"{self.cookie_name}=; {_DELETED}", host)
-
-    def _cookie(self, head: str, host: str | None) -> str:
-        value = f"{head}; Path={self.cookie_path}; HttpOnly; SameSite=Lax"
-        return value + "; Secure" if self.is_secure(host) else value
+        return f"{self.cookie_name}=; {_DELETED}{self._attributes}"
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -215,24 +263,37 @@ class SessionManager:
         )
 
     def load(self, cookie_header: str | None) -> Session:
-        """The live session the cookie names, or a new empty one (unknown, expired, malformed)."""
-        presented = self.has_cookie(cookie_header)
-        for sid in self.session_ids(cookie_header):
+        """The live session the cookie names, or a new empty one (unknown, expired, malformed,
+        or more than one cookie of our name)."""
+        presented = self.presented_values(cookie_header)
+        if len(presented) > 1:
+            # Deleting "our" cookie would leave the planted one alone in the jar: answer as if
+            # there were none, and let a sign-in overwrite the user's.
+            log.warning(
+                "a request carried several %s cookies (a sibling subdomain or a plain-http "
+                "response may be planting one); it was given no session",
+                self.cookie_name,
+            )
+            return self.new()
+        sid = self.session_id(cookie_header)
+        if sid is not None:
             key = self.store_key(sid)
             record = self.store.get(key)
-            if record is None:
-                continue
-            data, created, last_seen = _unpack(record)
-            if data is None:
-                continue
-            now = self.clock()
-            if self._expired(created, last_seen, now):
+            data, created, last_seen = _unpack(record) if record is not None else (None, 0, 0)
+            if data is not None:
+                if not self._expired(created, last_seen, self.clock()):
+                    session = Session(
+                        sid,
+                        data,
+                        created=created,
+                        last_seen=last_seen,
+                        browser_id=sid,
+                        presented=True,
+                    )
+                    session._versions = _versions_of(record or {})
+                    return session
                 self.store.delete(key)
-                continue
-            return Session(
-                sid, data, created=created, last_seen=last_seen, browser_id=sid, presented=True
-            )
-        return self.new(presented=presented)
+        return self.new(presented=bool(presented))
 
     def rotate(self, session: Session) -> None:
         """Give the session a new id (call at sign-in: no fixation); the old one dies at commit.
@@ -250,17 +311,20 @@ class SessionManager:
         if not session.is_new:
             session._stale_ids.append(session.id)
         session._data.clear()
+        session._changed.clear()
+        session._versions.clear()
         session.id = new_session_id()
         session.created = session.last_seen = self.clock()
         session._browser_id = None
         session.modified = False
 
-    def commit(self, session: Session, host: str | None) -> str | None:
+    def commit(self, session: Session) -> str | None:
         """Save what changed; return the Set-Cookie value to send, or None.
 
         Writes when the session was modified or rotated, or when ``touch_interval`` has passed
-        since the last write (sliding idle timeout). Old ids from ``rotate``/``destroy`` are
-        deleted after the new record is written.
+        since the last write (sliding idle timeout): a new or rotated session whole, an existing
+        one key by key (see the module). Old ids from ``rotate``/``destroy`` are deleted after the
+        new record is written.
         """
         now = self.clock()
         write = session.modified or (
@@ -274,19 +338,167 @@ class SessionManager:
                 write = False
             else:
                 session.last_seen = now
-                record = {"c": session.created, "a": now, "d": session._data}
-                self.store.set(self.store_key(session.id), record, ttl)
+                self._write(session, session._changed, now, ttl)
                 if session.is_new:
-                    cookie = self.cookie(session.id, host)
+                    cookie = self.cookie(session.id)
                 session._browser_id = session.id
         for old in session._stale_ids:
             self.store.delete(self.store_key(old))
         session._stale_ids.clear()
         if not write and session._presented and session.is_new:
-            cookie = self.deletion_cookie(host)
+            cookie = self.deletion_cookie()
             session._presented = False
         session.modified = False
         return cookie
+
+    # -- writing key by key ----------------------------------------------------------------------
+
+    def _write(self, session: Session, keys: Iterable[str], now: float, ttl: float) -> None:
+        """Save ``keys`` of ``session`` (all of it if it was never stored under this id).
+
+        A key another request changed since this one read it keeps the other request's value;
+        a stored session that is gone (ended elsewhere) is not brought back. Afterwards the
+        session holds, for ``keys``, what the store holds.
+        """
+        pending = set(keys)
+        versions = session._versions
+        if session.is_new:  # never stored under this id: nothing to merge with
+            whole: SessionData = {
+                "c": session.created,
+                "a": now,
+                "d": session._data,
+                "v": {key: versions.get(key, 0) + 1 for key in session._data},
+            }
+            self.store.set(self.store_key(session.id), whole, ttl)
+            session._versions = dict(whole["v"])
+            session._changed.clear()
+            return
+        dropped: list[str] = []
+
+        def merge(current: SessionData | None) -> SessionData | None:
+            dropped.clear()
+            data, created, last_seen = _unpack(current) if current is not None else (None, 0, 0)
+            if current is None or data is None:
+                return None
+            stored = _versions_of(current)
+            data = dict(data)
+            written = False
+            for key in pending:
+                if stored.get(key, 0) != versions.get(key, 0):
+                    dropped.append(key)  # changed by another request since this one read it
+                    continue
+                if key in session._data:
+                    data[key] = session._data[key]
+                else:
+                    data.pop(key, None)
+                stored[key] = stored.get(key, 0) + 1
+                written = True
+            if not written and now - last_seen < self.touch_interval:
+                return None  # another request of this session wrote it just now
+            return {"c": created, "a": now, "d": data, "v": stored}
+
+        kept = self.store.update(self.store_key(session.id), merge, ttl)
+        if dropped:
+            log.info(
+                "a concurrent request of this session changed %s first; kept its value",
+                ", ".join(sorted(dropped)),
+            )
+        session._changed.difference_update(pending)
+        if kept is not None:
+            self._adopt(session, kept, pending)
+
+    @staticmethod
+    def _adopt(session: Session, record: SessionData, keys: Iterable[str]) -> None:
+        """Make ``keys`` of ``session`` what ``record`` holds (value and version)."""
+        data = record.get("d")
+        if not isinstance(data, dict):
+            return
+        stored = _versions_of(record)
+        for key in keys:
+            if key in data:
+                session._data[key] = data[key]
+            else:
+                session._data.pop(key, None)
+            session._versions[key] = stored.get(key, 0)
+
+    def write_now(self, session: Session, *keys: str) -> None:
+        """Save the changed ones of ``keys`` now, key by key, rather than at the end of the request.
+
+        For what other requests must see before this one ends (a refreshed token cache). A
+        session not yet stored under its id is left for ``commit``.
+        """
+        pending = [key for key in keys if key in session._changed]
+        if not pending or session.is_new:
+            return
+        now = self.clock()
+        ttl = self._ttl(session.created, now)
+        if ttl > 0:
+            self._write(session, pending, now, ttl)
+
+    @staticmethod
+    def synced(session: Session, key: str) -> tuple[Any, int]:
+        """The value of ``key`` this request holds and the version it read or wrote."""
+        return session._data.get(key), session._versions.get(key, 0)
+
+    @staticmethod
+    def adopt(session: Session, key: str, value: Any, version: int) -> None:
+        """Hold ``value`` (version ``version``) for ``key``, as another request of this session
+        just stored it, unless this request changed the key itself or holds a newer version.
+        """
+        if key in session._changed or session._versions.get(key, 0) >= version:
+            return
+        if value is None:
+            session._data.pop(key, None)
+        else:
+            session._data[key] = value
+        session._versions[key] = version
+
+    def reload(self, session: Session, *keys: str) -> bool:
+        """Read ``keys`` again from the store (what other requests wrote since); False if the
+        stored session is gone or expired. Keys this request changed keep its changes.
+        """
+        if session.is_new:
+            return True  # nothing stored yet: this request's copy is the only one
+        record = self.store.get(self.store_key(session.id))
+        if record is None:
+            return False
+        data, created, last_seen = _unpack(record)
+        if data is None or self._expired(created, last_seen, self.clock()):
+            return False
+        self._adopt(session, record, [key for key in keys if key not in session._changed])
+        return True
+
+    @contextlib.contextmanager
+    def lease(self, session: Session, name: str, *, ttl: float, wait: float) -> Iterator[None]:
+        """Hold ``name`` for this session alone, across threads and processes sharing the store.
+
+        Waits at most ``wait`` seconds for another holder (LeaseTimeoutError after that). The
+        lease ends with the block, or after ``ttl`` seconds if its holder died: with ``wait``
+        longer than ``ttl``, a lease left by a crashed process is taken over.
+        """
+        key = "lease:" + _digest(f"{session.id}\x00{name}")
+        owner = secrets.token_urlsafe(16)
+        mine: SessionData = {"o": owner}
+        deadline = time.monotonic() + wait
+        pause = 0.002
+        while True:
+            held = self.store.update(key, lambda current: mine if current is None else None, ttl)
+            if held is not None and held.get("o") == owner:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LeaseTimeoutError(f"another request held {name!r} for over {wait:g} s")
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(SessionStoreUnavailableError):  # it expires anyway
+                self.store.update(
+                    key,
+                    lambda current: DELETE if current and current.get("o") == owner else None,
+                    ttl,
+                )
 
     # -- single-use values ------------------------------------------------------------------------
 
@@ -332,14 +544,9 @@ def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:
     return data, float(created), float(last_seen)
 
 
-def _hostname(host: str | None) -> str | None:
-    """The host part of a Host header value: ``[::1]:8000`` -> ``::1``, ``a:80`` -> ``a``."""
-    if not host:
-        return None
-    host = host.strip()
-    if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else None
-    name, sep, port = host.rpartition(":")
-    if sep and port.isdigit() and ":" not in name:
-        return name
-    return host
+def _versions_of(record: SessionData) -> dict[str, int]:
+    """Each key's version in a stored record; records written before versions count as 0."""
+    versions = record.get("v")
+    if not isinstance(versions, dict):
+        return {}
+    return {k: v for k, v in versions.items() if isinstance(v, int) and not isinstance(v, bool)}

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from entra_ciam.sessions.base import SessionData, encode_record
+from entra_ciam.sessions.base import DELETE, Apply, SessionData, encode_record
 
 __all__ = ["MemoryStore"]
 
@@ -24,6 +24,12 @@ def _copy(value: Any) -> Any:
     if type(value) is list:
         return [_copy(v) if type(v) in _CONTAINERS else v for v in value]
     return value
+
+
+def _as_json(data: SessionData) -> SessionData:
+    """``data`` as another store would give it back: refused if not JSON, tuples as lists."""
+    kept: SessionData = json.loads(encode_record(data))
+    return kept
 
 
 class MemoryStore:
@@ -55,7 +61,7 @@ class MemoryStore:
         return copied
 
     def set(self, sid: str, data: SessionData, ttl: float) -> None:
-        kept: SessionData = json.loads(encode_record(data))
+        kept = _as_json(data)
         now = time.monotonic()
         with self._lock:
             if ttl <= 0:
@@ -76,6 +82,20 @@ class MemoryStore:
         if item is None or item[0] <= now:
             return None
         return item[1]  # no longer in the store: nobody else holds it
+
+    def update(self, sid: str, apply: Apply, ttl: float) -> SessionData | None:
+        now = time.monotonic()
+        with self._lock:
+            item = self._items.get(sid)
+            current = _copy(item[1]) if item is not None and item[0] > now else None
+            new = apply(current)
+            if new is None:
+                return current
+            if new is DELETE or ttl <= 0:
+                self._items.pop(sid, None)
+                return None
+            self._items[sid] = (now + ttl, _as_json(new))
+            return new
 
     def close(self) -> None:
         with self._lock:

@@ -6,12 +6,12 @@ adapter runs them in a worker thread. Both therefore behave identically by const
 
 Auth-code-flow state (state, nonce, PKCE verifier, return path) is stashed in the store bound to
 the browser's session and taken back exactly once, which is what refuses a missing, foreign or
-replayed state before MSAL sees the response.
+replayed state before MSAL sees the response. The response itself is never stored: only its
+OAuth fields are kept, and a cross-site form_post is carried on sealed (``authresponse``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -23,17 +23,23 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import msal
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.http import FetchError, MsalHttpClient
 from entra_ciam.sessions import (
-    DEFAULT_COOKIE_NAME,
     Session,
     SessionManager,
     SessionStore,
     SessionStoreUnavailableError,
     TokenCacheCipher,
     store_from_config,
+)
+from entra_ciam.signin.authresponse import (
+    AuthResponseError,
+    keep_response_fields,
+    seal,
+    unseal,
 )
 from entra_ciam.signin.context import USER_KEY, InteractionErrorFactory, RequestContext
 from entra_ciam.signin.crosssite import cross_site_reason, origin_of
@@ -56,11 +62,9 @@ log = logging.getLogger("entra_ciam.signin")
 # MSAL adds these itself and refuses them as input.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 FLOW_LIFETIME = 600.0  # seconds a started sign-in may take (Entra's auth codes live 10 minutes)
-RESUME_LIFETIME = 120.0
 _STATE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 _FLOW_PREFIX = "flow:"
-_RESUME_PREFIX = "resume:"
 # Token endpoint errors after which signing in again may help; anything else is Entra's problem.
 _USER_ERRORS = frozenset(
     {"invalid_grant", "access_denied", "interaction_required", "consent_required", "login_required"}
@@ -88,10 +92,6 @@ def normalize_scopes(scopes: str | Iterable[str], *, allow_empty: bool = False) 
     return result
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def _single(pairs: Sequence[tuple[str, str]]) -> dict[str, str] | None:
     """The parameters as a dict, or None if any name repeats (parameter pollution)."""
     result: dict[str, str] = {}
@@ -110,6 +110,11 @@ class SignIn:
     (API scopes to consent to up front); more can be asked later by ``TokenAcquirer``.
     ``response_mode`` is ``"form_post"`` (the default: the code never appears in a URL) or
     ``"query"``.
+
+    The session cookie is ``Secure`` when the redirect URI is https (``secure_cookie=True``
+    forces it on http too), decided here once: never from a request's ``Host``, which behind a
+    proxy names the proxy's upstream. Its default name is then ``__Host-entra_ciam_session``
+    (``entra_ciam_session`` on http, where browsers refuse the prefix).
     """
 
     def __init__(
@@ -120,7 +125,7 @@ class SignIn:
         prefix: str = "/auth",
         scopes: str | Iterable[str] = (),
         response_mode: str = "form_post",
-        cookie_name: str = DEFAULT_COOKIE_NAME,
+        cookie_name: str | None = None,
         idle_timeout: float = 3600.0,
         absolute_timeout: float = 12 * 3600.0,
         secure_cookie: bool | None = None,
@@ -161,7 +166,7 @@ class SignIn:
             cookie_name=cookie_name,
             idle_timeout=idle_timeout,
             absolute_timeout=absolute_timeout,
-            secure=secure_cookie,
+            secure=_secure_cookie(config.redirect_uri, secure_cookie),
         )
         self.cipher = TokenCacheCipher.from_config(config)
         self.clients = MsalClients(config, http_client=http_client)
@@ -192,7 +197,7 @@ class SignIn:
         try:
             session = self.sessions.load(request.cookie_header)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while loading a session")
+            _telemetry.session_store_error("load")
             return store_unavailable_page()
         return RequestContext(self, request, session, make_interaction_error)
 
@@ -202,7 +207,7 @@ class SignIn:
         try:
             return step(ctx.request, ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable during %s", ctx.request.path)
+            _telemetry.session_store_error("route")
             return store_unavailable_page()
         except IdentityProviderUnavailableError as exc:
             log.error("sign-in failed: %s", exc)
@@ -226,9 +231,9 @@ class SignIn:
             replaced = True
         try:
             ctx.save_token_cache()
-            cookie = self.sessions.commit(ctx.session, ctx.request.host)
+            cookie = self.sessions.commit(ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while saving a session")
+            _telemetry.session_store_error("save")
             return store_unavailable_page(), True
         if cookie is not None:
             response.headers.append(("Set-Cookie", cookie))
@@ -272,6 +277,7 @@ class SignIn:
             client = self.clients.build()
         except IdentityProviderUnavailableError as exc:
             log.error("cannot start a sign-in: %s", exc)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         state = secrets.token_urlsafe(32)
         flow = client.initiate_auth_code_flow(
@@ -286,39 +292,62 @@ class SignIn:
         try:
             self.sessions.stash(session, _FLOW_PREFIX + state, record, FLOW_LIFETIME)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while starting a sign-in")
+            _telemetry.session_store_error("start")
             return store_unavailable_page()
+        _telemetry.signin_started()
         return redirect(flow["auth_uri"])
 
     def complete(self, request: Request, session: Session) -> Response:
         """``{prefix}/redirect``: check the answer against the stashed flow, redeem the code."""
-        if request.method == "POST":
-            params = _single(request.form)
-            if params is not None and session.is_new and "state" in params:
-                # A cross-site form_post carries no SameSite=Lax cookie: park the answer and
-                # come back with a top-level GET, which does carry it.
-                return self._park(params)
-        elif request.method == "GET":
-            params = _single(request.query)
-            if params is not None and set(params) == {"resume"}:
-                params = self._unpark(params["resume"])
-                if params is None:
-                    return self._bad(request, "This sign-in response expired or was already used.")
-        else:
+        if request.method not in ("GET", "POST"):
             return _method_not_allowed("GET, POST")
-        if params is None:
-            return self._bad(request, "The sign-in response repeats a parameter.")
-        state = params.get("state")
-        if not state:
-            return self._bad(request, "The sign-in response carries no state.")
-        if not _STATE_RE.fullmatch(state):
-            return self._bad(request, "The sign-in response carries a malformed state.")
-        record = self.sessions.take(session, _FLOW_PREFIX + state)
-        if record is None or not isinstance(record.get("flow"), dict):
+        given = _single(request.form if request.method == "POST" else request.query)
+        if given is None:
             return self._bad(
                 request,
-                "This sign-in response does not match a sign-in started in this browser: it was "
-                "already used, it expired, or it was started elsewhere.",
+                "The answer from the sign-in page was changed on its way back "
+                "(it repeats a parameter), so it cannot be used.",
+            )
+        if request.method == "GET" and set(given) == {"resume"}:
+            resumed = unseal(self.cipher, given["resume"])
+            if resumed is None:
+                return self._unusable(
+                    request,
+                    session,
+                    "This sign-in took too long or was already used "
+                    "(the response expired or was altered).",
+                )
+            params = resumed
+        else:
+            try:
+                params = keep_response_fields(given)
+            except AuthResponseError as exc:
+                return self._bad(request, str(exc))
+            cross_site = request.method == "POST" and session.is_new
+            if cross_site and _STATE_RE.fullmatch(params.get("state", "")):
+                return self._send_on(params)
+        state = params.get("state")
+        if not state:
+            return self._unusable(
+                request,
+                session,
+                "This address is the last step of signing in: it only works when Microsoft "
+                "Entra sends you back to it (the response carries no state).",
+            )
+        if not _STATE_RE.fullmatch(state):
+            return self._bad(
+                request,
+                "The answer from the sign-in page was changed on its way back "
+                "(it carries a malformed state), so it cannot be used.",
+            )
+        record = self.sessions.take(session, _FLOW_PREFIX + state)
+        if record is None or not isinstance(record.get("flow"), dict):
+            return self._unusable(
+                request,
+                session,
+                "This sign-in cannot be finished: it was already used, it took too long, or it "
+                "was started in another browser (it does not match a sign-in started in this "
+                "browser).",
             )
         if "error" in params:
             return self._bad(request, _entra_error(params))
@@ -365,23 +394,25 @@ class SignIn:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _park(self, params: dict[str, str]) -> Response:
-        resume = secrets.token_urlsafe(32)
-        self.sessions.store.set(_RESUME_PREFIX + _digest(resume), {"p": params}, RESUME_LIFETIME)
+    def _send_on(self, params: dict[str, str]) -> Response:
+        """A cross-site form_post carries no SameSite=Lax cookie: send the answer on, sealed, to
+        a top-level GET of the redirect URI, which does carry it. Nothing is stored."""
         assert self.config.redirect_uri is not None
-        return redirect(f"{self.config.redirect_uri}?{urlencode({'resume': resume})}", 303)
+        resume = urlencode({"resume": seal(self.cipher, params)})
+        return redirect(f"{self.config.redirect_uri}?{resume}", 303)
 
-    def _unpark(self, resume: str) -> dict[str, str] | None:
-        if not 16 <= len(resume) <= 128:
-            return None
-        parked = self.sessions.store.pop(_RESUME_PREFIX + _digest(resume))
-        params = parked.get("p") if parked else None
-        if not isinstance(params, dict):
-            return None
-        return {str(k): str(v) for k, v in params.items()}
+    def _unusable(self, request: Request, session: Session, message: str) -> Response:
+        """A callback that cannot complete a sign-in. A user who is signed in has reloaded or
+        reopened it (a bookmark, the back button): nothing to do, so home. Anyone else is told
+        why, with a way to start over."""
+        if isinstance(session.get(USER_KEY), dict):
+            log.info("a signed-in user reopened the sign-in callback: sent home")
+            return redirect(request.url_for(self.default_return_path))
+        return self._bad(request, message)
 
     def _bad(self, request: Request, message: str) -> Response:
         """400 with the reason and a way to start over."""
+        _telemetry.signin_failed(message)
         return error_page(
             400,
             message + " Please sign in again.",
@@ -403,6 +434,7 @@ class SignIn:
             result = client.acquire_token_by_auth_code_flow(flow, params)
         except (json.JSONDecodeError, msal.exceptions.MsalError) as exc:
             log.error("the token endpoint answered badly: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         except ValueError as exc:  # MSAL's state or scope checks
             return f"The sign-in response does not match its request ({exc})."
@@ -411,6 +443,7 @@ class SignIn:
             return f"The ID token's {reason} does not match this sign-in."
         except (httpx.HTTPError, FetchError) as exc:
             log.error("token endpoint unreachable: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if "error" in result:
             return self._token_error(result)
@@ -436,6 +469,7 @@ class SignIn:
         self.sessions.rotate(session)  # no fixation: the pre-sign-in id dies here
         session[USER_KEY] = {k: v for k, v in claims.items() if k not in ("nonce", "at_hash")}
         self.cipher.save_to(session, cache)
+        _telemetry.signin_completed()
         return redirect(return_path)
 
     def _token_error(self, result: dict[str, Any]) -> Response | str:
@@ -447,10 +481,12 @@ class SignIn:
         )
         if error in _UNAVAILABLE_ERRORS:
             log.error("token endpoint error %s", error)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if error in _USER_ERRORS or error == "invalid_request":
             return f"Microsoft Entra refused the sign-in ({error}): {description}"
         log.error("token endpoint refused the app: %s %s", error, description)
+        _telemetry.signin_failed(reason="app_refused", status=502)
         return error_page(
             502,
             f"Microsoft Entra refused this application's request ({error}). "
@@ -464,6 +500,17 @@ def _entra_error(params: dict[str, str]) -> str:
         return "Sign-in was cancelled or access was denied."
     description = params.get("error_description", "").splitlines()[0:1]
     return f"Microsoft Entra answered {error[:64]!r}: {''.join(description)[:300]}"
+
+
+def _secure_cookie(redirect_uri: str, forced: bool | None) -> bool:
+    """``Secure`` for a site the browser reaches over https, as the redirect URI says."""
+    https = urlsplit(redirect_uri).scheme == "https"
+    if forced is False and https:
+        raise ConfigError(
+            "secure_cookie=False with an https ENTRA_REDIRECT_URI would let browsers send the "
+            "session cookie over plain http; leave secure_cookie unset"
+        )
+    return https or bool(forced)
 
 
 def _method_not_allowed(allow: str) -> Response:
