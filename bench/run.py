@@ -67,7 +67,7 @@ def main() -> None:
     options = {
         "validate": ["--rounds", "3" if quick else "7"],
         "http_load": ["--seconds", "1" if quick else "3", "--rounds", "1" if quick else "3"],
-        "signin_load": ["--seconds", "1" if quick else "2", "--rounds", "3" if quick else "7"],
+        "signin_load": ["--seconds", "1", "--rounds", "3" if quick else "15"],
         "acquire": ["--rounds", "3" if quick else "7"],
         "stores": ["--seconds", "1" if quick else "3"],
         "memory": ["--tokens", "100000" if quick else "1000000"],
