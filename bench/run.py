@@ -181,13 +181,14 @@ def store_rows(part: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     clients = part["clients"]
     for kind, r in part["stores"].items():
+        failed = int(r.get("failures", 0))
         rows.append(
             (
                 f"{kind} store: session read p50/p99 ({clients} clients)",
                 f"{r['read_p50_us']:,.0f}/{r['read_p99_us']:,.0f} us",
                 None,
-                "(shown)",
-                True,
+                f"no failures ({failed})" if failed else "(shown)",
+                not failed,
             )
         )
         rows.append(

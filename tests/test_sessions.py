@@ -776,17 +776,22 @@ def test_from_url_never_shows_a_password() -> None:
     assert "***" in str(info.value)
 
 
-def test_redis_more_concurrent_callers_than_connections_wait_instead_of_failing() -> None:
+def test_redis_more_concurrent_callers_than_connections_wait_instead_of_failing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     require_redis()
-    from entra_ciam.sessions.redis import MAX_CONNECTIONS
+    from entra_ciam.sessions import redis as redis_store
 
+    # A small pool, so that twice as many threads as connections stay bounded in a test.
+    monkeypatch.setattr(redis_store, "MAX_CONNECTIONS", 8)
     prefix = _redis_prefix()
     store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    assert store.client.connection_pool.max_connections == 8
     manager = SessionManager(store)
     session = manager.load(None)
     session["user"] = "ada"
     cookie = _cookie_header(manager.commit(session) or "")
-    callers = MAX_CONNECTIONS * 2
+    callers = 8 * 2
     start_line = threading.Barrier(callers)
     failures: list[BaseException] = []
     found: list[object] = []

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_PREFIX", "RedisStore"]
 
 DEFAULT_PREFIX = "entra-ciam:session:"
-MAX_CONNECTIONS = 64  # per store (and process): more concurrent calls queue for a connection
+# Connections per store (and process), opened as needed. More concurrent calls than this wait for
+# one (up to the store's timeout); a threaded server rarely has this many requests in flight.
+MAX_CONNECTIONS = 256
 # ``update`` is optimistic (WATCH, then MULTI/EXEC): it starts again when another client wrote
 # the key in between, at most this many times. Writers of one key are one user's requests.
 _UPDATE_ATTEMPTS = 64
@@ -47,7 +49,7 @@ class RedisStore:
     Give either a URL (``redis://host:port/db`` or ``rediss://...``) or a ready ``redis.Redis``
     client. A URL-made client fails fast (short timeouts, one immediate retry to replace a pooled
     connection a restarted server closed), so a lost server becomes a 503 within seconds; its
-    pool holds up to 64 connections, and more concurrent callers wait their turn rather than fail.
+    pool opens up to 256 connections, and more concurrent callers wait their turn rather than fail.
     """
 
     blocking = True
