@@ -1,8 +1,8 @@
 """All the benchmarks of docs/performance.md in one run, ending with one table of ratios.
 
 Each benchmark runs in a process of its own (bench/validate.py, http_load.py, acquire.py,
-memory.py, scaling.py, cold_start.py, all with ``--json``); peers are measured in the same process and the same
-run as ours, so only ratios are compared with the targets, never absolute times. ``--quick``
+memory.py, scaling.py, telemetry.py, cold_start.py, all with ``--json``); peers are measured in
+the same process and the same run as ours, so only ratios are compared with the targets, never absolute times. ``--quick``
 shortens every part (for a smoke run; its figures are noisier). Exits 1 if a target is missed.
 Usage: ``python bench/run.py [--quick] [--skip scaling,memory]``.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("validate", "http_load", "acquire", "memory", "scaling", "cold_start")
+PARTS = ("validate", "http_load", "acquire", "memory", "scaling", "telemetry", "cold_start")
 
 
 def _run(part: str, args: list[str]) -> dict[str, Any]:
@@ -58,6 +58,7 @@ def main() -> None:
         "acquire": ["--rounds", "3" if quick else "7"],
         "memory": ["--tokens", "100000" if quick else "1000000"],
         "scaling": ["--seconds", "1" if quick else "2"],
+        "telemetry": ["--rounds", "3" if quick else "11"],
         "cold_start": ["--rounds", "3" if quick else "15"],
     }
     results = {part: _run(part, options[part]) for part in PARTS if part not in skip}
@@ -121,6 +122,12 @@ def main() -> None:
                 )
             )
 
+    if "telemetry" in results:
+        target = results["telemetry"]["target"]
+        for name, ratio in results["telemetry"]["ratios"].items():
+            rows.append((f"validate, {name}", "", ratio, f">= {target}x", ratio >= target))
+        for name, ratio in results["telemetry"]["shown"].items():
+            rows.append((f"validate, {name}", "", ratio, "(shown)", True))
     if "cold_start" in results:
         cold = results["cold_start"]
         ours_import = cold["imports"]["entra-ciam (validator, decorators, middlewares)"]["ms"]

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,12 +72,32 @@ class BurstResult:
     signed_in_after: bool  # the next request still gets a token without signing in again
     redemptions_after: int  # redemptions the next request needed
 
-    def row(self) -> str:
-        after = "signed in" if self.signed_in_after else "signed out"
-        return (
-            f"| {LABELS[self.kind]} | {self.mode} | {self.attempts_in_app} | {self.redemptions} "
-            f"| {self.served} of {BURST} | {after} |"
-        )
+
+MODE_LABELS = {"entra": "as Entra: reuse allowed", "strict": "strict one-time"}
+
+
+def _span(values: list[int]) -> str:
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}\u2013{high}"  # an en dash, as in the issue
+
+
+def table_row(results: list[BurstResult]) -> str:
+    """One row of the issue's table for the runs of one set-up and mode: ranges over the runs."""
+    first = results[0]
+    signed_in = sum(r.signed_in_after for r in results)
+    after = (
+        "signed in"
+        if signed_in == len(results)
+        else "signed out"
+        if signed_in == 0
+        else f"signed out in {len(results) - signed_in} of {len(results)}"
+    )
+    return (
+        f"| {LABELS[first.kind]} | {MODE_LABELS[first.mode]} "
+        f"| {_span([r.attempts_in_app for r in results])} "
+        f"| {_span([r.redemptions for r in results])} "
+        f"| {_span([r.served for r in results])} of {BURST} | {after} |"
+    )
 
 
 @dataclasses.dataclass
@@ -222,18 +241,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES))
     args = parser.parse_args(argv)
     print(
-        "| app | emulator | refresh attempts in the app | redemptions at the IdP "
+        "| app | identity provider | refresh attempts in the app | redemptions at the IdP "
         "| requests that got a token | after the burst |"
     )
-    print("|---|---|---:|---:|---|---|")
+    print("| --- | --- | ---: | ---: | --- | --- |")
     for kind in args.kinds.split(","):
         for mode in args.modes.split(","):
+            results = []
             for _ in range(args.runs):
                 with tempfile.TemporaryDirectory() as folder:
                     tmp = Path(folder)
                     with site(kind, mode, tmp) as running:
-                        result = run_burst(running, kind, mode, tmp)
-                print(result.row(), dict(result.statuses), file=sys.stdout, flush=True)
+                        results.append(run_burst(running, kind, mode, tmp))
+            print(table_row(results), flush=True)
     return 0
 
 
