@@ -118,13 +118,23 @@ def install(new: Recorder | None) -> Recorder:
     return previous
 
 
-def _table(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[re.Pattern[str], str], ...]:
-    return tuple((re.compile(pattern), label) for pattern, label in pairs)
+_Table = Callable[[], tuple[tuple[re.Pattern[str], str], ...]]
 
 
-def _label(table: tuple[tuple[re.Pattern[str], str], ...], text: str) -> str:
+def _table(pairs: tuple[tuple[str, str], ...]) -> _Table:
+    """The patterns, compiled on first use: compiling them all costs milliseconds that every
+    cold start of an API importing the validator would pay."""
+
+    @functools.cache
+    def compiled() -> tuple[tuple[re.Pattern[str], str], ...]:
+        return tuple((re.compile(pattern), label) for pattern, label in pairs)
+
+    return compiled
+
+
+def _label(table: _Table, text: str) -> str:
     """The label of the first pattern found in ``text``, or ``"other"``."""
-    return next((label for pattern, label in table if pattern.search(text)), "other")
+    return next((label for pattern, label in table() if pattern.search(text)), "other")
 
 
 # -- the validator ------------------------------------------------------------------------------
