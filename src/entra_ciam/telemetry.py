@@ -35,6 +35,7 @@ __all__ = [
     "IdpCall",
     "Recorder",
     "acquisition",
+    "active",
     "install",
     "key_refresh",
     "key_refresh_failed",
@@ -104,12 +105,16 @@ class Recorder:
 
 
 recorder: Recorder = Recorder()
+# Whether a recorder other than the no-op one is installed: the validator's cache-hit path (about
+# a microsecond) tests this instead of calling a method that does nothing (10 ns against 40).
+active = False
 
 
 def install(new: Recorder | None) -> Recorder:
     """Make ``new`` (None: the no-op recorder) receive every report; return the previous one."""
-    global recorder
+    global recorder, active
     previous, recorder = recorder, (new if new is not None else Recorder())
+    active = new is not None
     return previous
 
 
