@@ -25,7 +25,9 @@ from starlette.routing import Route
 
 from entra_ciam import ConfigError
 from entra_ciam.devidp import defaults
-from tests.support.todo_api import free_port, serving
+from entra_ciam.devidp.testing import running_devidp
+from entra_ciam.sessions import generate_key
+from tests.support.todo_api import free_port, serving, start_example, stop_process
 from tests.support.todo_stack import (
     ADA,
     ALAN,
@@ -403,3 +405,28 @@ def test_main_stops_with_the_variable_named_when_a_placeholder_is_left() -> None
     assert done.returncode == 2
     assert "ENTRA_CLIENT_ID" in done.stderr and "placeholder" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_run_by_hand_it_keeps_its_sessions_in_the_state_folder(tmp_path: Path) -> None:
+    """With no ENTRA_SESSION_STORE, sessions go to state/sessions.sqlite3 (gitignored), not
+    into the working directory (once the clone's root)."""
+    port = free_port()
+    with running_devidp() as idp:
+        web = idp.entra_config("web-app")
+        env = {
+            "ENTRA_AUTHORITY": web.authority,
+            "ENTRA_CLIENT_ID": str(web.client_id),
+            "ENTRA_CLIENT_SECRET": str(web.client_secret),
+            "ENTRA_API_CLIENT_ID": str(web.api_client_id),
+            "ENTRA_CA_BUNDLE": str(web.ca_bundle),
+            "ENTRA_SESSION_SECRET": generate_key(),
+            "ENTRA_REDIRECT_URI": f"http://127.0.0.1:{port}/auth/redirect",
+        }
+        proc, base = start_example("examples.flask_todo", env, port=port, cwd=tmp_path)
+        try:
+            started = httpx.get(f"{base}/auth/signin", timeout=10)  # keeps the flow in a session
+            assert started.status_code == 302
+        finally:
+            stop_process(proc)
+    assert [p.name for p in tmp_path.iterdir()] == ["state"]
+    assert (tmp_path / "state" / "sessions.sqlite3").is_file()

@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 
 from entra_ciam import EntraConfig
 from tests.support.oidc_stub import OIDCStub, running_stub
-from tests.support.todo_api import serving, start_api_process, stop_process
+from tests.support.todo_api import serving, start_api_process, start_example, stop_process
 from tests.support.tokens import API_CLIENT_ID, USER_OID, SigningKey, TokenFactory
 
 ALICE = USER_OID
@@ -622,3 +622,13 @@ def test_module_refuses_to_start_without_settings(
     monkeypatch.delenv("ENTRA_API_CLIENT_ID")
     assert api_main(["--db", str(tmp_path / "x.sqlite3")]) == 2
     assert "ENTRA_API_CLIENT_ID is not set" in capsys.readouterr().err
+
+
+def test_run_by_hand_it_keeps_its_items_in_the_state_folder(stub: OIDCStub, tmp_path: Path) -> None:
+    """Started from a clone with no --db, it writes state/todo.sqlite3 (gitignored), nothing
+    else in the working directory."""
+    env = {"ENTRA_AUTHORITY": stub.authority, "ENTRA_API_CLIENT_ID": API_CLIENT_ID}
+    proc, _ = start_example("examples.starlette_api", env, cwd=tmp_path)
+    stop_process(proc)
+    assert [p.name for p in tmp_path.iterdir()] == ["state"]
+    assert (tmp_path / "state" / "todo.sqlite3").is_file()

@@ -44,7 +44,9 @@ WRITE = require_scope_or_app_permission(
     scopes=["Todolist.ReadWrite"], app_permissions=["Todolist.ReadWrite.All"]
 )
 
-DEFAULT_DB_PATH = "todo.sqlite3"
+# Run by hand from a clone, the examples keep their files in ./state/ (gitignored), apart from
+# the demo's .entra-ciam/.
+DEFAULT_DB_PATH = "state/todo.sqlite3"
 
 
 def _store(request: Request) -> TodoStore:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import importlib
 
+from entra_ciam.errors import EntraCiamError
+
 __all__ = ["MissingExtraError", "require"]
 
 # import name -> the name pip knows it by, where they differ
 _DISTRIBUTIONS = {"jwt": "PyJWT", "multipart": "python-multipart"}
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(EntraCiamError, ImportError):
     """An optional dependency is not installed; the message gives the ``pip install`` to run."""
 
     def __init__(self, purpose: str, extra: str, missing: list[str]) -> None:

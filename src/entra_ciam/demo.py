@@ -34,6 +34,7 @@ from entra_ciam import _extras
 from entra_ciam.devidp import DevIdp, DevIdpError, RegistrationError, Registrations, defaults
 from entra_ciam.devidp.registrations import default_mapping
 from entra_ciam.devidp.state import StateError
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions import generate_key
 
 __all__ = [
@@ -55,7 +56,7 @@ _EXAMPLES = ("examples/flask_todo/__init__.py", "examples/starlette_api/__init__
 _APP_MODULES = ("flask", "werkzeug", "starlette", "multipart", "uvicorn")
 
 
-class DemoError(RuntimeError):
+class DemoError(EntraCiamError, RuntimeError):
     """The demo cannot start or a part of it stopped; the message says what to do."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from entra_ciam import telemetry as _telemetry
+from entra_ciam.errors import EntraCiamError
 
 __all__ = [
     "CA_BUNDLE_REMEDY",
@@ -43,7 +44,7 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 _USER_AGENT = "entra-ciam"
 
 
-class FetchError(Exception):
+class FetchError(EntraCiamError):
     """A fetch failed: transport error, timeout, non-2xx status or an oversized body.
 
     ``url`` is what was fetched, ``reason`` what went wrong (a TLS verification failure is named

@@ -4,15 +4,22 @@ messages on the pages."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from entra_ciam.devidp import defaults
-from entra_ciam.devidp.registrations import RegistrationError, Registrations, default_mapping
+from entra_ciam.devidp.cli import example_config_text
+from entra_ciam.devidp.registrations import (
+    RegistrationError,
+    Registrations,
+    default_mapping,
+    load_registrations,
+)
 from entra_ciam.devidp.server import DevIdp
-from entra_ciam.devidp.testing import Browser, SignInError, running_devidp
+from entra_ciam.devidp.testing import Browser, SignInError, running_devidp, token_requests
 from tests.devidp.helpers import (
     ADA,
     REDIRECT_URI,
@@ -273,16 +280,54 @@ def test_get_on_the_token_endpoint_is_405(idp: DevIdp) -> None:
 # -- refresh tokens -------------------------------------------------------------------------
 
 
-def test_refresh_token_reuse_after_rotation_revokes_the_family(idp: DevIdp) -> None:
+def test_refresh_tokens_may_be_reused_as_in_entra_and_every_request_is_counted(
+    idp: DevIdp,
+) -> None:
     code, verifier = new_code(idp)
     rt1 = redeem(idp, code, verifier).json()["refresh_token"]
+    before = token_requests(idp)["requested"].get("refresh_token", 0)
     second = refresh(idp, rt1)
     assert second.status_code == 200, second.text
     rt2 = second.json()["refresh_token"]
-    assert rt2 != rt1
+    assert rt2 != rt1  # a new one with every refresh...
+    again = refresh(idp, rt1)  # ...and the used one is still good, as in Entra
+    assert again.status_code == 200, again.text
+    assert refresh(idp, rt2).status_code == 200
+    assert_entra_error(refresh(idp, "1.not-a-refresh-token"), 400, "invalid_grant", 9002313)
+    counts = token_requests(idp)
+    assert counts["requested"]["refresh_token"] == before + 4  # the refused one too
+    assert counts["issued"]["refresh_token"] >= 3
 
-    assert_entra_error(refresh(idp, rt1), 400, "invalid_grant", 50173)  # reuse
-    assert_entra_error(refresh(idp, rt2), 400, "invalid_grant", 50173)  # family revoked
+
+def test_one_time_refresh_tokens_revoke_the_family_on_reuse() -> None:
+    with running_devidp(one_time_refresh_tokens=True) as idp:
+        code, verifier = new_code(idp)
+        rt1 = redeem(idp, code, verifier).json()["refresh_token"]
+        second = refresh(idp, rt1)
+        assert second.status_code == 200, second.text
+        rt2 = second.json()["refresh_token"]
+        assert rt2 != rt1
+
+        assert_entra_error(refresh(idp, rt1), 400, "invalid_grant", 50173)  # reuse
+        assert_entra_error(refresh(idp, rt2), 400, "invalid_grant", 50173)  # family revoked
+        counts = token_requests(idp, reset=True)
+        assert counts["requested"] == {"authorization_code": 1, "refresh_token": 3}
+        assert counts["issued"] == {"authorization_code": 1, "refresh_token": 1}
+        assert token_requests(idp)["requested"] == {}
+
+
+def test_one_time_refresh_tokens_from_the_toml_file(tmp_path: Path) -> None:
+    text = example_config_text().replace(
+        "refresh_token_reuse = true", "refresh_token_reuse = false"
+    )
+    path = tmp_path / "tenant.toml"
+    path.write_text(text)
+    assert load_registrations(path).grants.refresh_token_reuse is False
+    assert load_registrations(None).grants.refresh_token_reuse is True
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("refresh_token_reuse = false", 'refresh_token_reuse = "no"'))
+    with pytest.raises(RegistrationError, match="refresh_token_reuse' must be true or false"):
+        load_registrations(bad)
 
 
 def test_expired_refresh_token_is_refused() -> None:

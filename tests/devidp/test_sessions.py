@@ -161,3 +161,10 @@ def test_login_hint_prefills_the_email(idp: DevIdp) -> None:
     page = httpx.get(authorize_url(idp, login_hint=ALAN[0]))
     assert f'value="{ALAN[0]}"' in page.text
     assert quote(ALAN[0]) not in page.headers.get("location", "")
+
+
+def test_prompt_consent_keeps_single_sign_on(idp: DevIdp) -> None:
+    with Browser() as browser:
+        browser.sign_in(authorize_url(idp), email=ADA[0], password=ADA[1])
+        answer = browser.client.get(authorize_url(idp, prompt="consent"))
+    assert answer.status_code == 302 and "code=" in answer.headers["location"]

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)\s*$")
 _MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<mode>[\w-]+)(?P<options>[^>]*?)\s*-->\s*$")
-_MODES = {"compile", "run", "signature", "skip"}
+_MODES = {"compile", "output", "run", "signature", "skip"}
 
 
 @dataclasses.dataclass(frozen=True)

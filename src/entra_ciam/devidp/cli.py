@@ -62,6 +62,34 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"how long the old key stays published (default {defaults.KEY_GRACE_PERIOD})",
     )
     rotate.set_defaults(handler=rotate_keys)
+    token = actions.add_parser(
+        "token",
+        help="sign a user in to the running emulator (real auth code flow) and print the token",
+        description=(
+            "Run the authorization code flow against the running emulator as its web app would "
+            "(MSAL, PKCE, the sign-in pages over HTTP) and print the user's access token alone "
+            "on stdout: TOKEN=$(entra-ciam dev-idp token --user ada@example.com)."
+        ),
+    )
+    token.add_argument("--user", required=True, help="the user's email address")
+    token.add_argument(
+        "--password",
+        default=None,
+        help="the user's password (default: the registrations file's; asked for otherwise)",
+    )
+    token.add_argument(
+        "--scope",
+        action="append",
+        default=None,
+        help=f"a scope to ask for, repeatable (default {_default_scope()})",
+    )
+    token.add_argument(
+        "--client", default="web-app", help="the app registration that signs in (default web-app)"
+    )
+    token.add_argument(
+        "--state-dir", dest="token_state_dir", help="the running emulator's state folder"
+    )
+    token.set_defaults(handler=print_user_token)
     example = actions.add_parser("example-config", help="print the built-in tenant as TOML")
     example.set_defaults(handler=print_example_config)
     return parser
@@ -93,6 +121,12 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--test-mode",
         action="store_true",
         help="enable the test-only route GET /<tenant>/_test/otp (never for shared machines)",
+    )
+    parser.add_argument(
+        "--one-time-refresh-tokens",
+        action="store_true",
+        help="make refresh tokens single use, a reuse revoking the sign-in (Entra allows reuse; "
+        "same as [grants] refresh_token_reuse = false)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.add_argument(
@@ -164,7 +198,10 @@ def with_cli_options(registrations: Registrations, args: argparse.Namespace) -> 
         strict = dataclasses.replace(strict, pkce_for_confidential_clients=True)
     if getattr(args, "strict_logout", False):
         strict = dataclasses.replace(strict, post_logout_uris_listed_only=True)
-    return dataclasses.replace(registrations, tenant=tenant, strict=strict)
+    registrations = dataclasses.replace(registrations, tenant=tenant, strict=strict)
+    if getattr(args, "one_time_refresh_tokens", False):
+        registrations = registrations.with_one_time_refresh_tokens()
+    return registrations
 
 
 def banner(idp: DevIdp) -> str:
@@ -180,6 +217,12 @@ def banner(idp: DevIdp) -> str:
         f"  Sign-in pages   {e.pages_base}/",
         f"  CA bundle       {idp.ca_bundle}",
         f"  State folder    {idp.state.path}",
+        "  Refresh tokens  "
+        + (
+            "reusable until they expire, as in Entra"
+            if regs.grants.refresh_token_reuse
+            else "one-time: a reuse revokes the sign-in (--one-time-refresh-tokens)"
+        ),
         "",
         "  Apps",
     ]
@@ -288,6 +331,27 @@ def _rotation_text(result: dict[str, Any], *, where: str) -> str:
         f"  published next    {result['next_kid']}\n"
         f"  retiring          {retiring}, published until unix time {result['remove_after']:.0f}"
     )
+
+
+# -- token ------------------------------------------------------------------------------------
+
+
+def _default_scope() -> str:
+    return f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.Read"
+
+
+def print_user_token(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from entra_ciam.devidp.usertoken import run_token  # MSAL only for this command
+
+    if not args.scope:
+        args.scope = [_default_scope()]
+    try:
+        registrations = load_registrations(args.config)
+        state = StateDir(args.token_state_dir or args.state_dir or default_state_dir())
+    except (RegistrationError, StateError) as exc:
+        print(f"entra-ciam dev-idp token: {exc}", file=sys.stderr)
+        return 2
+    return run_token(args, registrations, state, out=out)
 
 
 # -- example-config ---------------------------------------------------------------------------

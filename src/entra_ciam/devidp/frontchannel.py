@@ -138,7 +138,9 @@ class FrontChannel:
             return self._deliver(exc.target, exc.error.redirect_params(exc.target.state), nonce)
         cookie = request.cookie(SESSION_COOKIE)
         accounts = self._accounts(cookie)
-        if req.prompt in ("login", "create", "consent"):
+        # prompt=consent keeps SSO: External ID users never see a consent page (an administrator
+        # consents), so there is nothing to show but the sign-in Entra would skip too.
+        if req.prompt in ("login", "create"):
             candidates: list[tuple[Session, User]] = []
         else:
             candidates = [(s, u) for s, u in accounts if self._account_fits(req, s, u)]

@@ -26,6 +26,7 @@ __all__ = [
     "OIDC_SCOPES",
     "OPTIONAL_CLAIMS",
     "AppRegistration",
+    "GrantPolicy",
     "Lifetimes",
     "RegistrationError",
     "Registrations",
@@ -152,6 +153,19 @@ class Lifetimes:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GrantPolicy:
+    """How the token endpoint treats grants (the ``[grants]`` table).
+
+    ``refresh_token_reuse``: Entra does not revoke a refresh token when it is used, so a refresh
+    token stays good until it expires even after a newer one was issued (the default). False is
+    strict one-time rotation as in OAuth 2.1 for public clients: a refresh token is good once, and
+    a second use revokes every refresh token of the same sign-in (``--one-time-refresh-tokens``).
+    """
+
+    refresh_token_reuse: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Strict:
     """Behaviours stricter than Entra's, off by default (the ``[strict]`` table).
 
@@ -171,6 +185,7 @@ class Registrations:
     users: tuple[User, ...]
     lifetimes: Lifetimes = Lifetimes()
     strict: Strict = Strict()
+    grants: GrantPolicy = GrantPolicy()
 
     @classmethod
     def default(cls, **changes: Any) -> Registrations:
@@ -182,6 +197,10 @@ class Registrations:
         cls, data: Mapping[str, Any], *, source: str = "registrations"
     ) -> Registrations:
         return _parse(data, source)
+
+    def with_one_time_refresh_tokens(self) -> Registrations:
+        """The same tenant with strict one-time refresh tokens (reuse revokes the sign-in)."""
+        return dataclasses.replace(self, grants=GrantPolicy(refresh_token_reuse=False))
 
     def app(self, client_id: str) -> AppRegistration | None:
         client_id = client_id.strip().lower()
@@ -369,6 +388,7 @@ def _parse(data: Mapping[str, Any], source: str) -> Registrations:
 
     lifetimes = _parse_lifetimes(data.get("lifetimes", {}), r)
     strict = _parse_strict(data.get("strict", {}), r)
+    grants = _parse_grants(data.get("grants", {}), r)
 
     raw_apps = data.get("apps", [])
     if not isinstance(raw_apps, list):
@@ -392,13 +412,24 @@ def _parse(data: Mapping[str, Any], source: str) -> Registrations:
             f"{source} has problems:\n" + "\n".join(f"  - {p}" for p in r.problems)
         )
     return Registrations(
-        tenant=tenant, apps=tuple(apps), users=tuple(users), lifetimes=lifetimes, strict=strict
+        tenant=tenant,
+        apps=tuple(apps),
+        users=tuple(users),
+        lifetimes=lifetimes,
+        strict=strict,
+        grants=grants,
     )
 
 
 def _parse_strict(table: Any, r: _Reader) -> Strict:
     return _settings(
         table, Strict, "[strict]", r, lambda v: isinstance(v, bool), "must be true or false"
+    )
+
+
+def _parse_grants(table: Any, r: _Reader) -> GrantPolicy:
+    return _settings(
+        table, GrantPolicy, "[grants]", r, lambda v: isinstance(v, bool), "must be true or false"
     )
 
 

@@ -1,7 +1,9 @@
 """What the tenant remembers between requests: pending sign-ins, codes, refresh tokens, sessions.
 
-Codes and refresh tokens are kept by their SHA-256 digest only. Both are single use: a second
-use of either means it leaked, so every refresh token descended from the same sign-in is revoked.
+Codes and refresh tokens are kept by their SHA-256 digest only. Codes are single use: a second
+use means it leaked, so every refresh token descended from the same sign-in is revoked. Refresh
+tokens stay good until they expire, as in Entra, unless the tenant asks for one-time rotation
+(``[grants] refresh_token_reuse = false``): then a second use revokes the sign-in's family too.
 """
 
 from __future__ import annotations
@@ -235,8 +237,12 @@ class GrantStore:
             self._maybe_prune()
         return token
 
-    def redeem_refresh(self, token: str, client_id: str) -> RefreshGrant:
-        """Consume a refresh token; a reused one revokes its whole family."""
+    def redeem_refresh(self, token: str, client_id: str, *, one_time: bool = False) -> RefreshGrant:
+        """Redeem a refresh token. ``one_time``: consume it, and a reused one revokes its family.
+
+        Without ``one_time`` (Entra's behaviour) a refresh token may be used again until it
+        expires or its sign-in is revoked.
+        """
         with self._lock:
             entry = self._refresh.get(_digest(token))
             if entry is None:
@@ -250,7 +256,7 @@ class GrantStore:
                 )
             if grant.family in self._revoked_families:
                 raise _revoked()
-            if entry.used:
+            if one_time and entry.used:
                 self._revoked_families.add(grant.family)
                 raise _revoked(
                     " A refresh token was used twice, so the sign-in it came from was revoked."

@@ -1,7 +1,7 @@
 """Run the emulator inside a test, and play the person at the browser over plain HTTP.
 
 ``running_devidp()`` starts it on free ports in a thread with a throwaway state folder and test
-mode on. ``Browser`` follows the sign-in and sign-up pages the way a person would (reading each
+mode on; ``token_requests(idp)`` says how many token requests of each grant type reached it. ``Browser`` follows the sign-in and sign-up pages the way a person would (reading each
 form, keeping cookies) and stops at the redirect to the app, returning the code and state.
 """
 
@@ -21,7 +21,14 @@ import httpx
 from entra_ciam.devidp.registrations import Registrations, default_mapping
 from entra_ciam.devidp.server import DevIdp
 
-__all__ = ["Browser", "SignInError", "SignInResult", "running_devidp", "sign_in"]
+__all__ = [
+    "Browser",
+    "SignInError",
+    "SignInResult",
+    "running_devidp",
+    "sign_in",
+    "token_requests",
+]
 
 # The emulator's https origin redirects these to its pages origin: a browser follows.
 _EMULATOR_HOPS = ("/oauth2/v2.0/authorize", "/oauth2/v2.0/logout")
@@ -37,12 +44,14 @@ def running_devidp(
     state_dir: str | None = None,
     test_mode: bool = True,
     announce: Callable[[str], None] | None = None,
+    one_time_refresh_tokens: bool = False,
 ) -> Iterator[DevIdp]:
     """Start the emulator on free loopback ports; stop it and delete its state on exit.
 
     Without ``registrations``, the built-in tenant is used, extended with the extra redirect URIs
     and lifetimes given. Announcements (passcodes, rotations) go to ``DevIdp.console`` and, if
-    given, to ``announce``; nothing is printed.
+    given, to ``announce``; nothing is printed. Refresh tokens may be reused as in Entra;
+    ``one_time_refresh_tokens`` makes them single use, a reuse revoking the sign-in.
     """
     if registrations is None:
         registrations = Registrations.from_mapping(
@@ -54,6 +63,8 @@ def running_devidp(
         )
     elif extra_redirect_uris or extra_post_logout_redirect_uris or lifetimes:
         raise ValueError("pass either registrations or extra_*/lifetimes, not both")
+    if one_time_refresh_tokens:
+        registrations = registrations.with_one_time_refresh_tokens()
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             state_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="devidp-"))
@@ -67,6 +78,20 @@ def running_devidp(
         )
         with idp:
             yield idp
+
+
+def token_requests(idp: DevIdp, *, reset: bool = False) -> dict[str, dict[str, int]]:
+    """Token requests that reached the emulator: ``{"requested": {...}, "issued": {...}}``.
+
+    Keys are grant types (``refresh_token``, ``authorization_code``...); ``requested`` counts
+    every request naming the grant, ``issued`` those answered with tokens. ``reset`` starts the
+    counts again from zero after reading them.
+    """
+    counts = idp.provider.tokens.counts
+    snapshot = counts.snapshot()
+    if reset:
+        counts.reset()
+    return snapshot
 
 
 # -- the browser -----------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from entra_ciam.django.integration import DjangoIntegration
 from entra_ciam.errors import (
     DEFAULT_REALM,
     AuthError,
+    EntraCiamError,
     InsufficientScopeError,
     MetadataUnavailableError,
     MissingTokenError,
@@ -79,15 +80,17 @@ class EntraUser:
         return f"EntraUser({self.username!r}, app={self.is_app})"
 
 
-class TokenRefused(AuthenticationFailed):
+class TokenRefused(AuthenticationFailed, EntraCiamError):
     """401 carrying the error's own challenge (DRF puts ``auth_header`` in WWW-Authenticate)."""
 
     def __init__(self, err: AuthError) -> None:
-        super().__init__(detail=err.description, code=err.error or "not_authenticated")
+        AuthenticationFailed.__init__(
+            self, detail=err.description, code=err.error or "not_authenticated"
+        )
         self.auth_header = err.www_authenticate
 
 
-class IdentityProviderUnavailable(APIException):
+class IdentityProviderUnavailable(APIException, EntraCiamError):
     """503 with ``Retry-After``: the keys cannot be had (the reason is logged, not shown)."""
 
     status_code = 503
@@ -95,15 +98,15 @@ class IdentityProviderUnavailable(APIException):
     default_code = "temporarily_unavailable"
 
     def __init__(self, err: MetadataUnavailableError) -> None:
-        super().__init__()
+        APIException.__init__(self)
         self.wait = err.retry_after
 
 
-class InsufficientScope(PermissionDenied):
+class InsufficientScope(PermissionDenied, EntraCiamError):
     """403 ``insufficient_scope`` with the accepted values in the challenge."""
 
     def __init__(self, err: AuthError) -> None:
-        super().__init__(detail=err.description, code="insufficient_scope")
+        PermissionDenied.__init__(self, detail=err.description, code="insufficient_scope")
         self.auth_header = err.www_authenticate
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from entra_ciam.sessions.base import SessionData, decode_record, encode_record
+from entra_ciam.sessions.base import DELETE, Apply, SessionData, decode_record, encode_record
 
 __all__ = ["MemoryStore"]
 
@@ -55,6 +55,20 @@ class MemoryStore:
         if item is None or item[0] <= now:
             return None
         return decode_record(item[1])
+
+    def update(self, sid: str, apply: Apply, ttl: float) -> SessionData | None:
+        now = time.monotonic()
+        with self._lock:
+            item = self._items.get(sid)
+            current = decode_record(item[1]) if item is not None and item[0] > now else None
+            new = apply(current)
+            if new is None:
+                return current
+            if new is DELETE or ttl <= 0:
+                self._items.pop(sid, None)
+                return None
+            self._items[sid] = (now + ttl, encode_record(new))
+            return new
 
     def close(self) -> None:
         with self._lock:

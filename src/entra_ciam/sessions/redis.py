@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
+import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from entra_ciam.errors import ConfigError
 from entra_ciam.sessions.base import (
+    DELETE,
+    Apply,
     SessionData,
     SessionStoreUnavailableError,
     decode_record,
@@ -21,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_PREFIX", "RedisStore"]
 
 DEFAULT_PREFIX = "entra-ciam:session:"
+# ``update`` is optimistic (WATCH, then MULTI/EXEC): it starts again when another client wrote
+# the key in between, at most this many times. Writers of one key are one user's requests.
+_UPDATE_ATTEMPTS = 64
 
 
 def _import_redis() -> Any:
@@ -109,6 +116,37 @@ class RedisStore:
         except self._errors as exc:
             raise self._unavailable(exc) from exc
         return decode_record(raw)
+
+    def update(self, sid: str, apply: Apply, ttl: float) -> SessionData | None:
+        from redis.exceptions import WatchError
+
+        key = self.prefix + sid
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                for attempt in range(_UPDATE_ATTEMPTS):
+                    try:
+                        pipe.watch(key)  # type: ignore[no-untyped-call]
+                        current = decode_record(pipe.get(key))
+                        new = apply(current)
+                        if new is None:
+                            pipe.unwatch()
+                            return current
+                        pipe.multi()
+                        if new is DELETE or ttl <= 0:
+                            pipe.delete(key)
+                        else:
+                            pipe.set(key, encode_record(new), px=max(1, round(ttl * 1000)))
+                        pipe.execute()
+                        return None if new is DELETE or ttl <= 0 else new
+                    except WatchError:
+                        if attempt >= 8:  # many writers at once: let them through first
+                            time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        raise SessionStoreUnavailableError(
+            f"Redis session store at {self._where}: {_UPDATE_ATTEMPTS} concurrent writes to one "
+            "key in a row; giving up"
+        )
 
     def close(self) -> None:
         """Close the client if this store made it; a client passed in belongs to the caller."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions import TokenCacheCipher
 
 __all__ = [
@@ -50,7 +51,7 @@ _PURPOSE = "auth-response"  # a token cache or a flow is never mistaken for an a
 MAX_SEALED_LENGTH = (6 * sum(RESPONSE_FIELDS.values()) + 512) * 4 // 3 + 128
 
 
-class AuthResponseError(ValueError):
+class AuthResponseError(EntraCiamError, ValueError):
     """A field of the response is out of bounds; the message says which, for the 400 page."""
 
 

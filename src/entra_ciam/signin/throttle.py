@@ -1,0 +1,117 @@
+"""Entra asking us to slow down: a 429 or 503 from the token endpoint, and how long to wait.
+
+MSAL turns a 503 into an exception without its headers and reads a 429's body as an ordinary
+error, so the ``Retry-After`` Entra sends would be lost by the time our code sees the result. The
+HTTP client MSAL is given sees it instead: :class:`GatedHttpClient` raises
+:class:`TokenEndpointThrottled` for such an answer and, until the time Entra named has passed,
+for every further POST to that endpoint from this process, without sending it. So a burst of
+requests meets one throttled answer, not one each; the token acquirer then waits or fails fast.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from entra_ciam.http import FetchError
+
+__all__ = [
+    "DEFAULT_RETRY_AFTER",
+    "MAX_RETRY_AFTER",
+    "GatedHttpClient",
+    "RetryAfterGate",
+    "TokenEndpointThrottled",
+    "retry_after_seconds",
+]
+
+DEFAULT_RETRY_AFTER = 5.0  # a 429 without a usable Retry-After (MSAL assumes the same)
+MAX_RETRY_AFTER = 3600.0  # no answer closes the token endpoint for longer than an hour
+
+
+class TokenEndpointThrottled(FetchError):
+    """Entra answered 429/503 with ``Retry-After``, now or a moment ago: try in ``retry_after`` s."""
+
+    def __init__(self, url: str, retry_after: float, status: int | None = None) -> None:
+        said = f"answered HTTP {status}" if status is not None else "asked to wait"
+        reason = f"{said}; retry in {retry_after:.0f} s"
+        super().__init__(url, reason, "wait, or lower the number of token requests")
+        self.args = (f"POST {url} {reason}",)
+        self.retry_after = retry_after
+        self.status = status
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds from a ``Retry-After`` value (delta-seconds or an HTTP date), capped; else None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class RetryAfterGate:
+    """Until when each URL asked not to be called (monotonic clock), for every thread."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def remaining(self, url: str) -> float:
+        with self._lock:
+            until = self._until.get(url)
+            if until is None:
+                return 0.0
+            left = until - self._clock()
+            if left <= 0:
+                del self._until[url]
+                return 0.0
+            return left
+
+    def close(self, url: str, seconds: float) -> None:
+        with self._lock:
+            until = self._clock() + seconds
+            self._until[url] = max(until, self._until.get(url, until))
+
+
+class GatedHttpClient:
+    """Wraps the ``http_client`` MSAL takes; POSTs go through the :class:`RetryAfterGate`."""
+
+    def __init__(self, inner: Any, gate: RetryAfterGate | None = None) -> None:
+        self.inner = inner
+        self.gate = gate if gate is not None else RetryAfterGate()
+
+    def get(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.get(url, *args, **kwargs)
+
+    def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        waiting = self.gate.remaining(url)
+        if waiting > 0:
+            raise TokenEndpointThrottled(url, waiting)
+        response = self.inner.post(url, *args, **kwargs)
+        status = getattr(response, "status_code", 0)
+        if status in (429, 503):
+            headers: Mapping[str, str] = getattr(response, "headers", None) or {}
+            value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+            seconds = retry_after_seconds(value, time.time())
+            if seconds is None and status == 429:
+                seconds = DEFAULT_RETRY_AFTER
+            if seconds is not None:
+                self.gate.close(url, seconds)
+                raise TokenEndpointThrottled(url, seconds, status)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
