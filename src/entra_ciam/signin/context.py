@@ -62,7 +62,7 @@ class SignInFlow(Protocol):
 
     def begin(
         self,
-        session: Session,
+        request: Request,
         *,
         scopes: Sequence[str],
         return_path: str,
