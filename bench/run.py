@@ -1,7 +1,7 @@
 """All the benchmarks of docs/performance.md in one run, ending with one table of ratios.
 
 Each benchmark runs in a process of its own (bench/validate.py, http_load.py, acquire.py,
-memory.py, scaling.py, all with ``--json``); peers are measured in the same process and the same
+memory.py, scaling.py, telemetry.py, all with ``--json``); peers are measured in the same process and the same
 run as ours, so only ratios are compared with the targets, never absolute times. ``--quick``
 shortens every part (for a smoke run; its figures are noisier). Exits 1 if a target is missed.
 Usage: ``python bench/run.py [--quick] [--skip scaling,memory]``.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("validate", "http_load", "acquire", "memory", "scaling")
+PARTS = ("validate", "http_load", "acquire", "memory", "scaling", "telemetry")
 
 
 def _run(part: str, args: list[str]) -> dict[str, Any]:
@@ -58,6 +58,7 @@ def main() -> None:
         "acquire": ["--rounds", "3" if quick else "7"],
         "memory": ["--tokens", "100000" if quick else "1000000"],
         "scaling": ["--seconds", "1" if quick else "2"],
+        "telemetry": ["--rounds", "3" if quick else "11"],
     }
     results = {part: _run(part, options[part]) for part in PARTS if part not in skip}
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +120,13 @@ def main() -> None:
                     True,
                 )
             )
+
+    if "telemetry" in results:
+        target = results["telemetry"]["target"]
+        for name, ratio in results["telemetry"]["ratios"].items():
+            rows.append((f"validate, {name}", "", ratio, f">= {target}x", ratio >= target))
+        for name, ratio in results["telemetry"]["shown"].items():
+            rows.append((f"validate, {name}", "", ratio, "(shown)", True))
 
     width = max(len(row[0]) for row in rows)
     print(f"\n{'benchmark':<{width}}  {'ours':>13}  {'ratio':>8}  {'target':<14} met")

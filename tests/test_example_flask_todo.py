@@ -430,3 +430,25 @@ def test_run_by_hand_it_keeps_its_sessions_in_the_state_folder(tmp_path: Path) -
             stop_process(proc)
     assert [p.name for p in tmp_path.iterdir()] == ["state"]
     assert (tmp_path / "state" / "sessions.sqlite3").is_file()
+
+
+# -- the same web app over the Django/DRF todo API ----------------------------------------------
+
+
+def test_the_web_app_works_the_same_over_the_django_api(tmp_path: Path) -> None:
+    """examples/django_api keeps the Starlette API's contract: the web app lists, adds and
+    removes items through it, with the same scopes, and shows its refusals."""
+    with todo_stack(tmp_path, api="django") as django_stack, browser(django_stack) as b:
+        page = b.get("/todos")
+        assert page.status_code == 200
+        assert add(b, "Buy oat milk", csrf_of(page)).status_code == 303
+        page = b.get("/todos")
+        assert descriptions(page) == ["Buy oat milk"]
+        refused = add(b, "x" * 501, csrf_of(page))
+        assert refused.status_code in (200, 400)
+        assert "at most 500" in refused.text
+        assert remove(b, item_ids(page)["Buy oat milk"]).status_code == 303
+        assert descriptions(b.get("/todos")) == []
+        calls = django_stack.recorder.calls
+    assert ("GET", "/api/todolist", READ_SCOPE) in calls
+    assert ("POST", "/api/todolist", WRITE_SCOPE) in calls

@@ -159,8 +159,14 @@ def test_authlib_refuses_an_id_token_from_another_issuer(idp: DevIdp, todo_api: 
 # -- Microsoft's identity package ---------------------------------------------------------------
 
 
-def _identity_app(idp: DevIdp, todo_api: str, setting: str, tmp: Path, base: str) -> Flask:
-    """identity's Flask sample, configured for the emulator, served at ``base``."""
+def _identity_app(
+    idp: DevIdp, todo_api: str, setting: str, prompt: str | None, tmp: Path, base: str
+) -> Flask:
+    """identity's Flask sample, configured for the emulator, served at ``base``.
+
+    ``AUTHORITY`` takes the form identity's External ID template shows
+    (``https://contoso.ciamlogin.com/contoso.onmicrosoft.com``); ``OIDC_AUTHORITY`` the v2.0 one.
+    """
     import identity.flask
     from cachelib import FileSystemCache
 
@@ -170,13 +176,16 @@ def _identity_app(idp: DevIdp, todo_api: str, setting: str, tmp: Path, base: str
         SESSION_TYPE="cachelib",  # Flask-Session, as identity's sample sets it up
         SESSION_CACHELIB=FileSystemCache(str(tmp / "sessions")),
     )
-    authority = {"AUTHORITY": idp.authority, "OIDC_AUTHORITY": idp.oidc_authority}[setting]
+    authority = {
+        "AUTHORITY": f"{idp.endpoints.https_base}/{defaults.TENANT_SUBDOMAIN}.onmicrosoft.com",
+        "OIDC_AUTHORITY": idp.oidc_authority,
+    }[setting]
     auth = identity.flask.Auth(
         app,
         client_id=defaults.WEB_APP_CLIENT_ID,
         client_credential=defaults.WEB_APP_CLIENT_SECRET,
         redirect_uri=f"{base}/auth/redirect",
-        prompt="select_account",  # what identity sent by default before 0.11
+        prompt=prompt,  # select_account: what identity sent by default before 0.11
         **{"authority" if setting == "AUTHORITY" else "oidc_authority": authority},
     )
 
@@ -194,16 +203,19 @@ def _identity_app(idp: DevIdp, todo_api: str, setting: str, tmp: Path, base: str
 
 @pytest.mark.usefixtures("trust_emulator")
 @pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")  # identity's choice
-@pytest.mark.parametrize("setting", ["OIDC_AUTHORITY", "AUTHORITY"])
+@pytest.mark.parametrize(
+    ("setting", "prompt"),
+    [("OIDC_AUTHORITY", "select_account"), ("AUTHORITY", "select_account"), ("AUTHORITY", None)],
+)
 def test_identity_signs_in_calls_the_api_and_signs_out(
-    idp: DevIdp, todo_api: str, setting: str, tmp_path: Path
+    idp: DevIdp, todo_api: str, setting: str, prompt: str | None, tmp_path: Path
 ) -> None:
     late = LateWSGI()  # the app needs its own URL (the redirect URI) before it is built
     with serving_wsgi(late) as base, Browser() as browser:
-        late.app = _identity_app(idp, todo_api, setting, tmp_path, base)
+        late.app = _identity_app(idp, todo_api, setting, prompt, tmp_path, base)
 
         authorize = _follow_to_emulator(browser, f"{base}/call_api")
-        assert "prompt=select_account" in authorize
+        assert ("prompt=select_account" in authorize) == (prompt == "select_account")
         result = browser.sign_in(authorize, email=ADA[0], password=ADA[1])
         landed = browser.client.get(result.url)
         assert landed.status_code == 302, landed.text[:500]
@@ -211,12 +223,15 @@ def test_identity_signs_in_calls_the_api_and_signs_out(
         assert called.status_code == 200, called.text[:500]
         assert called.json() == {"user": ADA[0], "api": 200}
 
-        # A second app session with the emulator's session still alive: select_account shows
-        # the picker, and choosing the account needs no password (single sign-on kept).
+        # A second app session with the emulator's session still alive: no password asked
+        # (select_account shows the picker first), single sign-on kept.
         browser.client.cookies.delete("session")
         authorize = _follow_to_emulator(browser, f"{base}/call_api")
-        picked = browser.pick_account(authorize, ADA[0])
-        assert browser.client.get(picked.url).status_code == 302
+        if prompt == "select_account":
+            again = browser.pick_account(authorize, ADA[0])
+        else:
+            again = browser.sign_in(authorize, email=ADA[0], password="never asked")
+        assert browser.client.get(again.url).status_code == 302
         assert browser.client.get(f"{base}/call_api").status_code == 200
 
         # Sign-out: identity redirects to the end_session_endpoint it discovered (not a local

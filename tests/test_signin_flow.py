@@ -297,9 +297,11 @@ def test_cross_site_form_post_is_parked_and_resumed(signin: SignIn, entra: FakeE
     resume = urlsplit(location).query
     response = browser.get("/auth/redirect", resume)
     assert response.status == 302 and response.header("Location") == "/todos"
-    # A parked answer is single use.
+    # A parked answer is single use: the signed-in user reloading it is sent home, and in
+    # another browser (nobody signed in) it is refused.
     again = browser.get("/auth/redirect", resume)
-    assert again.status == 400
+    assert again.status == 302 and again.header("Location") == "/"
+    assert Browser(signin).get("/auth/redirect", resume).status == 400
 
 
 # -- refusals -------------------------------------------------------------------------------------
@@ -320,10 +322,33 @@ def test_replayed_state_is_refused(signin: SignIn, entra: FakeEntra) -> None:
     auth_uri = start(browser)
     code, state = entra.issue_code(auth_uri)
     assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
-    replay = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    # The signed-in user reloading the callback: sent home, nothing redeemed again.
+    reload = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert reload.status == 302 and reload.header("Location") == "/"
+    # Replayed from a browser where nobody is signed in: refused, in plain words.
+    other = Browser(signin)
+    start(other)  # a session of its own, so the POST is not parked as a cross-site one
+    replay = other.send("POST", "/auth/redirect", form={"code": code, "state": state})
     assert replay.status == 400
     assert b"already used" in replay.body
     assert len(entra.token_posts) == 1
+
+
+def test_a_signed_in_user_reopening_the_callback_is_sent_home(
+    signin: SignIn, entra: FakeEntra
+) -> None:
+    browser = Browser(signin)
+    code, state = entra.issue_code(start(browser))
+    assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
+    for query in ("", "state=" + "a" * 43, "resume=" + "b" * 43):
+        answer = browser.get("/auth/redirect", query)
+        assert answer.status == 302, query
+        assert answer.header("Location") == "/"
+    # Before signing in, the bare callback explains itself and offers to start over.
+    lost = Browser(signin).get("/auth/redirect", "")
+    assert lost.status == 400
+    assert b"last step of signing in" in lost.body
+    assert b'href="/auth/signin"' in lost.body
 
 
 def test_repeated_parameters_are_refused(signin: SignIn, entra: FakeEntra) -> None:

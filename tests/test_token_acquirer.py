@@ -141,6 +141,29 @@ def test_refusals_only_the_user_can_fix_start_a_sign_in_back_to_the_page(
     assert len(entra.token_posts) == posts
 
 
+def test_a_session_signed_out_by_another_request_is_not_revived_and_sign_in_works(
+    signin: SignIn, entra: FakeEntra, store: MemoryStore
+) -> None:
+    browser = StepBrowser(signin)
+    browser.sign_in(entra)
+    old_key = signin.sessions.store_key(browser.session_id or "")
+    slow = request_context(browser, "/reports")  # loaded before the sign-out below
+    signing_out = request_context(browser)
+    signin.sessions.destroy(signing_out.session)
+    end_request(browser, signing_out)
+    assert store.get(old_key) is None
+    with activated(slow), pytest.raises(InteractionRequiredError) as caught:
+        TokenAcquirer().acquire_token_for_user(OTHER_SCOPE)  # not in the cache: needs Entra
+    assert slow.user is None
+    end_request(browser, slow)
+    assert store.get(old_key) is None, "the signed-out session must not come back"
+    assert browser.session_id is not None
+    assert signin.sessions.store_key(browser.session_id) != old_key
+    location = caught.value.redirect_response.header("Location") or ""
+    back = browser.finish(entra, location)  # the sign-in it started completes
+    assert back.status == 302 and back.header("Location") == "/reports"
+
+
 def test_the_redirect_replaces_the_apps_answer_but_keeps_its_cookies(
     signin: SignIn, entra: FakeEntra
 ) -> None:
@@ -347,6 +370,22 @@ def test_app_token_refusal_names_entras_reason(idp: DevIdp) -> None:
         acquirer.acquire_token_for_app(f"{defaults.TODO_API_IDENTIFIER_URI}/.default")
     assert caught.value.status_code == 502
     assert caught.value.error
+
+
+def test_throttled_app_token_is_a_503_with_retry_after_and_not_sent_again(idp: DevIdp) -> None:
+    acquirer = TokenAcquirer(idp.entra_config("daemon"))
+    scope = f"{defaults.TODO_API_IDENTIFIER_URI}/.default"
+    with respx.mock(assert_all_called=False) as router:
+        token = router.post(idp.endpoints.token_endpoint).respond(
+            429, headers={"Retry-After": "120"}, json={"error": "temporarily_unavailable"}
+        )
+        router.route().pass_through()
+        for _ in range(3):
+            with pytest.raises(TokenAcquisitionError) as caught:
+                acquirer.acquire_token_for_app(scope)
+            assert caught.value.status_code == 503
+            assert caught.value.retry_after is not None and 100 < caught.value.retry_after <= 120
+    assert token.call_count == 1
 
 
 def test_unreachable_entra_is_a_503_error(idp: DevIdp) -> None:

@@ -91,12 +91,18 @@ class _Outcome:
     failure. ``cache`` is the token cache (blob, version) the token is stored in.
     """
 
-    token: str | None = None
-    result: Mapping[str, Any] | None = None
-    cache: tuple[Any, int] | None = None
+    token: str | None = dataclasses.field(default=None, repr=False)
+    result: Mapping[str, Any] | None = dataclasses.field(default=None, repr=False)
+    cache: tuple[Any, int] | None = dataclasses.field(default=None, repr=False)
     interaction: str | None = None
     challenge: str | None = None
     failure: _Failure | None = None
+    ended: bool = False  # the stored session is gone: signed out in another request
+
+
+# What of MSAL's answer the other requests of a flight need (the memo, telemetry); never the
+# refresh or ID token.
+_SHARED_RESULT = ("access_token", "expires_in", "refresh_in", "refresh_on", "token_source")
 
 
 def _account_for(accounts: list[dict[str, Any]], user: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -123,19 +129,18 @@ def _failure(result: Mapping[str, Any], what: str) -> TokenAcquisitionError:
 
 
 def _unreachable(exc: BaseException) -> TokenAcquisitionError:
+    """503: Entra cannot be reached, or asked us to wait (with the seconds, for Retry-After)."""
+    if isinstance(exc, TokenEndpointThrottled):
+        return TokenAcquisitionError(
+            f"Microsoft Entra asked to wait {exc.retry_after:.0f} s before the next token request",
+            error="temporarily_unavailable",
+            status_code=503,
+            retry_after=exc.retry_after,
+        )
     return TokenAcquisitionError(
         f"Microsoft Entra cannot be reached ({type(exc).__name__})",
         error="temporarily_unavailable",
         status_code=503,
-    )
-
-
-def _throttled(exc: TokenEndpointThrottled) -> _Failure:
-    return _Failure(
-        f"Microsoft Entra asked to wait {exc.retry_after:.0f} s before the next token request",
-        "temporarily_unavailable",
-        503,
-        exc.retry_after,
     )
 
 
@@ -281,8 +286,6 @@ class TokenAcquirer:
                 if account is None:
                     return _Outcome(interaction="the user's token cache holds no account")
                 result = self._silent(client, wanted, account, claims_challenge)
-        except TokenEndpointThrottled as exc:
-            return _Outcome(failure=_throttled(exc))
         except _TRANSPORT_ERRORS as exc:
             return _Outcome(failure=_Failure.of(_unreachable(exc)))
         except IdentityProviderUnavailableError as exc:
@@ -290,13 +293,13 @@ class TokenAcquirer:
         except LeaseTimeoutError as exc:
             return _Outcome(failure=_Failure(f"the token refresh is busy: {exc}", None, 503, 1.0))
         except SessionEndedError as exc:
-            return _Outcome(interaction=str(exc))
+            return _Outcome(interaction=str(exc), ended=True)
         if result is None:
             return _Outcome(interaction="no token for these scopes yet")
         if "access_token" in result:
             return _Outcome(
                 token=str(result["access_token"]),
-                result=result,
+                result={k: result[k] for k in _SHARED_RESULT if k in result},
                 cache=ctx.token_cache_state(),
             )
         error, _description = _describe(result)
@@ -343,6 +346,8 @@ class TokenAcquirer:
                 ctx.remember_token(frozenset(wanted), outcome.result)
             return outcome.token
         if outcome.interaction is not None:
+            if outcome.ended:
+                ctx.signed_out()  # the sign-in starts from a new session, not the ended one
             raise ctx.interaction_required(
                 outcome.interaction, wanted, claims_challenge=outcome.challenge or claims_challenge
             )

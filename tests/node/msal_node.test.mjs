@@ -171,15 +171,24 @@ async function todoApi(method, path, token, body) {
 const LINES = [
   // msal-node 7 checks the discovered issuer: the tenant-id authority matches its CIAM pattern.
   { name: "msal-node 7", msal: msal7, authority: `${HTTPS_BASE}/${TENANT_ID}/` },
-  // Microsoft's sample: the authority with its domain, the logout URL built from the host alone.
-  { name: "msal-node 2", msal: msal2, authority: `${HTTPS_BASE}/${SUBDOMAIN}.onmicrosoft.com/` },
+  // With the tenant's domain in the path the issuer (a GUID host) matches no pattern: msal-node 7
+  // then needs the issuer's host among knownAuthorities, against Entra as here.
+  {
+    name: "msal-node 7, domain authority",
+    msal: msal7,
+    authority: `${HTTPS_BASE}/${SUBDOMAIN}.onmicrosoft.com/`,
+    extraKnown: [`${TENANT_ID}.ciamlogin.com`],
+  },
+  // Microsoft's sample: msal-node 2, an authority with no tenant in the path (its default is
+  // https://<subdomain>.ciamlogin.com/), and the logout URL built from that string.
+  { name: "msal-node 2", msal: msal2, authority: `${HTTPS_BASE}/` },
 ];
 
 const quiet = { loggerOptions: { loggerCallback() {}, piiLoggingEnabled: false } };
 
 for (const line of LINES) {
   const { msal, authority } = line;
-  const knownAuthorities = [new URL(authority).host];
+  const knownAuthorities = [new URL(authority).host, ...(line.extraKnown || [])];
   const confidential = (client) =>
     new msal.ConfidentialClientApplication({
       auth: { clientId: client.id, clientSecret: client.secret, authority, knownAuthorities },

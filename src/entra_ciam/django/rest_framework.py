@@ -32,11 +32,16 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request as DRFRequest
 
 from entra_ciam.authorization import Names, Requirement
-from entra_ciam.bearer import extract_token
+from entra_ciam.bearer import error_response, extract_token
 from entra_ciam.claims import Claims
-from entra_ciam.decorators import require_role, require_scope, require_scope_or_app_permission
+from entra_ciam.decorators import (
+    Guard,
+    require_role,
+    require_scope,
+    require_scope_or_app_permission,
+)
 from entra_ciam.django import settings as entra_settings
-from entra_ciam.django.integration import DjangoIntegration
+from entra_ciam.django.integration import DjangoIntegration, http_response
 from entra_ciam.errors import (
     DEFAULT_REALM,
     AuthError,
@@ -50,9 +55,11 @@ __all__ = [
     "INTEGRATION",
     "EntraTokenAuthentication",
     "EntraUser",
+    "GuardPermission",
     "HasRole",
     "HasScope",
     "HasScopeOrAppPermission",
+    "exception_handler",
 ]
 
 _ERROR_ATTR = "_entra_ciam_error"
@@ -88,6 +95,7 @@ class TokenRefused(AuthenticationFailed, EntraCiamError):
             self, detail=err.description, code=err.error or "not_authenticated"
         )
         self.auth_header = err.www_authenticate
+        self.entra_error = err
 
 
 class IdentityProviderUnavailable(APIException, EntraCiamError):
@@ -100,6 +108,7 @@ class IdentityProviderUnavailable(APIException, EntraCiamError):
     def __init__(self, err: MetadataUnavailableError) -> None:
         APIException.__init__(self)
         self.wait = err.retry_after
+        self.entra_error = err
 
 
 class InsufficientScope(PermissionDenied, EntraCiamError):
@@ -108,6 +117,7 @@ class InsufficientScope(PermissionDenied, EntraCiamError):
     def __init__(self, err: AuthError) -> None:
         PermissionDenied.__init__(self, detail=err.description, code="insufficient_scope")
         self.auth_header = err.www_authenticate
+        self.entra_error = err
 
 
 def _django_request(request: Any) -> HttpRequest | None:
@@ -203,6 +213,34 @@ class HasScopeOrAppPermission(_GuardPermission):
     ) -> None:
         guard = require_scope_or_app_permission(scopes=scopes, app_permissions=app_permissions)
         super().__init__(guard.requirement, "HasScopeOrAppPermission")
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
+    """DRF's ``EXCEPTION_HANDLER`` answering authentication refusals as the guards do.
+
+    With ``"EXCEPTION_HANDLER": "entra_ciam.django.rest_framework.exception_handler"`` a 401,
+    403 ``insufficient_scope`` or 503 from these classes has the RFC 6750 JSON body
+    (``{"error", "error_description", "scope"}``) instead of DRF's ``{"detail": ...}``, so a DRF
+    API answers exactly like one built with the decorators. Anything else goes to DRF's handler.
+    """
+    from rest_framework.exceptions import NotAuthenticated
+    from rest_framework.views import exception_handler as drf_handler
+
+    err = getattr(exc, "entra_error", None)
+    if err is None and isinstance(exc, NotAuthenticated):
+        err = MissingTokenError()
+    if isinstance(err, AuthError):
+        status, headers, body = error_response(err)
+        return http_response(status, headers, body)
+    return drf_handler(exc, context)
+
+
+class GuardPermission(_GuardPermission):
+    """Any guard (``require_scope_or_app_permission(...)`` and friends) as a DRF permission,
+    so one definition of who may call an endpoint serves views of every kind."""
+
+    def __init__(self, guard: Guard) -> None:
+        super().__init__(guard.requirement, f"GuardPermission({guard!r})")
 
 
 class DRFIntegration(DjangoIntegration):

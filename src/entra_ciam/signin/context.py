@@ -131,6 +131,15 @@ class RequestContext:
                     cipher.save_to(self.session, client.token_cache)
                     sessions.write_now(self.session, TOKEN_CACHE_KEY)
 
+    def signed_out(self) -> None:
+        """The session ended in another request (sign-out): this one goes on without it.
+
+        Its copy is dropped, not written back, and anything this request starts (a sign-in)
+        lives in a new session with a new cookie.
+        """
+        self.signin.sessions.destroy(self.session)
+        self._token_cache = None
+
     def token_cache_state(self) -> tuple[Any, int]:
         """The token cache blob this request holds and its version in the store."""
         return self.signin.sessions.synced(self.session, TOKEN_CACHE_KEY)

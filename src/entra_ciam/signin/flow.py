@@ -312,11 +312,20 @@ class SignIn:
             return _method_not_allowed("GET, POST")
         given = _single(request.form if request.method == "POST" else request.query)
         if given is None:
-            return self._bad(request, "The sign-in response repeats a parameter.")
+            return self._bad(
+                request,
+                "The answer from the sign-in page was changed on its way back "
+                "(it repeats a parameter), so it cannot be used.",
+            )
         if request.method == "GET" and set(given) == {"resume"}:
             resumed = unseal(self.cipher, given["resume"])
             if resumed is None:
-                return self._bad(request, "This sign-in response expired or was altered.")
+                return self._unusable(
+                    request,
+                    session,
+                    "This sign-in took too long or was already used "
+                    "(the response expired or was altered).",
+                )
             params = resumed
         else:
             try:
@@ -328,9 +337,18 @@ class SignIn:
                 return self._send_on(params)
         state = params.get("state")
         if not state:
-            return self._bad(request, "The sign-in response carries no state.")
+            return self._unusable(
+                request,
+                session,
+                "This address is the last step of signing in: it only works when Microsoft "
+                "Entra sends you back to it (the response carries no state).",
+            )
         if not _STATE_RE.fullmatch(state):
-            return self._bad(request, "The sign-in response carries a malformed state.")
+            return self._bad(
+                request,
+                "The answer from the sign-in page was changed on its way back "
+                "(it carries a malformed state), so it cannot be used.",
+            )
         record, forget = self.flows.take(request.cookie_header, state)
         response = self._finish(request, session, record, params)
         response.headers.extend(("Set-Cookie", cookie) for cookie in forget)
@@ -379,10 +397,12 @@ class SignIn:
     ) -> Response:
         """The answer to a response whose state found ``record`` (or None) in this browser."""
         if record is None:
-            return self._bad(
+            return self._unusable(
                 request,
-                "This sign-in response does not match a sign-in started in this browser: it was "
-                "already used, it expired, or it was started elsewhere.",
+                session,
+                "This sign-in cannot be finished: it was already used, it took too long, or it "
+                "was started in another browser (it does not match a sign-in started in this "
+                "browser).",
             )
         if "error" in params:
             return self._bad(request, _entra_error(params))
@@ -401,6 +421,15 @@ class SignIn:
         assert self.config.redirect_uri is not None
         resume = urlencode({"resume": seal(self.cipher, params)})
         return redirect(f"{self.config.redirect_uri}?{resume}", 303)
+
+    def _unusable(self, request: Request, session: Session, message: str) -> Response:
+        """A callback that cannot complete a sign-in. A user who is signed in has reloaded or
+        reopened it (a bookmark, the back button): nothing to do, so home. Anyone else is told
+        why, with a way to start over."""
+        if isinstance(session.get(USER_KEY), dict):
+            log.info("a signed-in user reopened the sign-in callback: sent home")
+            return redirect(request.url_for(self.default_return_path))
+        return self._bad(request, message)
 
     def _bad(self, request: Request, message: str) -> Response:
         """400 with the reason and a way to start over."""
