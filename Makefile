@@ -31,6 +31,7 @@ docs: $(STAMP)
 test: lint typecheck docs unit
 
 bench: $(STAMP)
+	bash bench/provision.sh
 	$(BIN)/python bench/run.py
 
 clean:

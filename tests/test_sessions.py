@@ -151,6 +151,21 @@ def test_returned_data_is_a_copy(store: Any) -> None:
     assert store.get("k") == {"items": [1]}
 
 
+def test_nested_copies_are_independent(store: Any) -> None:
+    store.set("k", {"user": {"amr": ["pwd"], "claims": {"tid": "t"}}, "blob": "x" * 4096}, 60)
+    first = store.get("k")
+    first["user"]["amr"].append("mfa")
+    first["user"]["claims"]["tid"] = "other"
+    assert store.get("k") == {"user": {"amr": ["pwd"], "claims": {"tid": "t"}}, "blob": "x" * 4096}
+
+
+def test_values_come_back_as_json_gives_them(store: Any) -> None:
+    store.set("k", {"pair": (1, 2), "n": 1.5, "none": None}, 60)
+    assert store.get("k") == {"pair": [1, 2], "n": 1.5, "none": None}
+    with pytest.raises(TypeError):
+        store.set("bad", {"not json": object()}, 60)
+
+
 def test_unicode_survives(store: Any) -> None:
     store.set("u", {"name": "Zoë 日本 \u2028"}, 60)
     assert store.get("u") == {"name": "Zoë 日本 \u2028"}
@@ -759,3 +774,42 @@ def test_from_url_never_shows_a_password() -> None:
         from_url("redis://user:hunter2@127.0.0.1:6379/zero")
     assert "hunter2" not in str(info.value)
     assert "***" in str(info.value)
+
+
+def test_redis_more_concurrent_callers_than_connections_wait_instead_of_failing() -> None:
+    require_redis()
+    from entra_ciam.sessions.redis import MAX_CONNECTIONS
+
+    prefix = _redis_prefix()
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    manager = SessionManager(store)
+    session = manager.load(None)
+    session["user"] = "ada"
+    cookie = _cookie_header(manager.commit(session) or "")
+    callers = MAX_CONNECTIONS * 2
+    start_line = threading.Barrier(callers)
+    failures: list[BaseException] = []
+    found: list[object] = []
+
+    def request() -> None:
+        start_line.wait()
+        try:
+            for _ in range(20):  # a signed-in page: read the session, write it back
+                loaded = manager.load(cookie)
+                found.append(loaded.get("user"))
+                loaded.mark_modified()
+                manager.commit(loaded)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=request) for _ in range(callers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        store.close()
+        _delete_prefix(prefix)
+    assert failures == []
+    assert found == ["ada"] * callers * 20

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import respx
@@ -75,6 +76,36 @@ def test_the_default_recorder_records_nothing_and_install_swaps_it() -> None:
     with otel():
         assert type(telemetry.recorder).__name__ == "OpenTelemetryRecorder"
     assert type(telemetry.recorder) is telemetry.Recorder
+
+
+def test_instrumenting_twice_keeps_one_recorder_per_provider() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from entra_ciam.opentelemetry import instrument, uninstrument
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        first = instrument(meter_provider=provider)
+        first.cache_hit()
+        second = instrument(meter_provider=provider)  # e.g. an app factory called again
+        assert second is first and telemetry.recorder is first
+        second.cache_hit()
+        data = reader.get_metrics_data()
+        assert data is not None
+        hits = [
+            point.value
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "entra_ciam.validated_token_cache.hits"
+            for point in metric.data.data_points
+        ]
+        assert hits == [2]
+    finally:
+        uninstrument()
+        provider.shutdown()
 
 
 # -- the validator -------------------------------------------------------------------------------
@@ -323,6 +354,20 @@ def idp() -> Iterator[DevIdp]:
         yield running
 
 
+def test_on_behalf_of_tokens_from_the_provider_then_the_memo(metrics: Otel, idp: DevIdp) -> None:
+    from tests.test_token_acquirer import user_token_for_api
+
+    acquirer = TokenAcquirer(idp.entra_config("todo-api"))
+    incoming = user_token_for_api(idp)
+    first = acquirer.acquire_token_on_behalf_of(incoming, "User.Read")
+    assert acquirer.acquire_token_on_behalf_of(incoming, "User.Read") == first
+    assert asyncio.run(acquirer.acquire_token_on_behalf_of_async(incoming, "User.Read")) == first
+    obo = {"kind": "obo", "outcome": "ok"}
+    assert metrics.value(ACQUISITIONS, source="identity_provider", **obo) == 1
+    assert metrics.value(ACQUISITIONS, source="memo", **obo) == 2
+    assert metrics.value(DURATION, source="memo", **obo)[0] == 2
+
+
 def test_app_tokens_from_the_provider_then_msals_cache(metrics: Otel, idp: DevIdp) -> None:
     acquirer = TokenAcquirer(idp.entra_config("daemon"))
     scope = f"{defaults.TODO_API_IDENTIFIER_URI}/.default"
@@ -349,12 +394,19 @@ def test_sign_ins_started_completed_and_failed_by_reason(
     signin = make_signin(MemoryStore(), scopes=[API_SCOPE])
     browser = StepBrowser(signin)
     browser.sign_in(entra)
-    # A replayed answer, one with no state, a cancelled one, and Entra down at redemption.
+    # An answer replayed in another browser, one with no state, a cancelled one, and Entra down
+    # at redemption. (A signed-in user reopening the callback is sent home: not a failure.)
     auth_uri = browser.start()
     code, state = entra.issue_code(auth_uri)
-    assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
-    assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 400
-    assert browser.get("/auth/redirect", "code=abc").status == 400
+    form = {"code": code, "state": state}
+    assert browser.send("POST", "/auth/redirect", form=form).status == 302
+    assert browser.send("POST", "/auth/redirect", form=form).status == 302  # home
+    elsewhere = StepBrowser(signin)
+    sent_on = elsewhere.send("POST", "/auth/redirect", form=form)  # cross-site: to a GET
+    assert sent_on.status == 303
+    resumed = urlsplit(sent_on.header("Location") or "").query
+    assert elsewhere.get("/auth/redirect", resumed).status == 400
+    assert elsewhere.get("/auth/redirect", "code=abc").status == 400
     auth_uri = browser.start()
     state = re.search(r"state=([^&]+)", auth_uri)
     assert state is not None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import email.utils
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import respx
 
 from entra_ciam.http import FetchError, MsalHttpClient
+from entra_ciam.sessions import MemoryStore, SessionStoreUnavailableError, SQLiteStore
 from entra_ciam.signin.throttle import (
     DEFAULT_RETRY_AFTER,
     MAX_RETRY_AFTER,
@@ -103,3 +106,36 @@ def test_503_needs_retry_after_but_429_always_closes() -> None:
         client.post(TOKEN)
     assert defaulted.value.retry_after == DEFAULT_RETRY_AFTER
     client.close()
+
+
+@respx.mock
+def test_the_wait_is_shared_with_every_process_using_the_session_store(tmp_path: Path) -> None:
+    """Two gates over one SQLite file stand for two app processes: one 429 closes both."""
+    path = tmp_path / "sessions.db"
+    first = GatedHttpClient(MsalHttpClient(), RetryAfterGate(store=SQLiteStore(path)))
+    second = GatedHttpClient(MsalHttpClient(), RetryAfterGate(store=SQLiteStore(path)))
+    token = respx.post(TOKEN).mock(return_value=httpx.Response(429, headers={"Retry-After": "60"}))
+    with pytest.raises(TokenEndpointThrottled):
+        first.post(TOKEN)
+    with pytest.raises(TokenEndpointThrottled) as caught:
+        second.post(TOKEN)
+    assert caught.value.status is None and 50 < caught.value.retry_after <= 60
+    assert token.call_count == 1
+    other = respx.post(OTHER).mock(return_value=httpx.Response(200, json={}))
+    assert second.post(OTHER).status_code == 200 and other.call_count == 1
+    first.close()
+    second.close()
+
+
+def test_a_broken_store_never_breaks_the_gate() -> None:
+    class Down(MemoryStore):
+        def get(self, sid: str) -> Any:
+            raise SessionStoreUnavailableError("down")
+
+        def set(self, sid: str, data: Any, ttl: float) -> None:
+            raise SessionStoreUnavailableError("down")
+
+    gate = RetryAfterGate(store=Down())
+    assert gate.remaining(TOKEN) == 0.0
+    gate.close(TOKEN, 5)  # still closed in this process
+    assert gate.remaining(TOKEN) > 0

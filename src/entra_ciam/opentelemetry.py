@@ -203,15 +203,25 @@ class OpenTelemetryRecorder(telemetry.Recorder):
         return _Span(span)
 
 
+# One recorder per pair of providers: an instrument name can be registered once per meter, so a
+# second recorder on the same provider would have its observable counters ignored.
+_recorders: dict[tuple[object, object], OpenTelemetryRecorder] = {}
+_lock = threading.Lock()
+
+
 def instrument(
     meter_provider: MeterProvider | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> OpenTelemetryRecorder:
     """Report to OpenTelemetry from now on (the global providers unless given); returns the recorder.
 
-    Calling it again replaces the previous recorder (its counts start over).
+    Calling it again with the same providers installs the same recorder (its counts go on).
     """
-    recorder = OpenTelemetryRecorder(meter_provider, tracer_provider)
+    key = (meter_provider, tracer_provider)  # the objects, not their ids, which can be reused
+    with _lock:
+        recorder = _recorders.get(key)
+        if recorder is None:
+            recorder = _recorders[key] = OpenTelemetryRecorder(meter_provider, tracer_provider)
     telemetry.install(recorder)
     return recorder
 

@@ -364,7 +364,7 @@ _SIGNIN_FAILURES: Final = _table(
         (r"^The sign-in response's \w+ is too long", "response_oversized"),
         (r"no authorization code", "code_missing"),
         (r"nonce", "nonce"),
-        (r"does not match its request|response does not match", "response_mismatch"),
+        (r"does not match its request|does not match this sign-in", "response_mismatch"),
         (r"^The sign-in was refused", "id_token"),
         (r"^Microsoft Entra refused the sign-in", "token_refused"),
     )

@@ -132,7 +132,9 @@ def test_msal_python_unmodified_with_oidc_authority_and_with_authority(idp: DevI
         authority=idp.authority, audience=defaults.TODO_API_CLIENT_ID, verify=idp.ca_bundle
     )
     for app in (by_oidc, by_authority):
-        flow = app.initiate_auth_code_flow([TODO_READ], redirect_uri=REDIRECT_URI)
+        flow = app.initiate_auth_code_flow(
+            [TODO_READ], redirect_uri=REDIRECT_URI, response_mode="form_post"
+        )
         with Browser() as browser:
             result = browser.sign_in(flow["auth_uri"], email=ADA[0], password=ADA[1])
         tokens = app.acquire_token_by_auth_code_flow(flow, result.params)

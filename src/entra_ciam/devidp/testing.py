@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import ssl
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from html.parser import HTMLParser
@@ -183,8 +184,12 @@ def _parse(html: str) -> _PageParser:
 class Browser:
     """A cookie-keeping HTTP client that fills in the emulator's pages like a person would."""
 
-    def __init__(self, client: httpx.Client | None = None, *, verify: Any = True) -> None:
-        """``verify`` (the emulator's CA bundle) lets it open URLs on the https origin too."""
+    def __init__(
+        self, client: httpx.Client | None = None, *, verify: bool | str | ssl.SSLContext = True
+    ) -> None:
+        """``verify`` (the emulator's CA bundle path) lets it open URLs on the https origin too."""
+        if isinstance(verify, str):
+            verify = ssl.create_default_context(cafile=verify)
         self.client = client or httpx.Client(follow_redirects=False, timeout=10.0, verify=verify)
         self._owns_client = client is None
         # The last responses, newest last, for tests that check headers along the way.

@@ -171,7 +171,9 @@ class SignIn:
         )
         self.cipher = TokenCacheCipher.from_config(config)
         self.flows = FlowCookies(self.sessions, self.cipher)
-        self.clients = MsalClients(config, http_client=http_client)
+        self.clients = MsalClients(
+            config, http_client=http_client, shared_store=self.sessions.store
+        )
         # This site as browsers name it in Origin headers (behind a proxy, Host may differ).
         configured = (config.redirect_uri, config.post_logout_redirect_uri)
         self.own_origins = frozenset(o for o in map(origin_of, configured) if o is not None)

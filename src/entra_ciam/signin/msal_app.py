@@ -24,9 +24,10 @@ import msal
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import EntraCiamError
 from entra_ciam.http import FetchError, MsalHttpClient, describe_transport_error
+from entra_ciam.sessions.base import SessionStore
 from entra_ciam.signin import msal_logging
 from entra_ciam.signin.singleflight import Flights
-from entra_ciam.signin.throttle import GatedHttpClient
+from entra_ciam.signin.throttle import GatedHttpClient, RetryAfterGate
 from entra_ciam.signin.tokenmemo import UserTokenMemo
 
 __all__ = ["POOL_SIZE", "IdentityProviderUnavailableError", "MsalClients"]
@@ -93,11 +94,14 @@ class MsalClients:
         *,
         http_client: MsalHttpClient | None = None,
         purpose: str = "Signing users in",
+        shared_store: SessionStore | None = None,
     ) -> None:
         config.require("client_id", "client_secret", purpose=purpose)
         self.config = config
+        # Entra's "wait" is kept in ``shared_store`` too, for every process sharing it.
         self.http_client = GatedHttpClient(
-            http_client if http_client is not None else MsalHttpClient(config.verify)
+            http_client if http_client is not None else MsalHttpClient(config.verify),
+            RetryAfterGate(store=shared_store),
         )
         self._http_cache = _SharedCache()
         self._app_lock = threading.Lock()

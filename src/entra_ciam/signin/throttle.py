@@ -4,19 +4,26 @@ MSAL turns a 503 into an exception without its headers and reads a 429's body as
 error, so the ``Retry-After`` Entra sends would be lost by the time our code sees the result. The
 HTTP client MSAL is given sees it instead: :class:`GatedHttpClient` raises
 :class:`TokenEndpointThrottled` for such an answer and, until the time Entra named has passed,
-for every further POST to that endpoint from this process, without sending it. So a burst of
-requests meets one throttled answer, not one each; the token acquirer then waits or fails fast.
+for every further POST to that endpoint, without sending it: from this process, and from every
+process sharing the session store when the gate is given one (the sign-in middleware's is). So a
+burst of requests meets one throttled answer, not one each; the token acquirer then waits or
+fails fast. Answers MSAL finds in its cache still serve meanwhile: only the network is closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from entra_ciam.http import FetchError
+
+if TYPE_CHECKING:
+    from entra_ciam.sessions.base import SessionStore
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
@@ -62,28 +69,53 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 
 class RetryAfterGate:
-    """Until when each URL asked not to be called (monotonic clock), for every thread."""
+    """Until when each URL asked not to be called, for every thread, and for every process that
+    shares ``store`` (a session store; its record holds the wall-clock time, ``time.time``).
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    Failures of the store are ignored here: the gate only saves calls, it never causes errors.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, store: SessionStore | None = None
+    ) -> None:
         self._clock = clock
         self._until: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.store = store
 
     def remaining(self, url: str) -> float:
         with self._lock:
             until = self._until.get(url)
-            if until is None:
-                return 0.0
-            left = until - self._clock()
-            if left <= 0:
+            left = 0.0 if until is None else until - self._clock()
+            if until is not None and left <= 0:
                 del self._until[url]
-                return 0.0
-            return left
+        if left > 0 or self.store is None:
+            return max(left, 0.0)
+        record = None
+        with contextlib.suppress(Exception):
+            record = self.store.get(_shared_key(url))
+        shared = record.get("until") if record else None
+        if not isinstance(shared, int | float) or isinstance(shared, bool):
+            return 0.0
+        left = min(float(shared) - time.time(), MAX_RETRY_AFTER)
+        if left > 0:
+            self._close_here(url, left)
+        return max(left, 0.0)
 
     def close(self, url: str, seconds: float) -> None:
+        self._close_here(url, seconds)
+        if self.store is not None and seconds > 0:
+            with contextlib.suppress(Exception):
+                self.store.set(_shared_key(url), {"until": time.time() + seconds}, seconds)
+
+    def _close_here(self, url: str, seconds: float) -> None:
         with self._lock:
             until = self._clock() + seconds
             self._until[url] = max(until, self._until.get(url, until))
+
+
+def _shared_key(url: str) -> str:
+    return "throttle:" + hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
 class GatedHttpClient:
