@@ -87,12 +87,24 @@ def test_a_flow_is_used_once(signin: SignIn, entra: FakeEntra) -> None:
     browser = StepBrowser(signin)
     auth_uri = browser.start()
     code, state = entra.issue_code(auth_uri)
-    assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
+    form = {"code": code, "state": state}
+    flow_cookie = dict(flow_cookies(browser))
+    assert browser.send("POST", "/auth/redirect", form=form).status == 302
     deleted = [c for c in browser.set_cookies if "_flow_" in c.split("=")[0]]
     assert deleted and all("Max-Age=0" in c for c in deleted)
-    again = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
-    assert again.status == 400 and b"already used" in again.body
-    assert len(entra.token_posts) == 1, "the replay never reached Entra"
+    # The signed-in browser replaying it is sent home (pages.py); nothing reaches Entra.
+    again = browser.send("POST", "/auth/redirect", form=form)
+    assert again.status == 302 and again.header("Location") == "/"
+    # Another browser given the same answer (and even the spent flow cookie, were it stolen
+    # before use) does not sign in: without the cookie it is refused here, with it Entra
+    # refuses the spent code.
+    other = StepBrowser(signin)
+    refused = other.send("POST", "/auth/redirect", form=form)
+    assert refused.status in (303, 400)
+    other.cookies = flow_cookie
+    assert other.send("POST", "/auth/redirect", form=form).status == 400
+    assert other.session_id is None
+    assert len(entra.token_posts) == 2
 
 
 def _forged(key: str, record: dict[str, object], when: float) -> str:
