@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from examples.starlette_api.storage import DEFAULT_DB_PATH
+
 from entra_ciam import EntraConfig
 
 __all__ = ["create_app"]
-
-DEFAULT_DB_PATH = "todo.sqlite3"
 
 
 def create_app(

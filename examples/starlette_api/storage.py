@@ -16,7 +16,11 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["MAX_ID", "TodoItem", "TodoStore"]
+__all__ = ["DEFAULT_DB_PATH", "MAX_ID", "TodoItem", "TodoStore"]
+
+# Run by hand from a clone, the todo APIs keep their items in ./state/ (gitignored), apart from
+# the demo's .entra-ciam/.
+DEFAULT_DB_PATH = "state/todo.sqlite3"
 
 # SQLite integers are signed 64-bit: a larger id can name no row (and would overflow sqlite3).
 MAX_ID = 2**63 - 1
