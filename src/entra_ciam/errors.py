@@ -47,6 +47,7 @@ class EntraCiamError(Exception):
         │   └── MetadataUnavailableError         503 + Retry-After
         ├── FetchError                           http: discovery/keys fetch failed (logged)
         │   └── TokenEndpointThrottled           signin.throttle: Entra asked to wait
+        ├── NetworkNeeded                        signin.throttle: (internal) a cache-only try
         ├── InteractionRequiredError             signin.errors: send the user through sign-in
         ├── TokenAcquisitionError                signin.errors: Entra refused (502/503/401)
         ├── IdentityProviderUnavailableError     signin.msal_app: Entra unreachable (503 page)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.http import FetchError
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class TokenEndpointThrottled(FetchError):
         self.status = status
 
 
-class NetworkNeeded(Exception):
+class NetworkNeeded(EntraCiamError):
     """MSAL wanted to call the token endpoint inside ``GatedHttpClient.offline()``."""
 
 
