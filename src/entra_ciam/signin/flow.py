@@ -57,6 +57,7 @@ from entra_ciam.signin.pages import (
     store_unavailable_page,
 )
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
+from entra_ciam.warmup import OnError, warm_up
 
 __all__ = ["RESERVED_SCOPES", "SignIn", "normalize_scopes"]
 
@@ -182,6 +183,14 @@ class SignIn:
             f"{prefix}/redirect": self.complete,
             f"{prefix}/signout": self.sign_out,
         }
+
+    def warm_up(self, *, on_error: OnError = "raise") -> bool:
+        """Have MSAL fetch the tenant's discovery now, at start-up (see :mod:`entra_ciam.warmup`).
+
+        ``on_error="raise"`` raises IdentityProviderUnavailableError when Entra cannot be
+        reached; ``"log"`` logs ``warm_up_failed`` and returns False.
+        """
+        return warm_up("signin", self.clients.build, on_error, (IdentityProviderUnavailableError,))
 
     # -- per request ------------------------------------------------------------------------------
 
