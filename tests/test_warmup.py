@@ -128,7 +128,6 @@ STARTS_DJANGO = (
 
 
 def start_django(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    pytest.importorskip("django")
     return subprocess.run(
         [sys.executable, "-c", STARTS_DJANGO],
         env={
