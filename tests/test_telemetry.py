@@ -437,7 +437,6 @@ def test_sign_ins_started_completed_and_failed_by_reason(
 def test_session_store_errors_are_counted(
     metrics: Otel, caplog: pytest.LogCaptureFixture, entra: FakeEntra
 ) -> None:
-    pytest.importorskip("redis")
     from entra_ciam.sessions.redis import RedisStore
 
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from examples.starlette_api.storage import DEFAULT_DB_PATH
 
@@ -35,9 +34,7 @@ def parse_arguments(
         default=os.environ.get("TODO_API_SERVER", "uvicorn"),
         help="uvicorn (ASGI, the default); runserver is Django's own WSGI server",
     )
-    args = parser.parse_args(argv)
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

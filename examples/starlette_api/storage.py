@@ -51,6 +51,8 @@ class TodoStore:
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 10_000) -> None:
         self.path = os.fspath(path)
         self.busy_timeout_ms = busy_timeout_ms
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)  # state/ on first use
         with self._connect() as db:
             # journal_mode is stored in the file: set once, every later connection uses WAL.
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]

@@ -408,6 +408,6 @@ def signin_failed(message: str = "", *, reason: str | None = None, status: int =
 
 
 def session_store_error(operation: str) -> None:
-    """The session store did not answer during ``operation``: load, save, start or route."""
+    """The session store did not answer during ``operation``: load, save or route."""
     recorder.session_store_error(operation)
     emit("session_store_unavailable", operation=operation)

@@ -153,6 +153,7 @@ class SignInMiddleware(_Middleware):
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
         self.signin, self.acquirer = build_signin()
+        entra_settings.warm_up(self.signin)  # with WARM_UP set: MSAL's discovery, now
 
     def _open(self, request: HttpRequest) -> RequestContext | Response:
         seen = request_from_django(request)

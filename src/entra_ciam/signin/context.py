@@ -62,7 +62,7 @@ class SignInFlow(Protocol):
 
     def begin(
         self,
-        session: Session,
+        request: Request,
         *,
         scopes: Sequence[str],
         return_path: str,
@@ -230,7 +230,7 @@ class RequestContext:
         if user is not None:
             hint = user.get("login_hint") or user.get("preferred_username")
         response = self.signin.begin(
-            self.session,
+            self.request,
             scopes=scopes,
             return_path=return_path,
             claims_challenge=claims_challenge,
