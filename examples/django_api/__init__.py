@@ -41,8 +41,8 @@ def create_app(
         settings.configure(**values)
     django.setup()
     for name, value in values.items():
-        if name in ("INSTALLED_APPS",):
-            continue  # fixed once Django is set up
+        if name in ("INSTALLED_APPS", "DATABASES"):
+            continue  # fixed once Django is set up (and the API keeps its items in SQLite)
         setattr(settings, name, value)
         setting_changed.send(sender=None, setting=name, value=value, enter=True)
     return get_asgi_application()

@@ -57,6 +57,7 @@ class EntraCiamError(Exception):
         ├── UnsafeReturnPathError (ValueError)   signin.returnpath: not a same-origin path
         ├── IdTokenError (ValueError)            signin.idtoken: ID token refused (400 page)
         ├── AuthResponseError (ValueError)       signin.authresponse: a response field too big
+        ├── FlowTooLargeError (ValueError)       signin.flowcookie: a flow too big for a cookie
         ├── SignInNotConfiguredError (RuntimeError)  signin.errors: no sign-in middleware
         ├── MissingExtraError (ImportError)      _extras: an optional dependency is missing
         └── DemoError (RuntimeError)             demo: the demo cannot start

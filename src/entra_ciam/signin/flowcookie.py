@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions import SessionManager, TokenCacheCipher
 from entra_ciam.sessions.manager import cookie_pairs
 from entra_ciam.signin.messages import Request
@@ -37,7 +38,7 @@ _PURPOSE = "flow"  # no other value this cipher seals reads as a flow
 _MAX_VALUE = 4000  # browsers keep cookies up to 4096 bytes, name included
 
 
-class FlowTooLargeError(ValueError):
+class FlowTooLargeError(EntraCiamError, ValueError):
     """The flow would not fit in a cookie (an extremely long return path or claims challenge)."""
 
 
