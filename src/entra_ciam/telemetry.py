@@ -4,7 +4,8 @@ The validator, the key cache, the token acquirer and the sign-in flow call the f
 the moments an operator cares about. Each call logs its structured event when it has one
 (:mod:`entra_ciam.events`) and hands the numbers to :data:`recorder`. The default recorder does
 nothing, so an app that never asks for metrics imports nothing more and pays one no-op call per
-hook: :func:`entra_ciam.opentelemetry.instrument` swaps in one that feeds OpenTelemetry, and
+hook (the validator's cache-hit path only tests :data:`active`):
+:func:`entra_ciam.opentelemetry.instrument` swaps in one that feeds OpenTelemetry, and
 :func:`install` takes any other :class:`Recorder` (Prometheus, StatsD...).
 
 Every label is drawn from a fixed set (outcomes, reasons, sources, steps), never from a token, a
