@@ -51,15 +51,13 @@ def test_header_is_read_only() -> None:
         jws.header["alg"] = "none"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("alg", ["PS256", "RS384", "RS512"])
+@pytest.mark.parametrize("alg", ["PS256", "PS384", "PS512", "RS384", "RS512"])
 def test_other_rsa_algorithms_when_configured(alg: str) -> None:
     body = f"{b64url_json({'alg': alg, 'kid': KEY.kid})}.{b64url_json({'a': 1})}".encode()
     pad: padding.AsymmetricPadding
-    digest: hashes.HashAlgorithm = {
-        "PS256": hashes.SHA256(),
-        "RS384": hashes.SHA384(),
-        "RS512": hashes.SHA512(),
-    }[alg]
+    digest: hashes.HashAlgorithm = {"256": hashes.SHA256(), "384": hashes.SHA384()}.get(
+        alg[2:], hashes.SHA512()
+    )
     if alg.startswith("PS"):
         pad = padding.PSS(padding.MGF1(digest), padding.PSS.DIGEST_LENGTH)
     else:
@@ -68,6 +66,17 @@ def test_other_rsa_algorithms_when_configured(alg: str) -> None:
     rejected(token, "not accepted")  # RS256 only by default
     jws = jose.parse(token, (alg,))
     jose.verify(jws, KEY.private.public_key())
+    # Each algorithm is its padding and its hash: the signature of one never passes as another.
+    for other in sorted(jose.SUPPORTED_ALGORITHMS - {alg}):
+        forged = jose.parse(
+            token.replace(
+                b64url_json({"alg": alg, "kid": KEY.kid}),
+                b64url_json({"alg": other, "kid": KEY.kid}),
+            ),
+            (other,),
+        )
+        with pytest.raises(InvalidTokenError, match="signature is invalid"):
+            jose.verify(forged, KEY.private.public_key())
 
 
 def test_wrong_key_fails_verification() -> None:
@@ -123,6 +132,38 @@ def test_forbidden_header(name: str) -> None:
     rejected(signed(header, {"a": 1}), f"a {name} header|an {name} header")
 
 
+def test_the_kid_length_limit_is_exact() -> None:
+    jose.parse(signed({"alg": "RS256", "kid": "k" * 256}, {"a": 1}))
+    rejected(signed({"alg": "RS256", "kid": "k" * 257}, {"a": 1}), "kid is too long")
+
+
+def test_the_header_size_limit_is_exact() -> None:
+    def header(size: int) -> str:  # a header segment of exactly this many bytes of JSON
+        frame = '{"alg":"RS256","kid":"k","x":""}'
+        return b64url(frame.replace('""', '"' + "p" * (size - len(frame)) + '"').encode())
+
+    payload = f"{b64url_json({'a': 1})}.{b64url(b'sig')}"
+    largest = header(1536)  # 2048 characters
+    assert len(largest) == 2048
+    jose.parse(f"{largest}.{payload}")
+    rejected(f"{header(1537)}.{payload}", "header is too large")  # 2050 characters
+    rejected(f"{largest}A.{payload}", "header is too large")  # 2049: not even base64url
+
+
+def test_the_header_cache_is_bounded() -> None:
+    """Header segments are attacker-chosen: the cache of checked headers holds at most 256."""
+    jose._HEADER_CACHE.clear()
+    sizes = []
+    for n in range(600):
+        jose.parse(f"{b64url_json({'alg': 'RS256', 'kid': f'k{n}'})}.e30.{b64url(b'sig')}")
+        sizes.append(len(jose._HEADER_CACHE))
+    assert max(sizes) == 256
+    # A cached header is answered as it was checked the first time, per algorithm list.
+    token = f"{b64url_json({'alg': 'PS256', 'kid': 'k'})}.e30.{b64url(b'sig')}"
+    assert jose.parse(token, ("PS256",)).alg == "PS256"
+    rejected(token, "'PS256' is not accepted")
+
+
 def test_missing_kid() -> None:
     rejected(signed({"alg": "RS256", "typ": "JWT"}, {"a": 1}), "no kid")
     rejected(signed({"alg": "RS256", "kid": ""}, {"a": 1}), "no kid")
@@ -137,8 +178,12 @@ def test_nested_jwt() -> None:
 
 def test_typ_other_than_jwt() -> None:
     rejected(signed({"alg": "RS256", "kid": KEY.kid, "typ": "dpop+jwt"}, {"a": 1}), "typ")
-    jose.parse(signed({"alg": "RS256", "kid": KEY.kid, "typ": "at+jwt"}, {"a": 1}))
+    rejected(signed({"alg": "RS256", "kid": KEY.kid, "typ": ["JWT"]}, {"a": 1}), "typ")
+    rejected(signed({"alg": "RS256", "kid": KEY.kid, "typ": ""}, {"a": 1}), "typ")
+    for typ in ("JWT", "jwt", "at+jwt", "AT+JWT", "application/jwt", "application/at+jwt"):
+        jose.parse(signed({"alg": "RS256", "kid": KEY.kid, "typ": typ}, {"a": 1}))
     jose.parse(signed({"alg": "RS256", "kid": KEY.kid}, {"a": 1}))
+    jose.parse(signed({"alg": "RS256", "kid": KEY.kid, "typ": None}, {"a": 1}))
 
 
 def test_jwe_five_parts() -> None:
