@@ -85,6 +85,19 @@ def test_wrong_key_fails_verification() -> None:
         jose.verify(jws, SigningKey().private.public_key())
 
 
+def test_a_key_of_another_type_fails_verification() -> None:
+    """verify() answers InvalidTokenError whatever the key object makes of the call."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    jws = jose.parse(FACTORY.mint())
+    for key in (
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        ed25519.Ed25519PrivateKey.generate().public_key(),
+    ):
+        with pytest.raises(InvalidTokenError, match="signature is invalid"):
+            jose.verify(jws, key)  # type: ignore[arg-type]
+
+
 def test_signature_of_wrong_length_fails_verification() -> None:
     head, body, _sig = FACTORY.mint().split(".")
     jws = jose.parse(f"{head}.{body}.{b64url(b'short')}")
@@ -101,6 +114,23 @@ def test_alg_none() -> None:
 def test_alg_none_in_other_cases() -> None:
     for alg in ("None", "NONE", "nOnE"):
         rejected(f"{b64url_json({'alg': alg, 'kid': 'k'})}.{b64url_json({})}.", "alg none")
+
+
+@pytest.mark.parametrize("alg", [None, 256, ["RS256"], {"RS256": 1}])
+def test_alg_missing_or_not_a_string(alg: object) -> None:
+    header = {"kid": KEY.kid} if alg is None else {"alg": alg, "kid": KEY.kid}
+    rejected(signed(header, {"a": 1}), "names no signing algorithm")
+
+
+def test_attacker_chosen_values_are_quoted_short() -> None:
+    alg = "X" * 100
+    assert rejected(signed({"alg": alg, "kid": KEY.kid}, {"a": 1}), "not accepted") == (
+        f"signing algorithm {'X' * 40!r} is not accepted (accepted: RS256)"
+    )
+    hs = "HS" + "9" * 100
+    assert rejected(signed({"alg": hs, "kid": KEY.kid}, {"a": 1}), "HMAC") == (
+        f"HMAC-signed tokens ({hs[:40]!r}) are not accepted"
+    )
 
 
 def test_alg_not_allowed() -> None:
@@ -172,8 +202,13 @@ def test_missing_kid() -> None:
 
 def test_nested_jwt() -> None:
     inner = FACTORY.mint()
-    rejected(signed({"alg": "RS256", "kid": KEY.kid, "cty": "JWT"}, inner.encode()), "nested")
-    rejected(signed({"alg": "RS256", "kid": KEY.kid, "cty": "text/plain"}, {"a": 1}), "cty")
+    for cty in ("JWT", "jwt", "application/jwt", "Application/JWT"):
+        rejected(signed({"alg": "RS256", "kid": KEY.kid, "cty": cty}, inner.encode()), "nested")
+    for cty in ("text/plain", 7, ["JWT"], ""):
+        rejected(
+            signed({"alg": "RS256", "kid": KEY.kid, "cty": cty}, {"a": 1}),
+            "^tokens with a cty header are not accepted$",
+        )
 
 
 def test_typ_other_than_jwt() -> None:
@@ -191,15 +226,36 @@ def test_jwe_five_parts() -> None:
     rejected(f"{header}.a.b.c.d", "encrypted tokens")
 
 
-@pytest.mark.parametrize("token", ["", "abc", "a.b", "a.b.c.d", "....", "a..c"])
-def test_not_three_parts(token: str) -> None:
-    with pytest.raises(InvalidTokenError):
-        jose.parse(token)
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("", "the token is empty"),
+        ("abc", "not a compact JWS"),
+        ("a.b", "not a compact JWS"),
+        ("a.b.c.d", "not a compact JWS"),
+        ("....", "encrypted tokens"),
+        (f".{b64url_json({'a': 1})}.c2ln", "the token header is empty"),
+        (f"{b64url_json({'alg': 'RS256', 'kid': 'k'})}..c2ln", "the token payload is empty"),
+        (f"{b64url_json({'alg': 'RS256', 'kid': 'k'})}.e30.", "the token signature is empty"),
+    ],
+)
+def test_not_three_nonempty_parts(token: str, reason: str) -> None:
+    rejected(token, reason)
 
 
 def test_too_long() -> None:
     token = FACTORY.mint(padding="x" * 17000)
     rejected(token, "longer than 16384")
+
+
+def test_the_length_limit_is_exact() -> None:
+    head = b64url_json({"alg": "RS256", "kid": KEY.kid})
+    signature = b64url(b"s" * 256)
+    room = jose.MAX_TOKEN_LENGTH - len(head) - len(signature) - 2
+    longest = f"{head}.{'A' * room}.{signature}"
+    assert len(longest) == jose.MAX_TOKEN_LENGTH == 16384
+    assert jose.parse(longest).signature == b"s" * 256  # parsed; verification would refuse it
+    rejected(f"{head}.{'A' * (room + 1)}.{signature}", "longer than 16384 characters")
 
 
 def test_not_a_string() -> None:
@@ -223,13 +279,17 @@ def test_non_ascii() -> None:
         lambda s: s[:5] + "\n" + s[6:],
         lambda s: s + "A" * ((1 - len(s)) % 4),  # length 1 mod 4 is never valid
         lambda s: s[:5] + "!" + s[6:],
+        # Four characters outside the alphabet: a lenient decoder skips them and decodes the
+        # rest to the very same bytes, so only the strict decoder refuses the segment.
+        lambda s: s[:4] + "++//" + s[4:],
+        lambda s: s[:4] + "====" + s[4:],
     ],
 )
 def test_malformed_base64(mutate: object) -> None:
     head, body, sig = FACTORY.mint().split(".")
     assert callable(mutate)
     for token in (f"{mutate(head)}.{body}.{sig}", f"{head}.{body}.{mutate(sig)}"):
-        with pytest.raises(InvalidTokenError, match=r"base64url|JSON"):
+        with pytest.raises(InvalidTokenError, match=r"base64url"):
             jose.parse(token)
     jws = jose.parse(f"{head}.{mutate(body)}.{sig}")  # the payload is decoded after verify
     with pytest.raises(InvalidTokenError, match="base64url"):

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 import entra_ciam.validator as validator_module
 from entra_ciam import AccessTokenValidator, Claims, ConfigError, EntraConfig, InvalidTokenError
 from entra_ciam.errors import AuthError
-from tests.support.clock import Clock
+from tests.support.clock import Clock, at_wall_time
 from tests.support.oidc_stub import OIDCStub, running_stub
 from tests.support.tokens import (
     API_CLIENT_ID,
@@ -157,6 +158,108 @@ def test_leeway_accepts_small_clock_skew(tenant: Tenant) -> None:
     strict = AccessTokenValidator(tenant.stub.authority, API_CLIENT_ID, leeway=0)
     with pytest.raises(InvalidTokenError, match="expired"):
         strict.validate(token)
+
+
+NOW = 1_800_000_000.0  # a fixed wall-clock reading for the tests that need the exact second
+
+
+def test_expiry_to_the_edge_of_the_leeway(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused from ``exp + leeway`` on (60 s by default), accepted a moment before."""
+    token = tenant.factory.mint(exp=int(NOW), nbf=int(NOW) - 600, iat=int(NOW) - 600)
+    at_wall_time(monkeypatch, NOW - 0.5)
+    cached = tenant.validator.validate(token)
+    assert tenant.validator.validate(token) is cached
+    at_wall_time(monkeypatch, NOW)  # the cache serves a token until its exp, no further...
+    within_leeway = tenant.validator.validate(token)
+    assert within_leeway is not cached  # ...then it is validated again, and still good
+    at_wall_time(monkeypatch, NOW + 59.999)
+    assert tenant.validator.validate(token).oid == USER_OID
+    at_wall_time(monkeypatch, NOW + 60)
+    rejected(tenant, token, "the token expired at 2027-01-15T08:00:00Z")
+    strict = AccessTokenValidator(tenant.stub.authority, API_CLIENT_ID, leeway=0)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        strict.validate(tenant.factory.mint(exp=int(NOW)))
+    at_wall_time(monkeypatch, NOW - 0.001)
+    assert strict.validate(tenant.factory.mint(exp=int(NOW))).oid == USER_OID
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_not_before_and_issued_at_to_the_edge_of_the_leeway(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, claim: str
+) -> None:
+    at_wall_time(monkeypatch, NOW)
+    others = {"nbf": None, "iat": None, "exp": int(NOW) + 3600}
+    edge = tenant.factory.mint(**{**others, claim: NOW + 60})
+    first = tenant.validator.validate(edge)
+    assert first.oid == USER_OID
+    assert tenant.validator.validate(edge) is first  # remembered from nbf/iat - leeway on
+    reason = "not valid before" if claim == "nbf" else "issued in the future"
+    rejected(tenant, tenant.factory.mint(**{**others, claim: NOW + 60.001}), reason)
+    # Neither is required.
+    assert tenant.validator.validate(tenant.factory.mint(**others)).oid == USER_OID
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_a_cached_token_is_not_valid_before_its_nbf_or_iat(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, claim: str
+) -> None:
+    """The cache remembers the window: each of nbf and iat alone bounds it."""
+    at_wall_time(monkeypatch, NOW)
+    times: dict[str, Any] = {"nbf": None, "iat": None, "exp": int(NOW) + 3600, claim: NOW + 30}
+    token = tenant.factory.mint(**times)
+    assert tenant.validator.validate(token).oid == USER_OID  # within the leeway
+    at_wall_time(monkeypatch, NOW - 31)  # the wall clock steps back
+    rejected(tenant, token, "not valid before|issued in the future")
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [(0, True), (-1, False), (253402300799, True), (253402300800, False), (1.5, True)],
+)
+def test_time_claims_are_times(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, value: float, valid: bool
+) -> None:
+    """Between 0 and the last second of year 9999, in both directions."""
+    at_wall_time(monkeypatch, NOW)
+    for claim in ("exp", "nbf", "iat"):
+        times: dict[str, Any] = {"exp": int(NOW) + 3600, "nbf": None, "iat": None}
+        token = tenant.factory.mint(**{**times, claim: value})
+        if valid:
+            try:
+                tenant.validator.validate(token)
+            except InvalidTokenError as err:  # expired, not yet valid: but a valid time
+                assert "not a valid time" not in err.description
+        else:
+            rejected(tenant, token, f"the token {claim} claim is not a valid time")
+    rejected(tenant, tenant.factory.mint(exp="soon"), "exp claim is not a valid time")
+    rejected(tenant, tenant.factory.mint(exp=True), "exp claim is not a valid time")
+
+
+def test_the_documented_defaults() -> None:
+    """docs/api.md lists these; each decides what an unconfigured validator accepts."""
+    import inspect
+
+    parameters = inspect.signature(AccessTokenValidator).parameters
+    defaults = {name: p.default for name, p in parameters.items() if p.default is not p.empty}
+    assert defaults["leeway"] == 60
+    assert defaults["cache_size"] == 4096
+    assert defaults["algorithms"] == ("RS256",)
+    assert defaults["allowed_versions"] == ("2.0",)
+    assert defaults["accept_v1_audience"] is False
+    assert defaults["verify"] is True
+    validator = AccessTokenValidator("https://contoso.ciamlogin.com/", API_CLIENT_ID)
+    assert validator.leeway == 60.0
+    assert validator.allowed_versions == {"2.0"}
+    assert validator.audiences == {API_CLIENT_ID}
+
+
+def test_claim_values_are_quoted_short(tenant: Tenant) -> None:
+    long_issuer = "https://evil.example/" + "i" * 300
+    shown = repr(long_issuer[:200] + "...")
+    rejected(tenant, tenant.factory.mint(iss=long_issuer), f"^issuer {re.escape(shown)} is not")
+    exact = "https://evil.example/" + "i" * (200 - 21)
+    assert len(exact) == 200
+    rejected(tenant, tenant.factory.mint(iss=exact), f"^issuer {re.escape(repr(exact))} is not")
 
 
 def test_audience_list_and_v1_audience(tenant: Tenant) -> None:
@@ -620,6 +723,18 @@ def test_unknown_kid_storm_in_threads_and_tasks(tenant: Tenant) -> None:
         ),
         ({"authority": "https://contoso.ciamlogin.com/", "audience": "a", "leeway": -1}, "leeway"),
         (
+            {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "leeway": 600.5},
+            "leeway must be between 0 and 600 seconds, got 600.5",
+        ),
+        (
+            {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "leeway": -0.5},
+            "leeway must be between 0 and 600 seconds, got -0.5",
+        ),
+        (
+            {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "leeway": "60"},
+            "leeway",
+        ),
+        (
             {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "tenant_id": "x"},
             "tenant_id must be the tenant GUID",
         ),
@@ -644,6 +759,12 @@ def test_unknown_kid_storm_in_threads_and_tasks(tenant: Tenant) -> None:
 def test_configuration_errors(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         AccessTokenValidator(**kwargs)
+
+
+@pytest.mark.parametrize("leeway", [0, 0.5, 600, 599.5])
+def test_leeway_limits_are_inclusive(leeway: float) -> None:
+    validator = AccessTokenValidator("https://contoso.ciamlogin.com/", "a", leeway=leeway)
+    assert validator.leeway == leeway
 
 
 def test_every_authority_form_finds_its_metadata() -> None:

@@ -167,7 +167,7 @@ def mutants_of(module: str) -> list[Mutant]:
                     index_of[id(node)],
                     kind,
                     arg,
-                    getattr(node, "lineno", 0),
+                    getattr(node, "lineno", getattr(statement, "lineno", 0)),
                     ".".join(scope) or "<module>",
                     change,
                     _first_line(statement) if statement is not None else "",
@@ -315,7 +315,6 @@ class Workspace:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(self.root), *filter(None, [env.get("PYTHONPATH")])]
         )
-        env["ENTRA_CIAM_MUTATION"] = "1"
         return env
 
     def close(self) -> None:
