@@ -522,6 +522,17 @@ def test_reject_garbage(tenant: Tenant, token: object) -> None:
     rejected(tenant, token, ".")
 
 
+def test_issuer_and_tenant_come_from_discovery_when_not_configured(tenant: Tenant) -> None:
+    """With only a metadata URL, the discovered issuer names the tenant GUID to check tid with."""
+    validator = AccessTokenValidator(metadata_url=tenant.stub.metadata_url, audience=API_CLIENT_ID)
+    assert validator.tenant_id is None and validator.issuer is None
+    assert validator.validate(tenant.factory.mint()).tid == TENANT_ID
+    with pytest.raises(InvalidTokenError, match=f"tenant '{OTHER_GUID}' is not accepted"):
+        validator.validate(tenant.factory.mint(tid=OTHER_GUID))
+    with pytest.raises(InvalidTokenError, match="issuer 'https://evil.example/v2.0' is not"):
+        validator.validate(tenant.factory.mint(iss="https://evil.example/v2.0"))
+
+
 def test_reject_unknown_tenant_when_nothing_names_it() -> None:
     factory = TokenFactory()
     with running_stub(factory) as stub:
