@@ -26,11 +26,12 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 test: lint typecheck docs unit
 
 bench: $(STAMP)
+	bash bench/provision.sh
 	$(BIN)/python bench/run.py
 
 # Mutation testing of the security core (docs/mutation.md); not part of `make test`: tens of

@@ -1,10 +1,9 @@
 """Requests/s of the todo API on 127.0.0.1: no auth, ours (repeated and fresh tokens), PyJWT.
 
 The server runs in its own process (bench/http_server.py, one uvicorn worker); the load comes from
-``wrk`` (Debian package ``wrk``) with one thread and ``--connections`` keep-alive connections, or,
-when wrk is missing, from a bounded httpx/asyncio generator in this process (it says so: that
-generator is slower than the server, so its ratios understate every difference). Every run is
-bounded by ``--seconds``; a run with any non-2xx answer is reported as invalid.
+``wrk`` (bench/loadgen.py) with one thread and ``--connections`` keep-alive connections; without
+wrk nothing is measured and the output says so. Every run is bounded by ``--seconds``; a run with
+any non-2xx answer is reported as invalid.
 
 "fresh" rotates, in order, through a pool of distinct pre-minted tokens larger than the
 validator's cache (4096), so every request misses the cache: the full signature check each time.
@@ -14,11 +13,8 @@ Usage: ``python bench/http_load.py [--seconds 3] [--connections 32] [--rounds 3]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 from bench.common import ROOT, mint_pool, print_table
+from bench.loadgen import WRK_MISSING, Result, find_wrk, run_wrk
 from tests.support.oidc_stub import OIDCStub, running_stub
 from tests.support.todo_api import stop_process
 from tests.support.tokens import TokenFactory
@@ -69,17 +66,6 @@ CONFIGS = (
 )
 
 
-@dataclass
-class Result:
-    requests: int
-    seconds: float
-    errors: int
-
-    @property
-    def per_second(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
 class Bench:
     """One stub, one token pool, one temp dir: shared by every server this run starts."""
 
@@ -91,7 +77,7 @@ class Bench:
         self.fresh = mint_pool(factory, pool)
         self.fresh_file = workdir / "fresh-tokens.txt"
         self.fresh_file.write_text("\n".join(self.fresh) + "\n")
-        self.wrk = shutil.which("wrk")
+        self.wrk = find_wrk()
 
     @contextlib.contextmanager
     def server(self, app: str) -> Iterator[str]:
@@ -133,62 +119,23 @@ class Bench:
             stop_process(proc)
 
     def load(self, url: str, tokens: str, connections: int, seconds: float) -> Result:
-        if self.wrk:
-            return self._wrk(url, tokens, connections, seconds)
-        return asyncio.run(self._httpx(url, tokens, connections, seconds))
-
-    def _wrk(self, url: str, tokens: str, connections: int, seconds: float) -> Result:
-        assert self.wrk is not None
-        command = [self.wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+        if self.wrk is None:
+            raise RuntimeError(WRK_MISSING)
+        headers: list[str] = []
+        script = None
         if tokens == "repeated":
-            command += ["-H", f"Authorization: Bearer {self.one}"]
+            headers.append(f"Authorization: Bearer {self.one}")
         elif tokens == "fresh":
             script = self.workdir / "fresh.lua"
             script.write_text(_LUA % (self.fresh_file, PATH))
-            command += ["-s", str(script)]
-        command.append(url + PATH)
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=seconds + 30, check=True
+        return run_wrk(
+            self.wrk,
+            url + PATH,
+            connections=connections,
+            seconds=seconds,
+            headers=headers,
+            script=script,
         )
-        out = done.stdout
-        found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
-        if not found:
-            raise RuntimeError(f"cannot read wrk's output:\n{out}")
-        elapsed = float(found.group(2)) / (1000 if found.group(3) == "ms" else 1)
-        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+)", out)
-        failed = int(errors.group(1)) if errors else 0
-        if socket_errors:
-            failed += sum(int(g) for g in socket_errors.groups())
-        return Result(int(found.group(1)), elapsed, failed)
-
-    async def _httpx(self, url: str, tokens: str, connections: int, seconds: float) -> Result:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        counter = iter(range(10**9))
-        done = errors = 0
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
-            end = time.monotonic() + seconds
-
-            async def worker() -> None:
-                nonlocal done, errors
-                while time.monotonic() < end:
-                    headers = {}
-                    if tokens == "repeated":
-                        headers["Authorization"] = f"Bearer {self.one}"
-                    elif tokens == "fresh":
-                        token = self.fresh[next(counter) % len(self.fresh)]
-                        headers["Authorization"] = f"Bearer {token}"
-                    try:
-                        answer = await client.get(PATH, headers=headers)
-                        ok = answer.status_code == 200
-                    except httpx.HTTPError:
-                        ok = False
-                    done += 1
-                    errors += not ok
-
-            start = time.monotonic()
-            await asyncio.gather(*(worker() for _ in range(connections)))
-            return Result(done, time.monotonic() - start, errors)
 
     def measure(
         self, configs: Sequence[Config], connections: int, seconds: float, rounds: int = 3
@@ -268,8 +215,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if find_wrk() is None:
+        if args.json:
+            print(json.dumps({"generator": None, "not_measured": WRK_MISSING}))
+        else:
+            print(WRK_MISSING)
+        return
     with bench() as b:
-        generator = "wrk -t1" if b.wrk else "httpx/asyncio fallback (wrk not installed)"
+        generator = "wrk -t1"
         results = b.measure(CONFIGS, args.connections, args.seconds, args.rounds)
     ratio = ratios(results)
     if args.json:

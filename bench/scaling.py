@@ -3,7 +3,9 @@
 Validations: ``N`` threads share one validator (or one peer decoder) and a pool of distinct tokens
 larger than the validated-token cache, walked in turn, so every call is a fresh token with its
 signature checked. HTTP: the servers of bench/http_load.py under ``wrk -c N`` (fresh tokens for the
-authenticated ones). Writes a PNG plot (matplotlib) and prints the table.
+authenticated ones), and the signed-in Flask page of bench/signin_load.py (no auth, ours with the
+memory and Redis stores, identity, Authlib). Writes a PNG plot (matplotlib) and prints the table;
+without wrk only the validations are measured and the HTTP panels say so.
 Usage: ``python bench/scaling.py [--plot docs/performance-scaling.png] [--json]``.
 """
 
@@ -14,6 +16,7 @@ import gc
 import itertools
 import json
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, mint_pool
 from bench.http_load import Config, bench
+from bench.loadgen import WRK_MISSING, find_wrk, run_wrk
+from bench.signin_load import (
+    FLASK_AUTHLIB,
+    FLASK_IDENTITY,
+    FLASK_MEMORY,
+    FLASK_PLAIN,
+    FLASK_REDIS,
+    PAGE,
+    SignedInPages,
+    redis_missing,
+)
 from bench.validate import peer_decoders
 from tests.support.oidc_stub import running_stub
 from tests.support.tokens import API_CLIENT_ID, TokenFactory
@@ -39,6 +53,7 @@ HTTP_CONFIGS = (
     Config("PyJWT (fastapi-azure-auth style), fresh", "pyjwt", "fresh"),
     Config("fastapi-azure-auth on FastAPI, fresh", "faa", "fresh"),
 )
+SIGNED_IN_PAGES = (FLASK_PLAIN, FLASK_MEMORY, FLASK_REDIS, FLASK_IDENTITY, FLASK_AUTHLIB)
 
 
 def threaded_rate(decode: Callable[[str], Any], tokens: Sequence[str], threads: int) -> float:
@@ -95,22 +110,53 @@ def http(levels: Sequence[int], seconds: float) -> dict[str, dict[int, float]]:
     return results
 
 
+def signed_in(levels: Sequence[int], seconds: float) -> dict[str, dict[int, float]]:
+    """Requests/s of the signed-in Flask page at each level (a user really signed in)."""
+    wrk = find_wrk()
+    assert wrk is not None
+    pages = [p for p in SIGNED_IN_PAGES if p.store != "redis" or redis_missing() is None]
+    results: dict[str, dict[int, float]] = {p.name: {} for p in pages}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-scaling-") as workdir,
+        SignedInPages(pages, Path(workdir)).running() as served,
+    ):
+        for name, item in served.items():
+            run_wrk(wrk, item.url + PAGE, connections=8, seconds=1, headers=item.headers)
+            for level in levels:
+                run = run_wrk(
+                    wrk, item.url + PAGE, connections=level, seconds=seconds, headers=item.headers
+                )
+                if run.errors:
+                    raise RuntimeError(f"{name} at {level}: {run.errors} errors")
+                results[name][level] = run.per_second
+            item.check()
+    return results
+
+
 def plot(
-    path: Path, valid: dict[str, dict[int, float]], served: dict[str, dict[int, float]]
+    path: Path,
+    valid: dict[str, dict[int, float]],
+    served: dict[str, dict[int, float]],
+    pages: dict[str, dict[int, float]],
 ) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.8), dpi=110)
     for axes, data, title, unit in (
         (left, valid, "Token validations (fresh tokens, threads)", "validations/s"),
-        (right, served, "GET /api/todolist on uvicorn (wrk connections)", "requests/s"),
+        (middle, served, "GET /api/todolist on uvicorn (wrk connections)", "requests/s"),
+        (right, pages, "Signed-in Flask page on gunicorn (wrk connections)", "requests/s"),
     ):
+        if not data:
+            axes.text(0.5, 0.5, "not measured: wrk is missing", ha="center", va="center")
+            axes.set_title(title)
+            continue
         for name, series in data.items():
             levels = sorted(series)
-            ours = name.startswith("entra-ciam")
+            ours = "entra-ciam" in name
             axes.plot(
                 levels,
                 [series[level] for level in levels],
@@ -140,16 +186,28 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     valid = validations(LEVELS, args.rounds)
-    served = http(LEVELS, args.seconds)
-    plot(args.plot, valid, served)
+    missing = None
+    if find_wrk() is None:
+        missing, served, pages = WRK_MISSING, {}, {}
+    else:
+        served = http(LEVELS, args.seconds)
+        pages = signed_in(LEVELS, args.seconds)
+    plot(args.plot, valid, served, pages)
     if args.json:
-        print(json.dumps({"validations": valid, "http": served, "plot": str(args.plot)}))
+        data = {"validations": valid, "http": served, "signed_in": pages, "plot": str(args.plot)}
+        print(json.dumps({**data, "not_measured": missing}))
         return
-    for title, data in (("validations/s", valid), ("requests/s", served)):
+    if missing:
+        print(missing)
+    for title, data in (
+        ("validations/s", valid),
+        ("requests/s", served),
+        ("signed-in page requests/s", pages),
+    ):
         print(f"{title} at concurrency {', '.join(map(str, LEVELS))}")
         for name, series in data.items():
             cells = "".join(f"{series[level]:>10,.0f}" for level in LEVELS)
-            print(f"  {name:<42}{cells}")
+            print(f"  {name:<44}{cells}")
     print(f"plot: {args.plot}")
 
 

@@ -274,3 +274,37 @@ def test_require_names_each_missing_setting() -> None:
     args = EntraConfig(authority="https://contoso.ciamlogin.com/")
     with pytest.raises(ConfigError, match=r"api_client_id \(ENTRA_API_CLIENT_ID\) is not set"):
         args.require("api_client_id", purpose="Validating access tokens")
+
+
+def test_the_missing_session_secret_hint_gives_values_that_can_be_pasted() -> None:
+    """Both the key shown and the command's output are accepted as ENTRA_SESSION_SECRET (the
+    hint once printed ``b'...'``, which the next check refused)."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    from entra_ciam.sessions import TokenCacheCipher
+
+    config = EntraConfig(authority=f"https://contoso.ciamlogin.com/{GUID}")
+    with pytest.raises(ConfigError) as refused:
+        config.require("session_secret", purpose="Sign-in")
+    message = str(refused.value)
+    shown = re.search(r"Example: ENTRA_SESSION_SECRET=(\S+) \(a new random key", message)
+    assert shown, message
+    command = re.search(r"make another with (python -c '[^']+')", message)
+    assert command, message
+    argv = shlex.split(command.group(1))
+    made = subprocess.run(
+        [sys.executable, *argv[1:]], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+    for pasted in (shown.group(1), made):
+        assert not pasted.startswith("b'")
+        TokenCacheCipher(pasted)  # the check the web app runs at start
+        assert (
+            EntraConfig(
+                authority=f"https://contoso.ciamlogin.com/{GUID}", session_secret=pasted
+            ).session_secret
+            == pasted
+        )
+    assert shown.group(1) != made  # a fresh key each time, never a fixed example

@@ -7,18 +7,12 @@ once more from a wheel installed in a fresh virtual environment.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import queue
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,10 +24,8 @@ from entra_ciam.demo import (
     examples_root,
     wait_until_healthy,
 )
-from entra_ciam.devidp import defaults
+from tests.support.demo_run import run_demo_and_use_it
 from tests.support.todo_api import free_port, serving
-from tests.support.todo_stack import ADA, add, descriptions
-from tests.support.webapps import AppBrowser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,75 +144,8 @@ def test_an_installation_without_the_apps_says_how_to_get_them(tmp_path: Path) -
         examples_root(tmp_path / "site-packages" / "entra_ciam")
 
 
-def _reader(stream: Any, lines: queue.Queue[str]) -> None:
-    for line in iter(stream.readline, ""):
-        lines.put(line.rstrip("\n"))
-    lines.put("<EOF>")
-
-
-def _wait_for(lines: queue.Queue[str], text: str, seen: list[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=deadline - time.monotonic())
-        except queue.Empty:
-            break
-        seen.append(line)
-        if text in line:
-            return
-        if line == "<EOF>":
-            break
-    raise AssertionError(f"{text!r} never appeared; output:\n" + "\n".join(seen))
-
-
 def test_demo_command_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    ports = Ports(web=free_port(), api=free_port(), idp=free_port(), idp_pages=free_port())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    command = [sys.executable, "-m", "entra_ciam.cli", "demo", "--state-dir", str(tmp_path)]
-    command += ["--port", str(ports.web), "--api-port", str(ports.api)]
-    command += ["--idp-port", str(ports.idp), "--idp-pages-port", str(ports.idp_pages)]
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,  # not the checkout: the demo must find the examples by itself
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-    seen: list[str] = []
-    try:
-        _wait_for(lines, "Press Ctrl-C to stop.", seen, timeout=60)
-        output = "\n".join(seen)
-        web = f"http://127.0.0.1:{ports.web}"
-        assert f"Open        {web}/" in output
-        assert f"{ADA[0]} / {ADA[1]}" in output
-        site = SimpleNamespace(
-            base=web, idp=SimpleNamespace(pages_url=f"http://127.0.0.1:{ports.idp_pages}")
-        )
-        with AppBrowser(site) as b:  # type: ignore[arg-type]
-            page = b.open("/todos")
-            assert page.status_code == 200 and "Your todo list" in page.text
-            assert add(b, "Demo item").status_code == 303
-            assert "Demo item" in descriptions(b.get("/todos"))
-            cookie = b.session_cookie()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    with contextlib.suppress(queue.Empty):
-        while True:
-            seen.append(lines.get(timeout=2))
-    output = "\n".join(seen)
-    assert "entra-ciam demo: stopped." in output
-    assert "Traceback" not in output
-    # Nothing secret reached the console: no auth code, no session cookie, no client secret.
-    assert "code=" not in output
-    assert cookie and cookie not in output
-    assert defaults.WEB_APP_CLIENT_SECRET not in output
-    assert (tmp_path / "todo.sqlite3").is_file() and (tmp_path / "dev-idp").is_dir()
-    check_ports_free(ports, linger=0)  # everything let go of its port
+    # cwd is not the checkout: the demo finds its apps by itself, and keeps its state in
+    # ./.entra-ciam (gitignored in the clone), never in the package.
+    run_demo_and_use_it([sys.executable, "-m", "entra_ciam.cli"], tmp_path)
+    assert (tmp_path / ".entra-ciam" / "session-secret").is_file()

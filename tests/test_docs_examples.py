@@ -13,6 +13,10 @@ the site):
   it built over real HTTP (serves the API and calls it; signs in to the web app on the emulator).
 - ``<!-- docs-test: signature module=MOD -->``: the classes and functions shown must match the real
   ones in MOD: parameter names, kinds and literal defaults, ``async``, properties, attributes.
+- ``<!-- docs-test: output of=NAME -->``: a ``console`` transcript must match what the command
+  really prints (``OUTPUTS[NAME]`` runs it), ``...`` standing for any text; ports, folders and
+  times the page shows stand for the ones of the run. A transcript without a ``$`` line is an
+  excerpt of the output.
 
 Also checked: every ``entra-ciam`` command in a ``bash`` block parses, every ``ENTRA_*`` variable
 named exists in the code, every public name is in the API reference's table, and README's
@@ -30,8 +34,11 @@ import doctest
 import importlib
 import inspect
 import io
+import os
 import re
 import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,68 +49,24 @@ import pytest
 
 from entra_ciam.cli import build_parser
 from entra_ciam.devidp import defaults
+from entra_ciam.devidp.testing import running_devidp
+from tests.support.demo_run import free_ports, output_until
+from tests.support.docblocks import ROOT, Block, read_blocks
+from tests.support.idp_tokens import app_token
 from tests.support.oidc_stub import OIDCStub, running_stub
 from tests.support.rejections import challenge
 from tests.support.todo_api import serving
 from tests.support.tokens import API_CLIENT_ID, TENANT_ID, USER_OID, TokenFactory
 from tests.support.webapps import ADA, Stack, signin_stack
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)\s*$")
-_MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<mode>[\w-]+)(?P<options>[^>]*?)\s*-->\s*$")
-_MODES = {"compile", "run", "signature", "skip"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Block:
-    page: Path
-    line: int  # of the opening fence, 1-based
-    lang: str
-    code: str
-    mode: str
-    options: dict[str, str]
-
-    @property
-    def where(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
-
-    @property
-    def id(self) -> str:
-        return f"{self.where}-{self.lang}-{self.mode}"
-
-
-def read_blocks(page: Path) -> list[Block]:
-    lines = page.read_text(encoding="utf-8").splitlines()
-    blocks: list[Block] = []
-    i = 0
-    while i < len(lines):
-        opening = _FENCE.match(lines[i])
-        if not opening or not opening["lang"]:
-            i += 1
-            continue
-        indent, lang = opening["indent"], opening["lang"]
-        body: list[str] = []
-        j = i + 1
-        while j < len(lines) and lines[j].strip() != "```":
-            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j])
-            j += 1
-        assert j < len(lines), f"{page.name}:{i + 1}: the ``` block is never closed"
-        marker = _MARKER.match(lines[i - 1]) if i else None
-        mode = marker["mode"] if marker else "compile"
-        assert mode in _MODES, f"{page.name}:{i}: unknown docs-test mode {mode!r}"
-        options = dict(re.findall(r"(\w+)=(\S+)", marker["options"])) if marker else {}
-        blocks.append(Block(page, i + 1, lang, "\n".join(body) + "\n", mode, options))
-        i = j + 1
-    return blocks
-
 
 BLOCKS = [block for page in PAGES for block in read_blocks(page)]
 PYTHON = [b for b in BLOCKS if b.lang == "python" and b.mode in ("compile", "skip")]
 RUNNABLE = [b for b in BLOCKS if b.lang in ("python", "pycon") and b.mode == "run"]
 SIGNATURES = [b for b in BLOCKS if b.mode == "signature"]
 SHELL = [b for b in BLOCKS if b.lang in ("bash", "sh", "console")]
+TRANSCRIPTS = [b for b in BLOCKS if b.mode == "output"]
 
 
 def _ids(blocks: list[Block]) -> list[str]:
@@ -305,9 +268,82 @@ def check_webapp(
         assert page.text == f"Hello {ADA[2]}, you have 0 things to do"
 
 
+def assert_the_table(base: str, factory: TokenFactory) -> None:
+    """The answers every framework page promises for ``GET /api/todolist``."""
+    with httpx.Client(base_url=base, timeout=20) as client:
+
+        def call(token: str | None) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return client.get("/api/todolist", headers=headers)
+
+        anonymous = call(None)
+        assert anonymous.status_code == 401, anonymous.text
+        assert "error" not in challenge(anonymous.headers.get("www-authenticate"))
+        other_scope = call(factory.mint(scp="Profile.Read"))
+        assert other_scope.status_code == 403, other_scope.text
+        assert (
+            challenge(other_scope.headers.get("www-authenticate"))["error"] == "insufficient_scope"
+        )
+        user = call(factory.mint(scp="Todolist.Read"))
+        assert user.status_code == 200, user.text
+        assert user.json() == {"owner": USER_OID, "app": False}
+        app = call(factory.mint(factory.app_claims(["Todolist.Read.All"])))
+        assert app.status_code == 200, app.text
+        assert app.json()["app"] is True
+
+
+def check_api_table(
+    block: Block, tenant: StubTenant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A framework page's API, served by a real server (werkzeug or uvicorn), answers the table."""
+    from tests.support.webapps import serving_wsgi
+
+    monkeypatch.setenv("ENTRA_AUTHORITY", tenant.stub.authority)
+    monkeypatch.setenv("ENTRA_API_CLIENT_ID", API_CLIENT_ID)
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    execute(substitute(block.code, tenant.placeholders()), namespace, block.where)
+    serve = serving_wsgi if block.options.get("server") == "wsgi" else serving
+    with serve(namespace["app"]) as base:
+        assert_the_table(base, tenant.factory)
+
+
+def check_django_api(
+    block: Block, tenant: StubTenant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The page's ``file=`` blocks become the project ``mysite``, served by runserver (WSGI)
+    and uvicorn (ASGI) in their own processes."""
+    from tests.support.servers import running
+
+    site = tmp_path / "mysite"
+    site.mkdir()
+    (site / "__init__.py").write_text("")
+    for part in read_blocks(block.page):
+        if "file" in part.options:
+            code = substitute(part.code, tenant.placeholders())
+            (site / part.options["file"]).write_text(code)
+    (site / "asgi.py").write_text(
+        "from django.core.asgi import get_asgi_application\napplication = get_asgi_application()\n"
+    )
+    env = {
+        "ENTRA_AUTHORITY": tenant.stub.authority,
+        "ENTRA_API_CLIENT_ID": API_CLIENT_ID,
+        "DJANGO_SETTINGS_MODULE": "mysite.settings",
+        "PYTHONPATH": str(tmp_path),
+    }
+    for server, target in (
+        ("runserver", "mysite.settings"),
+        ("uvicorn", "mysite.asgi:application"),
+    ):
+        log = tmp_path / f"{server}.log"
+        with running(server=server, target=target, env=env, log=log) as base:
+            assert_the_table(base, tenant.factory)
+
+
 CHECKS: dict[str, Callable[[Block, StubTenant, pytest.MonkeyPatch, Path], None]] = {
     "asgi-api": check_asgi_api,
     "webapp": check_webapp,
+    "api-table": check_api_table,
+    "django-api": check_django_api,
 }
 
 
@@ -422,6 +458,101 @@ def test_signature_block_matches_the_code(block: Block) -> None:
             raise AssertionError(f"{block.where}: only classes and functions belong here")
 
 
+# -- console transcripts: what the commands really print ----------------------------------------
+
+
+def _command_and_output(block: Block) -> tuple[str | None, str]:
+    lines = block.code.splitlines()
+    if lines and lines[0].startswith("$ "):
+        return lines[0][2:], "\n".join(lines[1:]) + "\n"
+    return None, "..." + block.code + "..."  # an excerpt
+
+
+def _entra_ciam_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_", "TODO_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return {**env, **settings}
+
+
+def output_of_token_validate(command: str, tmp_path: Path) -> str:
+    """The documented command line itself, run by bash with the quickstart's variables set from
+    a running emulator and a daemon token (stderr after stdout, as a terminal shows them)."""
+    with running_devidp() as idp:
+        env = _entra_ciam_env(
+            TOKEN=app_token(idp),
+            ENTRA_AUTHORITY=idp.authority,
+            ENTRA_CA_BUNDLE=idp.ca_bundle,
+            ENTRA_API_CLIENT_ID=defaults.TODO_API_CLIENT_ID,
+        )
+        result = subprocess.run(
+            ["bash", "-c", command + " 2>&1"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    return result.stdout
+
+
+def output_of_dev_idp(command: str, tmp_path: Path) -> str:
+    """``entra-ciam dev-idp`` on free ports with its own state folder; the page's ports (8443,
+    8080) and folder stand for these."""
+    state = tmp_path / "dev-idp"
+    argv = ["entra-ciam", "dev-idp", "--port", "0", "--pages-port", "0", "--state-dir", str(state)]
+    output = output_until(argv, "Press Ctrl-C to stop.", cwd=tmp_path, env=_entra_ciam_env())
+    ports = re.search(r"Authority\s+https://127\.0\.0\.1:(\d+)/", output)
+    pages = re.search(r"Sign-in pages\s+http://127\.0\.0\.1:(\d+)/", output)
+    assert ports and pages, output
+    output = output.replace(f"127.0.0.1:{ports[1]}", "127.0.0.1:8443")
+    output = output.replace(f"127.0.0.1:{pages[1]}", "127.0.0.1:8080")
+    return output.replace(str(state.resolve()), "/home/you/.local/state/entra-ciam/dev-idp")
+
+
+def output_of_demo(command: str, tmp_path: Path) -> str:
+    """``entra-ciam demo`` (what ``make demo`` runs) on free ports, started in a folder standing
+    for the clone; the page's ports and folder stand for these."""
+    ports = free_ports()
+    argv = ["entra-ciam", "demo", "--port", str(ports.web), "--api-port", str(ports.api)]
+    argv += ["--idp-port", str(ports.idp), "--idp-pages-port", str(ports.idp_pages)]
+    output = output_until(argv, "Press Ctrl-C to stop.", cwd=tmp_path, env=_entra_ciam_env())
+    output = output[output.index("entra-ciam demo is running") :]
+    for actual, shown in ((ports.web, 3000), (ports.api, 5000), (ports.idp, 8443)):
+        output = output.replace(f"127.0.0.1:{actual}/", f"127.0.0.1:{shown}/")
+    output = output.replace(f"127.0.0.1:{ports.idp_pages}/", "127.0.0.1:8080/")
+    state = str((tmp_path / ".entra-ciam").resolve())
+    return output.replace(state, "/path/to/entra-ciam/.entra-ciam")
+
+
+OUTPUTS: dict[str, Callable[[str, Path], str]] = {
+    "token-validate": output_of_token_validate,
+    "dev-idp": output_of_dev_idp,
+    "demo": output_of_demo,
+}
+
+
+@pytest.mark.parametrize("block", TRANSCRIPTS, ids=_ids(TRANSCRIPTS))
+def test_console_transcript_matches_what_the_command_prints(block: Block, tmp_path: Path) -> None:
+    name = block.options.get("of", "")
+    assert name in OUTPUTS, f"{block.where}: no command output named {name!r}"
+    command, documented = _command_and_output(block)
+    actual = OUTPUTS[name](command or "", tmp_path)
+    checker = doctest.OutputChecker()
+    if not checker.check_output(documented, actual, doctest.ELLIPSIS):
+        example = doctest.Example(command or "", documented)
+        raise AssertionError(
+            f"{block.where}: the page shows another output than the command prints:\n"
+            + checker.output_difference(example, actual, doctest.ELLIPSIS)
+        )
+
+
+def test_every_command_output_is_used() -> None:
+    used = {b.options.get("of") for b in TRANSCRIPTS}
+    assert set(OUTPUTS) <= used, f"outputs no transcript uses: {sorted(set(OUTPUTS) - used)}"
+
+
 # -- shell blocks, settings, names, links ------------------------------------------------------
 
 
@@ -441,6 +572,8 @@ def entra_ciam_commands(script: str, *, console: bool = False) -> Iterator[list[
             except ValueError:
                 continue
             for index, word in enumerate(words):
+                if index and words[index - 1] == "install":
+                    continue  # `pip install entra-ciam`: the package, not the command
                 if word.rsplit("/", 1)[-1] == "entra-ciam":
                     yield words[index + 1 :]
                     break

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import jwt
-import msal
 import pytest
 from examples.daemon import TodoApiClient, api_scope
 from examples.daemon.__main__ import main as daemon_main
@@ -24,8 +23,8 @@ from examples.starlette_api import create_app
 from entra_ciam import EntraConfig, TokenAcquirer
 from entra_ciam.devidp.defaults import USERS
 from entra_ciam.devidp.server import DevIdp
-from entra_ciam.devidp.testing import running_devidp, sign_in
-from entra_ciam.http import MsalHttpClient
+from entra_ciam.devidp.testing import running_devidp
+from tests.support.idp_tokens import user_token
 from tests.support.todo_api import ROOT, free_port, serving
 
 (ADA_EMAIL, ADA_PASSWORD, _), (ALAN_EMAIL, ALAN_PASSWORD, _) = USERS[:2]
@@ -47,26 +46,6 @@ def api_url(idp: DevIdp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 @pytest.fixture(scope="module")
 def daemon_config(idp: DevIdp) -> EntraConfig:
     return idp.entra_config("daemon")
-
-
-def user_token(idp: DevIdp, email: str, password: str, scope: str = "Todolist.Read") -> str:
-    """A delegated token, got the way the web app gets it: auth code flow on the emulator."""
-    config = idp.entra_config("web-app")
-    app = msal.ConfidentialClientApplication(
-        config.client_id,
-        client_credential=config.client_secret,
-        oidc_authority=config.oidc_authority,
-        http_client=MsalHttpClient(config.verify),
-    )
-    flow = app.initiate_auth_code_flow(
-        [f"api://{config.api_client_id}/{scope}"],
-        redirect_uri=config.redirect_uri,
-        response_mode="form_post",
-    )
-    result = sign_in(flow["auth_uri"], email=email, password=password)
-    tokens = app.acquire_token_by_auth_code_flow(flow, result.params)
-    assert "access_token" in tokens, tokens.get("error_description")
-    return str(tokens["access_token"])
 
 
 def oid_of(token: str) -> str:

@@ -25,7 +25,9 @@ from starlette.routing import Route
 
 from entra_ciam import ConfigError
 from entra_ciam.devidp import defaults
-from tests.support.todo_api import free_port, serving
+from entra_ciam.devidp.testing import running_devidp
+from entra_ciam.sessions import generate_key
+from tests.support.todo_api import free_port, serving, start_example, stop_process
 from tests.support.todo_stack import (
     ADA,
     ALAN,
@@ -403,3 +405,50 @@ def test_main_stops_with_the_variable_named_when_a_placeholder_is_left() -> None
     assert done.returncode == 2
     assert "ENTRA_CLIENT_ID" in done.stderr and "placeholder" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_run_by_hand_it_keeps_its_sessions_in_the_state_folder(tmp_path: Path) -> None:
+    """With no ENTRA_SESSION_STORE, sessions go to state/sessions.sqlite3 (gitignored), not
+    into the working directory (once the clone's root)."""
+    port = free_port()
+    with running_devidp() as idp:
+        web = idp.entra_config("web-app")
+        env = {
+            "ENTRA_AUTHORITY": web.authority,
+            "ENTRA_CLIENT_ID": str(web.client_id),
+            "ENTRA_CLIENT_SECRET": str(web.client_secret),
+            "ENTRA_API_CLIENT_ID": str(web.api_client_id),
+            "ENTRA_CA_BUNDLE": str(web.ca_bundle),
+            "ENTRA_SESSION_SECRET": generate_key(),
+            "ENTRA_REDIRECT_URI": f"http://127.0.0.1:{port}/auth/redirect",
+        }
+        proc, base = start_example("examples.flask_todo", env, port=port, cwd=tmp_path)
+        try:
+            started = httpx.get(f"{base}/auth/signin", timeout=10)  # keeps the flow in a session
+            assert started.status_code == 302
+        finally:
+            stop_process(proc)
+    assert [p.name for p in tmp_path.iterdir()] == ["state"]
+    assert (tmp_path / "state" / "sessions.sqlite3").is_file()
+
+
+# -- the same web app over the Django/DRF todo API ----------------------------------------------
+
+
+def test_the_web_app_works_the_same_over_the_django_api(tmp_path: Path) -> None:
+    """examples/django_api keeps the Starlette API's contract: the web app lists, adds and
+    removes items through it, with the same scopes, and shows its refusals."""
+    with todo_stack(tmp_path, api="django") as django_stack, browser(django_stack) as b:
+        page = b.get("/todos")
+        assert page.status_code == 200
+        assert add(b, "Buy oat milk", csrf_of(page)).status_code == 303
+        page = b.get("/todos")
+        assert descriptions(page) == ["Buy oat milk"]
+        refused = add(b, "x" * 501, csrf_of(page))
+        assert refused.status_code in (200, 400)
+        assert "at most 500" in refused.text
+        assert remove(b, item_ids(page)["Buy oat milk"]).status_code == 303
+        assert descriptions(b.get("/todos")) == []
+        calls = django_stack.recorder.calls
+    assert ("GET", "/api/todolist", READ_SCOPE) in calls
+    assert ("POST", "/api/todolist", WRITE_SCOPE) in calls

@@ -1,7 +1,10 @@
-"""The todo API example (examples/starlette_api): every route and every scope/permission rule.
+"""The todo API examples: every route and every scope/permission rule, one suite for both.
 
-Tokens are minted by TokenFactory and the API fetches discovery and keys from a real loopback
-OIDC stub, so the library's validator, middleware and decorators all run as in production.
+``examples/starlette_api`` (Starlette, the guards as decorators) and ``examples/django_api``
+(Django REST framework, the guards as permission classes) keep the same contract, so each test
+that goes through ``client`` runs against both, served by uvicorn on 127.0.0.1. Tokens are minted
+by TokenFactory and the APIs fetch discovery and keys from a real loopback OIDC stub, so the
+library's validator, middleware, decorators and DRF classes all run as in production.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from starlette.testclient import TestClient
 
 from entra_ciam import EntraConfig
 from tests.support.oidc_stub import OIDCStub, running_stub
-from tests.support.todo_api import serving, start_api_process, stop_process
+from tests.support.todo_api import serving, start_api_process, start_example, stop_process
 from tests.support.tokens import API_CLIENT_ID, USER_OID, SigningKey, TokenFactory
 
 ALICE = USER_OID
@@ -60,14 +63,34 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "todo.sqlite3"
 
 
+FLAVORS = ["starlette", "django"]
+
+
+def build(flavor: str, config: EntraConfig, db_path: Path) -> Any:
+    """The API of one example, for ``config`` and the items in ``db_path``."""
+    if flavor == "starlette":
+        return create_app(config, db_path=db_path)
+    from examples.django_api import create_app as create_django_app
+
+    return create_django_app(config, db_path)
+
+
+@pytest.fixture(params=FLAVORS)
+def flavor(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
 def app(config: EntraConfig, db_path: Path) -> Starlette:
     return create_app(config, db_path=db_path)
 
 
 @pytest.fixture
-def client(app: Starlette) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=True) as client:
+def client(flavor: str, config: EntraConfig, db_path: Path) -> Iterator[httpx.Client]:
+    with (
+        serving(build(flavor, config, db_path)) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
         yield client
 
 
@@ -92,7 +115,7 @@ def tokens(factory: TokenFactory) -> Tokens:
     return Tokens(factory)
 
 
-def add(client: TestClient, headers: dict[str, str], description: str, **extra: Any) -> Any:
+def add(client: httpx.Client, headers: dict[str, str], description: str, **extra: Any) -> Any:
     response = client.post(
         "/api/todolist", headers=headers, json={"description": description, **extra}
     )
@@ -103,7 +126,7 @@ def add(client: TestClient, headers: dict[str, str], description: str, **extra: 
 # -- health and authentication ------------------------------------------------------------------
 
 
-def test_healthz_is_public(client: TestClient) -> None:
+def test_healthz_is_public(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
@@ -119,32 +142,34 @@ def test_healthz_is_public(client: TestClient) -> None:
         ("DELETE", "/api/todolist/1"),
     ],
 )
-def test_every_api_route_needs_a_token(client: TestClient, method: str, path: str) -> None:
+def test_every_api_route_needs_a_token(client: httpx.Client, method: str, path: str) -> None:
     response = client.request(method, path, json={"description": "x"})
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_token_signed_by_another_key_is_refused(client: TestClient, factory: TokenFactory) -> None:
+def test_token_signed_by_another_key_is_refused(
+    client: httpx.Client, factory: TokenFactory
+) -> None:
     forged = factory.mint(key=SigningKey())
     response = client.get("/api/todolist", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
-def test_token_for_another_audience_is_refused(client: TestClient, factory: TokenFactory) -> None:
+def test_token_for_another_audience_is_refused(client: httpx.Client, factory: TokenFactory) -> None:
     other = factory.mint(aud="00000000-1111-2222-3333-444444444444")
     response = client.get("/api/todolist", headers={"Authorization": f"Bearer {other}"})
     assert response.status_code == 401
 
 
-def test_v1_style_audience_is_accepted(client: TestClient, factory: TokenFactory) -> None:
+def test_v1_style_audience_is_accepted(client: httpx.Client, factory: TokenFactory) -> None:
     token = factory.mint(aud=f"api://{API_CLIENT_ID}")
     response = client.get("/api/todolist", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
 
 
-def test_user_token_without_oid_is_refused(client: TestClient, factory: TokenFactory) -> None:
+def test_user_token_without_oid_is_refused(client: httpx.Client, factory: TokenFactory) -> None:
     token = factory.mint(factory.claims(oid=None))
     response = client.get("/api/todolist", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
@@ -155,7 +180,7 @@ def test_user_token_without_oid_is_refused(client: TestClient, factory: TokenFac
 
 
 @pytest.mark.parametrize("scp", ["Todolist.Read", "Todolist.ReadWrite"])
-def test_user_reads_with_either_scope(client: TestClient, tokens: Tokens, scp: str) -> None:
+def test_user_reads_with_either_scope(client: httpx.Client, tokens: Tokens, scp: str) -> None:
     item = add(client, tokens.user("Todolist.ReadWrite"), "Buy milk")
     reader = tokens.user(scp)
     listed = client.get("/api/todolist", headers=reader)
@@ -166,7 +191,7 @@ def test_user_reads_with_either_scope(client: TestClient, tokens: Tokens, scp: s
     assert one.json() == item == {"id": item["id"], "owner": ALICE, "description": "Buy milk"}
 
 
-def test_read_scope_cannot_write(client: TestClient, tokens: Tokens) -> None:
+def test_read_scope_cannot_write(client: httpx.Client, tokens: Tokens) -> None:
     item = add(client, tokens.user("Todolist.ReadWrite"), "Keep me")
     reader = tokens.user("Todolist.Read")
     attempts = [
@@ -184,13 +209,15 @@ def test_read_scope_cannot_write(client: TestClient, tokens: Tokens) -> None:
     assert client.get("/api/todolist", headers=reader).json() == [item]
 
 
-def test_unrelated_scope_cannot_read(client: TestClient, tokens: Tokens) -> None:
+def test_unrelated_scope_cannot_read(client: httpx.Client, tokens: Tokens) -> None:
     response = client.get("/api/todolist", headers=tokens.user("User.Read"))
     assert response.status_code == 403
     assert set(response.json()["scope"].split()) == {"Todolist.Read", "Todolist.ReadWrite"}
 
 
-def test_user_with_app_role_but_read_scope_cannot_write(client: TestClient, tokens: Tokens) -> None:
+def test_user_with_app_role_but_read_scope_cannot_write(
+    client: httpx.Client, tokens: Tokens
+) -> None:
     # An application permission held by a user (an assigned app role) is not a delegated scope.
     headers = tokens.user("Todolist.Read", roles=["Todolist.ReadWrite.All"])
     response = client.post("/api/todolist", headers=headers, json={"description": "x"})
@@ -201,7 +228,7 @@ def test_user_with_app_role_but_read_scope_cannot_write(client: TestClient, toke
 
 
 def test_app_with_read_all_sees_every_user_and_cannot_write(
-    client: TestClient, tokens: Tokens
+    client: httpx.Client, tokens: Tokens
 ) -> None:
     a = add(client, tokens.user(oid=ALICE), "Alice's")
     b = add(client, tokens.user(oid=BOB), "Bob's")
@@ -218,7 +245,9 @@ def test_app_with_read_all_sees_every_user_and_cannot_write(
     assert client.delete(f"/api/todolist/{a['id']}", headers=reader).status_code == 403
 
 
-def test_app_with_readwrite_all_manages_any_users_items(client: TestClient, tokens: Tokens) -> None:
+def test_app_with_readwrite_all_manages_any_users_items(
+    client: httpx.Client, tokens: Tokens
+) -> None:
     writer = tokens.app("Todolist.ReadWrite.All")
     created = add(client, writer, "From the daemon", owner=BOB)
     assert created["owner"] == BOB
@@ -235,7 +264,7 @@ def test_app_with_readwrite_all_manages_any_users_items(client: TestClient, toke
     assert client.get("/api/todolist", headers=writer).json() == []
 
 
-def test_app_must_name_an_owner(client: TestClient, tokens: Tokens) -> None:
+def test_app_must_name_an_owner(client: httpx.Client, tokens: Tokens) -> None:
     writer = tokens.app("Todolist.ReadWrite.All")
     response = client.post("/api/todolist", headers=writer, json={"description": "for whom?"})
     assert response.status_code == 400
@@ -250,7 +279,7 @@ def test_app_must_name_an_owner(client: TestClient, tokens: Tokens) -> None:
 
 
 def test_app_permission_without_todolist_role_is_refused(
-    client: TestClient, tokens: Tokens
+    client: httpx.Client, tokens: Tokens
 ) -> None:
     response = client.get("/api/todolist", headers=tokens.app("Other.Read.All"))
     assert response.status_code == 403
@@ -271,7 +300,12 @@ def test_app_permission_without_todolist_role_is_refused(
     ],
 )
 def test_user_token_with_app_permissions_sees_only_its_own_items(
-    config: EntraConfig, db_path: Path, tokens: Tokens, what: str, claims: dict[str, Any]
+    flavor: str,
+    config: EntraConfig,
+    db_path: Path,
+    tokens: Tokens,
+    what: str,
+    claims: dict[str, Any],
 ) -> None:
     """Bob's token holds both application permissions as roles (an admin assigned him the app
     roles): over a real server, it must not list, read, change or delete Alice's items, as an
@@ -282,7 +316,7 @@ def test_user_token_with_app_permissions_sees_only_its_own_items(
             oid=BOB, roles=["Todolist.Read.All", "Todolist.ReadWrite.All"], **claims
         )
     }
-    with serving(create_app(config, db_path=db_path)) as base, httpx.Client(base_url=base) as http:
+    with serving(build(flavor, config, db_path)) as base, httpx.Client(base_url=base) as http:
         alice_item = http.post(
             "/api/todolist", headers=tokens.user(oid=ALICE), json={"description": "Alice's"}
         ).json()
@@ -315,7 +349,7 @@ def test_user_token_with_app_permissions_sees_only_its_own_items(
 # -- user isolation -----------------------------------------------------------------------------
 
 
-def test_users_see_and_change_only_their_own_items(client: TestClient, tokens: Tokens) -> None:
+def test_users_see_and_change_only_their_own_items(client: httpx.Client, tokens: Tokens) -> None:
     alice, bob = tokens.user(oid=ALICE), tokens.user(oid=BOB)
     mine = add(client, alice, "Alice's secret")
     theirs = add(client, bob, "Bob's")
@@ -330,7 +364,7 @@ def test_users_see_and_change_only_their_own_items(client: TestClient, tokens: T
     assert client.get(url, headers=alice).json() == mine
 
 
-def test_user_cannot_add_to_another_users_list(client: TestClient, tokens: Tokens) -> None:
+def test_user_cannot_add_to_another_users_list(client: httpx.Client, tokens: Tokens) -> None:
     alice = tokens.user(oid=ALICE)
     response = client.post("/api/todolist", headers=alice, json={"description": "x", "owner": BOB})
     assert response.status_code == 400
@@ -342,7 +376,7 @@ def test_user_cannot_add_to_another_users_list(client: TestClient, tokens: Token
 # -- routes -------------------------------------------------------------------------------------
 
 
-def test_post_returns_201_with_location_of_the_item(client: TestClient, tokens: Tokens) -> None:
+def test_post_returns_201_with_location_of_the_item(client: httpx.Client, tokens: Tokens) -> None:
     alice = tokens.user()
     response = client.post("/api/todolist", headers=alice, json={"description": "  Walk dog  "})
     assert response.status_code == 201
@@ -354,7 +388,7 @@ def test_post_returns_201_with_location_of_the_item(client: TestClient, tokens: 
     assert client.get(response.headers["location"], headers=alice).json() == item
 
 
-def test_put_changes_the_description(client: TestClient, tokens: Tokens) -> None:
+def test_put_changes_the_description(client: httpx.Client, tokens: Tokens) -> None:
     alice = tokens.user()
     item = add(client, alice, "Old")
     url = f"/api/todolist/{item['id']}"
@@ -374,7 +408,7 @@ def test_put_changes_the_description(client: TestClient, tokens: Tokens) -> None
     ],
 )
 def test_put_refuses_bad_bodies(
-    client: TestClient, tokens: Tokens, body: dict[str, Any], reason: str
+    client: httpx.Client, tokens: Tokens, body: dict[str, Any], reason: str
 ) -> None:
     alice = tokens.user()
     item = add(client, alice, "Unchanged")
@@ -384,7 +418,7 @@ def test_put_refuses_bad_bodies(
     assert client.get(f"/api/todolist/{item['id']}", headers=alice).json() == item
 
 
-def test_delete_removes_the_item(client: TestClient, tokens: Tokens) -> None:
+def test_delete_removes_the_item(client: httpx.Client, tokens: Tokens) -> None:
     alice = tokens.user()
     keep, gone = add(client, alice, "Keep"), add(client, alice, "Gone")
     url = f"/api/todolist/{gone['id']}"
@@ -400,7 +434,9 @@ def test_delete_removes_the_item(client: TestClient, tokens: Tokens) -> None:
 @pytest.mark.parametrize(
     "item_id", ["0", "424242", "99999999999999999999999999", "abc", "-1", "1.5"]
 )
-def test_unknown_or_malformed_ids_are_404(client: TestClient, tokens: Tokens, item_id: str) -> None:
+def test_unknown_or_malformed_ids_are_404(
+    client: httpx.Client, tokens: Tokens, item_id: str
+) -> None:
     alice = tokens.user()
     for method in ("GET", "PUT", "DELETE"):
         response = client.request(
@@ -410,7 +446,7 @@ def test_unknown_or_malformed_ids_are_404(client: TestClient, tokens: Tokens, it
         assert response.json()["error"] == "not_found"
 
 
-def test_wrong_method_is_405_not_500(client: TestClient, tokens: Tokens) -> None:
+def test_wrong_method_is_405_not_500(client: httpx.Client, tokens: Tokens) -> None:
     response = client.patch("/api/todolist/1", headers=tokens.user(), json={})
     assert response.status_code == 405
 
@@ -441,7 +477,7 @@ def test_wrong_method_is_405_not_500(client: TestClient, tokens: Tokens) -> None
     ],
 )
 def test_invalid_bodies_get_400_with_a_reason(
-    client: TestClient, tokens: Tokens, content: bytes, reason: str
+    client: httpx.Client, tokens: Tokens, content: bytes, reason: str
 ) -> None:
     alice = tokens.user()
     headers = {**alice, "Content-Type": "application/json"}
@@ -454,7 +490,7 @@ def test_invalid_bodies_get_400_with_a_reason(
 
 
 def test_description_limit_counts_characters_after_trimming(
-    client: TestClient, tokens: Tokens
+    client: httpx.Client, tokens: Tokens
 ) -> None:
     alice = tokens.user()
     exactly = "é" * 500  # 500 characters, 1000 bytes
@@ -466,19 +502,22 @@ def test_description_limit_counts_characters_after_trimming(
 # -- durability and concurrency -----------------------------------------------------------------
 
 
-def test_restart_keeps_data(config: EntraConfig, db_path: Path, tokens: Tokens) -> None:
-    with TestClient(create_app(config, db_path=db_path)) as first:
+def test_restart_keeps_data(
+    flavor: str, config: EntraConfig, db_path: Path, tokens: Tokens
+) -> None:
+    with serving(build(flavor, config, db_path)) as base, httpx.Client(base_url=base) as first:
         a = add(first, tokens.user(oid=ALICE), "Survives")
         b = add(first, tokens.user(oid=BOB), "Also survives")
-    with TestClient(create_app(config, db_path=db_path)) as second:
+    with serving(build(flavor, config, db_path)) as base, httpx.Client(base_url=base) as second:
         assert second.get("/api/todolist", headers=tokens.app("Todolist.Read.All")).json() == [a, b]
         c = add(second, tokens.user(oid=ALICE), "After restart")
         assert c["id"] > b["id"]
 
 
 def test_locked_store_answers_503_and_readers_are_not_blocked(
-    app: Starlette, client: TestClient, db_path: Path, tokens: Tokens
+    app: Starlette, db_path: Path, tokens: Tokens
 ) -> None:
+    client = TestClient(app)
     alice = tokens.user()
     item = add(client, alice, "Before the lock")
     app.state.store = TodoStore(db_path, busy_timeout_ms=50)
@@ -622,3 +661,53 @@ def test_module_refuses_to_start_without_settings(
     monkeypatch.delenv("ENTRA_API_CLIENT_ID")
     assert api_main(["--db", str(tmp_path / "x.sqlite3")]) == 2
     assert "ENTRA_API_CLIENT_ID is not set" in capsys.readouterr().err
+
+
+def test_run_by_hand_it_keeps_its_items_in_the_state_folder(stub: OIDCStub, tmp_path: Path) -> None:
+    """Started from a clone with no --db, it writes state/todo.sqlite3 (gitignored), nothing
+    else in the working directory."""
+    env = {"ENTRA_AUTHORITY": stub.authority, "ENTRA_API_CLIENT_ID": API_CLIENT_ID}
+    proc, _ = start_example("examples.starlette_api", env, cwd=tmp_path)
+    stop_process(proc)
+    assert [p.name for p in tmp_path.iterdir()] == ["state"]
+    assert (tmp_path / "state" / "todo.sqlite3").is_file()
+
+
+# -- the Django example as its own process ------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "runserver"])
+def test_django_module_serves_the_api(
+    stub: OIDCStub, tmp_path: Path, tokens: Tokens, server: str
+) -> None:
+    """``python -m examples.django_api`` under uvicorn (ASGI) and Django's runserver (WSGI)."""
+    from tests.support.todo_api import start_example
+
+    env = {
+        "ENTRA_AUTHORITY": stub.authority,
+        "ENTRA_API_CLIENT_ID": API_CLIENT_ID,
+        "TODO_API_DB": str(tmp_path / "django.sqlite3"),
+    }
+    proc, base = start_example("examples.django_api", {**env, "TODO_API_SERVER": server})
+    try:
+        user = tokens.user(oid=ALICE)
+        created = httpx.post(f"{base}/api/todolist", headers=user, json={"description": "d"})
+        assert created.status_code == 201, created.text
+        assert httpx.get(f"{base}/api/todolist", headers=user).json() == [created.json()]
+        assert httpx.get(f"{base}/api/todolist").status_code == 401
+    finally:
+        stop_process(proc)
+
+
+def test_django_module_refuses_to_start_without_settings(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_", "TODO_", "DJANGO_"))}
+    env["ENTRA_AUTHORITY"] = "https://contoso.ciamlogin.com/"
+    env["ENTRA_API_CLIENT_ID"] = "Enter the Client ID (aka 'Application ID')"
+    argv = [sys.executable, "-m", "examples.django_api", "--db", str(tmp_path / "x.sqlite3")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "ENTRA_API_CLIENT_ID" in done.stderr
+    assert "placeholder" in done.stderr

@@ -30,7 +30,8 @@ from entra_ciam.sessions import (
     SQLiteStore,
     from_url,
 )
-from entra_ciam.sessions.base import decode_record, encode_record
+from entra_ciam.sessions.base import DELETE, decode_record, encode_record
+from entra_ciam.sessions.manager import LeaseTimeoutError
 from tests.support.clock import Clock
 from tests.support.external import RedisChild, require_redis
 
@@ -150,6 +151,21 @@ def test_returned_data_is_a_copy(store: Any) -> None:
     assert store.get("k") == {"items": [1]}
 
 
+def test_nested_copies_are_independent(store: Any) -> None:
+    store.set("k", {"user": {"amr": ["pwd"], "claims": {"tid": "t"}}, "blob": "x" * 4096}, 60)
+    first = store.get("k")
+    first["user"]["amr"].append("mfa")
+    first["user"]["claims"]["tid"] = "other"
+    assert store.get("k") == {"user": {"amr": ["pwd"], "claims": {"tid": "t"}}, "blob": "x" * 4096}
+
+
+def test_values_come_back_as_json_gives_them(store: Any) -> None:
+    store.set("k", {"pair": (1, 2), "n": 1.5, "none": None}, 60)
+    assert store.get("k") == {"pair": [1, 2], "n": 1.5, "none": None}
+    with pytest.raises(TypeError):
+        store.set("bad", {"not json": object()}, 60)
+
+
 def test_unicode_survives(store: Any) -> None:
     store.set("u", {"name": "Zoë 日本 \u2028"}, 60)
     assert store.get("u") == {"name": "Zoë 日本 \u2028"}
@@ -178,25 +194,17 @@ def test_pop_returns_once(store: Any) -> None:
     assert store.pop("never") is None
 
 
-def test_pop_under_concurrent_threads_has_one_winner(backend: Backend) -> None:
-    """16 threads (over two store objects when the backend is shared) race for each of 25 keys."""
+def _race(backend: Backend, threads: int, run: Callable[[Any, int], None]) -> list[Any]:
+    """``run(store, n)`` in ``threads`` threads started together, over two store objects when the
+    backend is shared; the stores, once every thread ended without an error."""
     stores = [backend.make(), backend.make()] if backend.shared else [backend.make()]
-    keys = [f"state-{i}" for i in range(25)]
-    for i, key in enumerate(keys):
-        stores[0].set(key, {"i": i}, 60)
-    threads = 16
     barrier = threading.Barrier(threads)
-    wins: list[list[int]] = [[] for _ in range(threads)]
     errors: list[BaseException] = []
 
     def racer(n: int) -> None:
-        store = stores[n % len(stores)]
         try:
             barrier.wait(timeout=10)
-            for key in keys:
-                got = store.pop(key)
-                if got is not None:
-                    wins[n].append(got["i"])
+            run(stores[n % len(stores)], n)
         except BaseException as exc:
             errors.append(exc)
 
@@ -204,8 +212,27 @@ def test_pop_under_concurrent_threads_has_one_winner(backend: Backend) -> None:
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=30)
-    assert not errors
+        w.join(timeout=60)
+    assert not errors, errors[:3]
+    return stores
+
+
+def test_pop_under_concurrent_threads_has_one_winner(backend: Backend) -> None:
+    """16 threads (over two store objects when the backend is shared) race for each of 25 keys."""
+    first = backend.make()
+    keys = [f"state-{i}" for i in range(25)]
+    for i, key in enumerate(keys):
+        first.set(key, {"i": i}, 60)
+    threads = 16
+    wins: list[list[int]] = [[] for _ in range(threads)]
+
+    def pop_all(store: Any, n: int) -> None:
+        for key in keys:
+            got = store.pop(key)
+            if got is not None:
+                wins[n].append(got["i"])
+
+    _race(backend, threads, pop_all)
     every_win = sorted(i for won in wins for i in won)
     assert every_win == list(range(len(keys))), "each key must be popped exactly once"
 
@@ -218,6 +245,35 @@ def test_two_instances_share_data(shared_backend: Backend) -> None:
     assert first.get("k") == {"from": "second"}
     second.delete("k")
     assert first.get("k") is None
+
+
+def test_update_reads_and_writes_in_one_step(store: Any) -> None:
+    assert store.update("k", lambda current: None, 60) is None  # nothing there, nothing written
+    assert store.get("k") is None
+    assert store.update("k", lambda current: {"n": 1} if current is None else None, 60) == {"n": 1}
+    assert store.update("k", lambda current: None, 60) == {"n": 1}  # left as it is
+    grown = store.update("k", lambda current: {"n": (current or {"n": 0})["n"] + 1}, 60)
+    assert grown == {"n": 2} and store.get("k") == {"n": 2}
+    assert store.update("k", lambda current: DELETE, 60) is None
+    assert store.get("k") is None
+    store.set("short", {"n": 1}, 0.2)
+    time.sleep(0.3)
+    assert store.update("short", lambda current: {"seen": current}, 60) == {"seen": None}
+
+
+def test_update_under_concurrent_threads_loses_no_write(backend: Backend) -> None:
+    """16 threads (over two store objects when shared) each add 1 twenty times: 320 at the end."""
+    threads, rounds = 16, 20
+
+    def add_one(current: dict[str, Any] | None) -> dict[str, Any]:
+        return {"n": (current or {"n": 0})["n"] + 1}
+
+    def add(store: Any, n: int) -> None:
+        for _ in range(rounds):
+            store.update("counter", add_one, 60)
+
+    stores = _race(backend, threads, add)
+    assert stores[0].get("counter") == {"n": threads * rounds}
 
 
 # -- the manager over each store ------------------------------------------------------------------
@@ -327,6 +383,124 @@ def test_stash_take_single_use_across_instances(backend: Backend) -> None:
     same = app_b.load(cookie)
     assert app_b.take(same, "flow:abc") == {"nonce": "n"}
     assert app_a.take(app_a.load(cookie), "flow:abc") is None, "a replayed state finds nothing"
+
+
+def _signed_in(manager: SessionManager) -> str:
+    """A stored session with a user and a token cache; its cookie header."""
+    session = manager.load(None)
+    session["user"] = "ada"
+    session["tokens"] = "cache-1"
+    return _cookie_header(manager.commit(session) or "")
+
+
+def test_concurrent_requests_of_one_session_never_undo_each_other(backend: Backend) -> None:
+    """Four requests load the same session; each commits what it did, in any order."""
+    app_a = SessionManager(backend.make())
+    app_b = SessionManager(backend.make()) if backend.shared else app_a
+    cookie = _signed_in(app_a)
+    refresher, stale, stasher, shopper = (app.load(cookie) for app in (app_a, app_b, app_a, app_b))
+    refresher["tokens"] = "cache-2"  # the one refresh
+    app_a.commit(refresher)
+    stale["tokens"] = "cache-1-changed"  # a change made to the old cache: must lose
+    app_b.commit(stale)
+    app_a.stash(stasher, "flow:s", {"nonce": "n"}, 60)  # a sign-in flow started: no token write
+    app_a.commit(stasher)
+    shopper["cart"] = [1]  # an unrelated key: kept
+    app_b.commit(shopper)
+    assert dict(app_a.load(cookie)) == {"user": "ada", "tokens": "cache-2", "cart": [1]}
+    again = app_b.load(cookie)
+    again["tokens"] = "cache-3"  # based on the latest: written
+    del again["cart"]
+    app_b.commit(again)
+    assert dict(app_a.load(cookie)) == {"user": "ada", "tokens": "cache-3"}
+
+
+def test_a_session_signed_out_elsewhere_is_not_brought_back(backend: Backend) -> None:
+    manager = SessionManager(backend.make())
+    cookie = _signed_in(manager)
+    slow, signing_out = manager.load(cookie), manager.load(cookie)
+    manager.destroy(signing_out)
+    manager.commit(signing_out)
+    slow["cart"] = [1]
+    manager.commit(slow)
+    assert manager.load(cookie).is_new
+    assert not manager.reload(slow, "tokens"), "reload says the stored session is gone"
+
+
+def test_write_now_and_reload_share_a_change_before_the_request_ends(backend: Backend) -> None:
+    app_a = SessionManager(backend.make())
+    app_b = SessionManager(backend.make()) if backend.shared else app_a
+    cookie = _signed_in(app_a)
+    first, second = app_a.load(cookie), app_b.load(cookie)
+    first["tokens"] = "cache-2"
+    app_a.write_now(first, "tokens")
+    assert second["tokens"] == "cache-1"
+    assert app_b.reload(second, "tokens") and second["tokens"] == "cache-2"
+    second["tokens"] = "cache-3"  # now based on the latest version
+    app_b.commit(second)
+    app_a.commit(first)  # nothing left to write for "tokens"
+    assert app_a.load(cookie)["tokens"] == "cache-3"
+
+
+def test_records_written_before_versions_still_load_and_merge(store: Any) -> None:
+    manager = SessionManager(store)
+    cookie = _signed_in(manager)
+    sid = cookie.split("=", 1)[1]
+    key = SessionManager.store_key(sid)
+    old = store.get(key)
+    store.set(key, {"c": old["c"], "a": old["a"], "d": old["d"]}, 60)  # no "v"
+    session = manager.load(cookie)
+    session["tokens"] = "cache-2"
+    manager.commit(session)
+    assert dict(manager.load(cookie)) == {"user": "ada", "tokens": "cache-2"}
+
+
+def test_lease_has_one_holder_at_a_time_across_instances(backend: Backend) -> None:
+    managers = [SessionManager(backend.make()) for _ in range(2 if backend.shared else 1)]
+    cookie = _signed_in(managers[0])
+    inside, most = [0], [0]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def holder(n: int) -> None:
+        manager = managers[n % len(managers)]
+        try:
+            with manager.lease(manager.load(cookie), "refresh", ttl=10, wait=20):
+                with lock:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                time.sleep(0.01)
+                with lock:
+                    inside[0] -= 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=holder, args=(n,)) for n in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert not errors, errors[:3]
+    assert most == [1]
+    other_session = managers[0].load(_signed_in(managers[0]))
+    with managers[0].lease(other_session, "refresh", ttl=10, wait=0):
+        pass  # another session's lease is another lease
+
+
+def test_lease_of_a_dead_holder_is_taken_over_and_waiting_is_bounded(store: Any) -> None:
+    manager = SessionManager(store)
+    cookie = _signed_in(manager)
+    dead = manager.lease(manager.load(cookie), "refresh", ttl=0.5, wait=1)
+    dead.__enter__()  # a process that took the lease and was killed: it is never released
+    with (
+        pytest.raises(LeaseTimeoutError),
+        manager.lease(manager.load(cookie), "refresh", ttl=0.5, wait=0.1),
+    ):
+        pass
+    taken = False
+    with manager.lease(manager.load(cookie), "refresh", ttl=10, wait=5):  # past the dead one's ttl
+        taken = True
+    assert taken, "taken over once the dead holder's lease expired"
 
 
 # -- codec ----------------------------------------------------------------------------------------
@@ -600,3 +774,42 @@ def test_from_url_never_shows_a_password() -> None:
         from_url("redis://user:hunter2@127.0.0.1:6379/zero")
     assert "hunter2" not in str(info.value)
     assert "***" in str(info.value)
+
+
+def test_redis_more_concurrent_callers_than_connections_wait_instead_of_failing() -> None:
+    require_redis()
+    from entra_ciam.sessions.redis import MAX_CONNECTIONS
+
+    prefix = _redis_prefix()
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    manager = SessionManager(store)
+    session = manager.load(None)
+    session["user"] = "ada"
+    cookie = _cookie_header(manager.commit(session) or "")
+    callers = MAX_CONNECTIONS * 2
+    start_line = threading.Barrier(callers)
+    failures: list[BaseException] = []
+    found: list[object] = []
+
+    def request() -> None:
+        start_line.wait()
+        try:
+            for _ in range(20):  # a signed-in page: read the session, write it back
+                loaded = manager.load(cookie)
+                found.append(loaded.get("user"))
+                loaded.mark_modified()
+                manager.commit(loaded)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=request) for _ in range(callers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        store.close()
+        _delete_prefix(prefix)
+    assert failures == []
+    assert found == ["ada"] * callers * 20

@@ -11,7 +11,6 @@ import concurrent.futures
 import contextlib
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -22,7 +21,7 @@ import respx
 from entra_ciam.sessions import MemoryStore
 from entra_ciam.signin.context import USER_KEY
 from tests.support.fake_entra import FakeEntra, StepBrowser, make_signin
-from tests.support.signin_apps import BUILDERS
+from tests.support.signin_apps import BUILDERS, running_stack
 from tests.support.todo_api import serving
 from tests.support.webapps import (
     ADA,
@@ -31,27 +30,17 @@ from tests.support.webapps import (
     LateWSGI,
     Stack,
     serving_wsgi,
-    signin_stack,
 )
 
 COOKIE = "entra_ciam_session"  # the default name on http
 HOST_COOKIE = "__Host-entra_ciam_session"  # and on https
 
 
-def _running(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, *, tls: bool
-) -> Iterator[Stack]:
-    kind: str = request.param
-    tmp: Path = tmp_path_factory.mktemp(f"attacks-{'https-' if tls else ''}{kind}")
-    with signin_stack(kind, tmp, BUILDERS[kind], tls=tls) as running:
-        yield running
-
-
 @pytest.fixture(scope="module", params=["wsgi", "asgi"])
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    yield from _running(request, tmp_path_factory, tls=False)
+    yield from running_stack(request, tmp_path_factory, "attacks")
 
 
 @pytest.fixture(scope="module", params=["wsgi", "asgi"])
@@ -59,7 +48,7 @@ def https_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The same app served over https (the emulator's CA), its Host a loopback address."""
-    yield from _running(request, tmp_path_factory, tls=True)
+    yield from running_stack(request, tmp_path_factory, "attacks-https", tls=True)
 
 
 @pytest.fixture
@@ -133,10 +122,17 @@ def test_mismatched_state_is_refused(browser: AppBrowser) -> None:
     assert_signed_out(browser)
 
 
-def test_replayed_state_is_refused(browser: AppBrowser) -> None:
+def test_replayed_state_is_refused(browser: AppBrowser, stack: Stack) -> None:
     params = code_for(browser, authorize_url(browser))
     assert post_back(browser, params).status_code == 302
-    assert_refused(post_back(browser, params), "already used")
+    # The same browser, now signed in, reloading the callback is sent home; a replay from
+    # another browser is refused.
+    reload = post_back(browser, params)
+    assert reload.status_code == 302 and reload.headers["location"] == "/"
+    with stack.browser() as other:
+        other.get("/auth/signin")  # a session of its own
+        assert_refused(post_back(other, params), "already used")
+        assert_signed_out(other)
 
 
 def test_foreign_state_login_csrf_is_refused(stack: Stack) -> None:
@@ -259,7 +255,9 @@ def test_sign_out_goes_only_to_the_registered_address(browser: AppBrowser) -> No
 
 def test_session_fixation_planted_id_is_not_kept(stack: Stack) -> None:
     with stack.browser() as attacker, stack.browser() as victim:
-        attacker.get("/auth/signin")  # a live, anonymous session the attacker knows
+        attacker.get("/auth/signin")
+        assert attacker.session_cookie() is None  # starting a sign-in makes no session
+        attacker.sign_in(user=ALAN)  # the only live sessions are signed-in ones
         planted = attacker.session_cookie()
         assert planted is not None
         victim.set_session_cookie(planted)
@@ -319,9 +317,21 @@ def test_tampered_cookie_is_deleted(browser: AppBrowser) -> None:
     assert "Max-Age=0" in answer.headers["set-cookie"]
 
 
+def session_set_cookie(browser: AppBrowser, user: tuple[str, str, str] = ADA) -> str:
+    """Sign in step by step; the Set-Cookie that hands the browser its session."""
+    started = browser.get("/auth/signin", params={"next": "/me"})
+    result = browser.pages.sign_in(started.headers["location"], email=user[0], password=user[1])
+    answer = browser.client.post(result.redirect_uri, data=result.params)
+    assert answer.status_code == 302, answer.text
+    name = browser.cookie_name
+    (cookie,) = [c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{name}=")]
+    return cookie
+
+
 def test_cookie_flags(browser: AppBrowser) -> None:
-    answer = browser.get("/auth/signin")
-    cookie = answer.headers["set-cookie"]
+    flow = browser.get("/auth/signin").headers["set-cookie"]
+    assert flow.startswith(f"{COOKIE}_flow_") and "Max-Age=600" in flow
+    cookie = session_set_cookie(browser)
     assert cookie.startswith(f"{COOKIE}=")  # http: browsers refuse a __Host- cookie
     value = cookie.split(";", 1)[0].split("=", 1)[1]
     assert len(value) >= 43  # 256 random bits, nothing else
@@ -331,9 +341,12 @@ def test_cookie_flags(browser: AppBrowser) -> None:
     assert "secure" not in flags  # the redirect URI is http
     assert "max-age" not in flags and "expires" not in flags  # the server decides
     # The Host header decides nothing: the configuration does.
-    remote = httpx.get(f"{browser.stack.base}/auth/signin", headers={"Host": "app.contoso.example"})
-    assert remote.headers["set-cookie"].split(";", 1)[0].startswith(f"{COOKIE}=")
-    assert "secure" not in remote.headers["set-cookie"].lower()
+    remote = httpx.get(
+        f"{browser.stack.base}/",
+        headers={"Host": "app.contoso.example", "Cookie": f"{COOKIE}=junk"},
+    )
+    deletion = remote.headers["set-cookie"]
+    assert deletion.startswith(f"{COOKIE}=;") and "secure" not in deletion.lower()
 
 
 def test_secure_comes_from_the_redirect_uri_behind_a_proxy(stack: Stack) -> None:
@@ -348,13 +361,19 @@ def test_secure_comes_from_the_redirect_uri_behind_a_proxy(stack: Stack) -> None
     )
     app = BUILDERS["wsgi" if isinstance(stack.late, LateWSGI) else "asgi"](stack, config=config)
     with serve_like(stack, app) as upstream:
-        answer = httpx.get(f"{upstream}/auth/signin", headers={"Host": "127.0.0.1:8000"})
-    assert answer.status_code == 302, answer.text
-    cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f"{HOST_COOKIE}=")
-    attributes = [part.strip() for part in cookie.split(";")[1:]]
-    assert "Secure" in attributes and "Path=/" in attributes
-    assert not any(a.lower().startswith("domain") for a in attributes)
+        proxied = {"Host": "127.0.0.1:8000"}
+        started = httpx.get(f"{upstream}/auth/signin", headers=proxied)
+        junk = httpx.get(f"{upstream}/", headers={**proxied, "Cookie": f"{HOST_COOKIE}=junk"})
+    assert started.status_code == 302, started.text
+    # The flow cookie, and the session cookie (here its deletion), both Secure and __Host-.
+    for cookie, name in (
+        (started.headers["set-cookie"], f"{HOST_COOKIE}_flow_"),
+        (junk.headers["set-cookie"], f"{HOST_COOKIE}="),
+    ):
+        assert cookie.startswith(name)
+        attributes = [part.strip() for part in cookie.split(";")[1:]]
+        assert "Secure" in attributes and "Path=/" in attributes
+        assert not any(a.lower().startswith("domain") for a in attributes)
 
 
 @pytest.mark.parametrize("attacker_first", [True, False], ids=["attacker-first", "victim-first"])
@@ -381,14 +400,11 @@ def test_https_sign_in_uses_a_host_prefixed_secure_cookie(https_stack: Stack) ->
     no Domain, from https. The app's Host is 127.0.0.1:<port>, a loopback name, as behind a
     proxy; the redirect URI alone decides."""
     with https_stack.browser() as browser:
-        first = browser.get("/auth/signin", params={"next": "/me"})
-        assert first.status_code == 302
-        cookie = first.headers["set-cookie"]
+        cookie = session_set_cookie(browser)
         assert cookie.startswith(f"{HOST_COOKIE}=")
         attributes = [part.strip() for part in cookie.split(";")[1:]]
         assert {"Secure", "Path=/", "HttpOnly", "SameSite=Lax"} <= set(attributes)
-        final = browser.follow(first)
-        assert final.status_code == 200 and final.json()["name"] == ADA[2]
+        assert browser.get("/me").json()["name"] == ADA[2]
         assert browser.session_cookie(HOST_COOKIE) is not None
         assert browser.session_cookie(COOKIE) is None
 
@@ -423,13 +439,13 @@ def test_cross_site_form_post_is_resumed_only_by_its_browser(stack: Stack) -> No
         parked = httpx.post(f"{stack.base}/auth/redirect", data=params)
         assert parked.status_code == 303
         resume = parked.headers["location"]
-        assert params["code"] not in resume
+        assert params["code"] not in resume and params["state"] not in resume  # sealed
         # Someone else following the link gets nothing (the flow is bound to the victim's
-        # session), and the parked answer is single use: once taken it is gone.
-        assert attacker.client.get(resume).status_code == 400
-        assert victim.client.get(resume).status_code == 400
-    with stack.browser() as person:
-        params = code_for(person, authorize_url(person))
-        parked = httpx.post(f"{stack.base}/auth/redirect", data=params)
-        final = person.follow(person.client.get(parked.headers["location"]))
+        # session) and takes nothing from the victim, whose sign-in completes, once.
+        assert_refused(attacker.client.get(resume), "started in this browser")
+        final = victim.follow(victim.client.get(resume))
         assert final.status_code == 200 and final.json()["name"] == ADA[2]
+        again = victim.client.get(resume)  # reopened once signed in: home, nothing redeemed
+        assert again.status_code == 302 and again.headers["location"] == "/"
+        assert_refused(attacker.client.get(resume), "already used")
+        assert_signed_out(attacker)

@@ -141,7 +141,9 @@ def test_wrong_settings_are_config_errors(
 # -- sign-in --------------------------------------------------------------------------------------
 
 
-def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(signin: SignIn) -> None:
+def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(
+    signin: SignIn, store: MemoryStore
+) -> None:
     browser = Browser(signin)
     location = start(browser)
     parts = urlsplit(location)
@@ -160,21 +162,33 @@ def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(signin: SignIn) ->
         "offline_access",
         API_SCOPE,
     }
-    # The flow is bound to a fresh session: the browser now holds its cookie.
-    assert browser.session_id is not None
-    cookie = browser.set_cookies[0]
+    # The flow is kept in this browser, sealed in a cookie of its own: nothing is stored yet.
+    assert browser.session_id is None
+    assert store._items == {}
+    (cookie,) = browser.set_cookies
+    assert cookie.startswith("entra_ciam_session_flow_")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
-    assert "Secure" not in cookie  # loopback host
+    assert "Max-Age=600" in cookie
+    assert "Secure" not in cookie  # the redirect URI is http
+    assert query["state"][0] not in cookie and query["nonce"][0] not in cookie
 
 
 def _first_cookie(signin: SignIn, host: str) -> str:
-    request = Request(method="GET", path="/auth/signin", host=host)
-    ctx = signin.open(request)
-    assert not isinstance(ctx, Response)
-    response, _ = signin.close(ctx, signin.handle(ctx))
-    cookie = response.header("Set-Cookie")
-    assert cookie is not None
-    return cookie
+    """The session cookie's companion that starting a sign-in sets (same name and attributes),
+    then the session cookie's own deletion, asked for by a junk session cookie."""
+    flow, session = "", ""
+    for cookie_header in ("", f"{signin.sessions.cookie_name}=junk"):
+        request = Request(method="GET", path="/auth/signin", host=host, cookie_header=cookie_header)
+        ctx = signin.open(request)
+        assert not isinstance(ctx, Response)
+        response, _ = signin.close(ctx, signin.handle(ctx))
+        cookies = [v for k, v in response.headers if k == "Set-Cookie"]
+        flow = flow or cookies[0]
+        session = session or next((c for c in cookies if "_flow_" not in c.split("=")[0]), "")
+    name = signin.sessions.cookie_name
+    assert flow.startswith(f"{name}_flow_") and session.startswith(f"{name}=;")
+    assert flow.endswith("; Secure") is session.endswith("; Secure")
+    return session
 
 
 HTTPS_REDIRECT_URI = "https://app.contoso.com/auth/redirect"
@@ -283,9 +297,11 @@ def test_cross_site_form_post_is_parked_and_resumed(signin: SignIn, entra: FakeE
     resume = urlsplit(location).query
     response = browser.get("/auth/redirect", resume)
     assert response.status == 302 and response.header("Location") == "/todos"
-    # A parked answer is single use.
+    # A parked answer is single use: the signed-in user reloading it is sent home, and in
+    # another browser (nobody signed in) it is refused.
     again = browser.get("/auth/redirect", resume)
-    assert again.status == 400
+    assert again.status == 302 and again.header("Location") == "/"
+    assert Browser(signin).get("/auth/redirect", resume).status == 400
 
 
 # -- refusals -------------------------------------------------------------------------------------
@@ -306,10 +322,33 @@ def test_replayed_state_is_refused(signin: SignIn, entra: FakeEntra) -> None:
     auth_uri = start(browser)
     code, state = entra.issue_code(auth_uri)
     assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
-    replay = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    # The signed-in user reloading the callback: sent home, nothing redeemed again.
+    reload = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert reload.status == 302 and reload.header("Location") == "/"
+    # Replayed from a browser where nobody is signed in: refused, in plain words.
+    other = Browser(signin)
+    start(other)  # a session of its own, so the POST is not parked as a cross-site one
+    replay = other.send("POST", "/auth/redirect", form={"code": code, "state": state})
     assert replay.status == 400
     assert b"already used" in replay.body
     assert len(entra.token_posts) == 1
+
+
+def test_a_signed_in_user_reopening_the_callback_is_sent_home(
+    signin: SignIn, entra: FakeEntra
+) -> None:
+    browser = Browser(signin)
+    code, state = entra.issue_code(start(browser))
+    assert browser.send("POST", "/auth/redirect", form={"code": code, "state": state}).status == 302
+    for query in ("", "state=" + "a" * 43, "resume=" + "b" * 43):
+        answer = browser.get("/auth/redirect", query)
+        assert answer.status == 302, query
+        assert answer.header("Location") == "/"
+    # Before signing in, the bare callback explains itself and offers to start over.
+    lost = Browser(signin).get("/auth/redirect", "")
+    assert lost.status == 400
+    assert b"last step of signing in" in lost.body
+    assert b'href="/auth/signin"' in lost.body
 
 
 def test_repeated_parameters_are_refused(signin: SignIn, entra: FakeEntra) -> None:
@@ -438,7 +477,7 @@ def test_store_down_is_a_503(entra: FakeEntra) -> None:
     store = BrokenStore()
     signin = SignIn(make_config(), store=store)
     browser = Browser(signin)
-    start(browser)
+    browser.sign_in(entra)
     store.broken = True
     for response in (
         browser.get("/auth/signin"),
@@ -446,6 +485,8 @@ def test_store_down_is_a_503(entra: FakeEntra) -> None:
     ):
         assert response.status == 503
         assert b"try again" in response.body.lower()
+    # Starting a sign-in stores nothing, so a new visitor can still start one.
+    assert Browser(signin).get("/auth/signin").status == 302
 
 
 def test_unknown_routes_method_is_405(signin: SignIn) -> None:

@@ -12,19 +12,19 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import msal
 import pytest
 import respx
 
 from entra_ciam import AccessTokenValidator, ConfigError, EntraConfig, TokenAcquirer
 from entra_ciam.devidp import DevIdp, defaults
-from entra_ciam.devidp.testing import running_devidp, sign_in
+from entra_ciam.devidp.testing import running_devidp
 from entra_ciam.http import MsalHttpClient, MsalResponse
 from entra_ciam.sessions import TOKEN_CACHE_KEY, MemoryStore
 from entra_ciam.signin import InteractionRequiredError, RequestContext, Response, SignIn
 from entra_ciam.signin.context import activated
 from entra_ciam.signin.errors import TokenAcquisitionError
 from tests.support.fake_entra import API_SCOPE, FakeEntra, StepBrowser, make_signin
+from tests.support.idp_tokens import user_token
 from tests.support.webapps import READ
 
 OTHER_SCOPE = "api://todo/Todolist.ReadWrite"
@@ -141,6 +141,29 @@ def test_refusals_only_the_user_can_fix_start_a_sign_in_back_to_the_page(
     assert len(entra.token_posts) == posts
 
 
+def test_a_session_signed_out_by_another_request_is_not_revived_and_sign_in_works(
+    signin: SignIn, entra: FakeEntra, store: MemoryStore
+) -> None:
+    browser = StepBrowser(signin)
+    browser.sign_in(entra)
+    old_key = signin.sessions.store_key(browser.session_id or "")
+    slow = request_context(browser, "/reports")  # loaded before the sign-out below
+    signing_out = request_context(browser)
+    signin.sessions.destroy(signing_out.session)
+    end_request(browser, signing_out)
+    assert store.get(old_key) is None
+    with activated(slow), pytest.raises(InteractionRequiredError) as caught:
+        TokenAcquirer().acquire_token_for_user(OTHER_SCOPE)  # not in the cache: needs Entra
+    assert slow.user is None
+    end_request(browser, slow)
+    assert store.get(old_key) is None, "the signed-out session must not come back"
+    # The sign-in it started lives in its flow cookie: no session is made for it.
+    assert browser.session_id is None
+    location = caught.value.redirect_response.header("Location") or ""
+    back = browser.finish(entra, location)  # the sign-in it started completes
+    assert back.status == 302 and back.header("Location") == "/reports"
+
+
 def test_the_redirect_replaces_the_apps_answer_but_keeps_its_cookies(
     signin: SignIn, entra: FakeEntra
 ) -> None:
@@ -180,7 +203,9 @@ def test_nobody_signed_in_means_sign_in(signin: SignIn) -> None:
         TokenAcquirer().acquire_token_for_user(API_SCOPE)
     response = end_request(browser, ctx)
     assert response.status == 302
-    assert browser.session_id is not None  # the flow is bound to a new session
+    # The flow is kept in the browser's flow cookie; nothing is stored for an anonymous visitor.
+    assert any(name.startswith(signin.flows.prefix) for name in browser.cookies)
+    assert browser.session_id is None
 
 
 @pytest.mark.parametrize("fault", ["down", "garbage"])
@@ -316,20 +341,7 @@ def api_validator(idp: DevIdp) -> AccessTokenValidator:
 
 def user_token_for_api(idp: DevIdp, user: tuple[str, str, str] = defaults.USERS[0]) -> str:
     """A user's access token for the todo API, the way the web app would get it."""
-    config = idp.entra_config("web-app")
-    app = msal.ConfidentialClientApplication(
-        config.client_id,
-        client_credential=config.client_secret,
-        oidc_authority=config.oidc_authority,
-        http_client=MsalHttpClient(idp.ca_bundle),
-    )
-    flow = app.initiate_auth_code_flow(
-        [READ], redirect_uri=config.redirect_uri, response_mode="form_post"
-    )
-    result = sign_in(flow["auth_uri"], email=user[0], password=user[1])
-    tokens = app.acquire_token_by_auth_code_flow(flow, result.params)
-    token: str = tokens["access_token"]
-    return token
+    return user_token(idp, user[0], user[1])
 
 
 def test_app_token_is_accepted_and_cached(idp: DevIdp) -> None:
@@ -358,6 +370,22 @@ def test_app_token_refusal_names_entras_reason(idp: DevIdp) -> None:
         acquirer.acquire_token_for_app(f"{defaults.TODO_API_IDENTIFIER_URI}/.default")
     assert caught.value.status_code == 502
     assert caught.value.error
+
+
+def test_throttled_app_token_is_a_503_with_retry_after_and_not_sent_again(idp: DevIdp) -> None:
+    acquirer = TokenAcquirer(idp.entra_config("daemon"))
+    scope = f"{defaults.TODO_API_IDENTIFIER_URI}/.default"
+    with respx.mock(assert_all_called=False) as router:
+        token = router.post(idp.endpoints.token_endpoint).respond(
+            429, headers={"Retry-After": "120"}, json={"error": "temporarily_unavailable"}
+        )
+        router.route().pass_through()
+        for _ in range(3):
+            with pytest.raises(TokenAcquisitionError) as caught:
+                acquirer.acquire_token_for_app(scope)
+            assert caught.value.status_code == 503
+            assert caught.value.retry_after is not None and 100 < caught.value.retry_after <= 120
+    assert token.call_count == 1
 
 
 def test_unreachable_entra_is_a_503_error(idp: DevIdp) -> None:

@@ -217,3 +217,18 @@ def test_memo_gives_the_same_answers_and_never_skips_authentication() -> None:
     tampered = blob[:-5] + ("A" if blob[-5] != "A" else "B") + blob[-4:]
     assert _access_tokens(memo.load(tampered)) == []
     assert _access_tokens(TokenCacheCipher(generate_key()).load(blob)) == []
+
+
+def test_decrypt_recent_honours_its_age_limit_even_for_memoized_blobs() -> None:
+    """Short-lived values (the sealed sign-in answer) must expire: the memo never answers them."""
+    key = Fernet.generate_key()
+    cipher = TokenCacheCipher(key)
+    old = Fernet(key).encrypt_at_time(b"old", int(time.time()) - 600).decode()
+    assert cipher.decrypt(old) == ("old", False)  # now memoized
+    assert cipher.decrypt_recent(old, 120) is None
+    fresh = cipher.encrypt("fresh")
+    assert cipher.decrypt_recent(fresh, 120) == "fresh"
+    rotated = TokenCacheCipher([Fernet.generate_key(), key])
+    assert rotated.decrypt_recent(fresh, 120) == "fresh"
+    assert TokenCacheCipher(Fernet.generate_key()).decrypt_recent(fresh, 120) is None
+    assert cipher.decrypt_recent("not a blob \u00e9", 120) is None

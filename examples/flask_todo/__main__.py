@@ -2,7 +2,8 @@
 
 Settings come from ``ENTRA_*`` variables and ``TODO_API_BASE_URL`` (see examples/README.md). As
 in the seed's ``authConfig.js``, the redirect URI defaults to ``http://localhost:<port>/auth/redirect``
-and the post-logout URI to ``http://localhost:<port>/``. A missing or placeholder value stops the
+and the post-logout URI to ``http://localhost:<port>/``; sessions go to ``state/sessions.sqlite3``
+unless ``ENTRA_SESSION_STORE`` says otherwise. A missing or placeholder value stops the
 app at start with a message naming the variable.
 """
 
@@ -22,6 +23,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from entra_ciam import ConfigError, EntraConfig
 
 log = logging.getLogger("examples.flask_todo")
+
+DEFAULT_SESSION_STORE = "sqlite:state/sessions.sqlite3"
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -51,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         defaults["redirect_uri"] = f"http://localhost:{args.port}/auth/redirect"
     if not os.environ.get("ENTRA_POST_LOGOUT_REDIRECT_URI", "").strip():
         defaults["post_logout_redirect_uri"] = f"http://localhost:{args.port}/"
+    if not os.environ.get("ENTRA_SESSION_STORE", "").strip():
+        # Run by hand from a clone: sessions go to ./state/ (gitignored), apart from the demo's.
+        defaults["session_store"] = DEFAULT_SESSION_STORE
     try:
         config = EntraConfig.from_env(**defaults)
+        if config.session_store == DEFAULT_SESSION_STORE:
+            os.makedirs("state", exist_ok=True)  # only once the settings are known to be good
         app = create_app(config, args.api)
     except ConfigError as exc:
         print(exc, file=sys.stderr)

@@ -10,19 +10,35 @@ import argparse
 import os
 import sys
 
+from examples.starlette_api.storage import DEFAULT_DB_PATH
+
 from entra_ciam import ConfigError, EntraConfig
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.starlette_api", description=__doc__)
+def parse_arguments(
+    prog: str, doc: str | None, argv: list[str] | None, servers: tuple[str, ...] = ("uvicorn",)
+) -> argparse.Namespace:
+    """The command line every todo API example takes; ``servers`` are its ``--server`` choices."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument("--host", default=os.environ.get("TODO_API_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=os.environ.get("TODO_API_PORT", "5000"))
     parser.add_argument(
         "--db",
-        default=os.environ.get("TODO_API_DB", "todo.sqlite3"),
-        help="SQLite file holding the items (TODO_API_DB); created if missing",
+        default=os.environ.get("TODO_API_DB", DEFAULT_DB_PATH),
+        help=f"SQLite file holding the items (TODO_API_DB; default {DEFAULT_DB_PATH}); created "
+        "with its folder if missing",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--server",
+        choices=servers,
+        default=os.environ.get("TODO_API_SERVER", "uvicorn"),
+        help="uvicorn (ASGI, the default); runserver is Django's own WSGI server",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments("python -m examples.starlette_api", __doc__, argv)
 
     import uvicorn
     from examples.starlette_api.app import create_app

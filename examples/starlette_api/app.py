@@ -11,8 +11,10 @@ import os
 import sqlite3
 from typing import Any
 
-from examples.starlette_api.payload import BadRequest, description_of, owner_of, read_json
-from examples.starlette_api.storage import TodoItem, TodoStore
+from examples.starlette_api import rules
+from examples.starlette_api.payload import BadRequest, read_json
+from examples.starlette_api.rules import READ, WRITE
+from examples.starlette_api.storage import DEFAULT_DB_PATH, TodoItem, TodoStore
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -23,43 +25,19 @@ from starlette.routing import Route
 
 from entra_ciam import (
     AccessTokenValidator,
-    Claims,
     EntraConfig,
     InsufficientScopeError,
     InvalidTokenError,
     current_claims,
-    require_scope_or_app_permission,
 )
 from entra_ciam.asgi import BearerTokenMiddleware
 
 __all__ = ["READ", "WRITE", "create_app"]
 
-# Read endpoints: either delegated scope for users, either application permission for apps.
-READ = require_scope_or_app_permission(
-    scopes=["Todolist.Read", "Todolist.ReadWrite"],
-    app_permissions=["Todolist.Read.All", "Todolist.ReadWrite.All"],
-)
-# Write endpoints: only the ReadWrite grants.
-WRITE = require_scope_or_app_permission(
-    scopes=["Todolist.ReadWrite"], app_permissions=["Todolist.ReadWrite.All"]
-)
-
-DEFAULT_DB_PATH = "todo.sqlite3"
-
 
 def _store(request: Request) -> TodoStore:
     store: TodoStore = request.app.state.store
     return store
-
-
-def _caller_owner(claims: Claims) -> str | None:
-    """The owner whose items the caller may touch: its ``oid``, or None (every owner) for apps."""
-    if claims.is_app_only:
-        return None
-    if not claims.oid:
-        # Without oid a user has no stable key: refuse rather than pool items under "".
-        raise InvalidTokenError("The user token carries no oid claim")
-    return claims.oid.lower()
 
 
 def _item_id(request: Request) -> int:
@@ -92,39 +70,22 @@ def _error(status_code: int, error: str, description: str) -> JSONResponse:
 
 @READ
 async def list_items(request: Request) -> Response:
-    claims = current_claims()
-    owner = _caller_owner(claims)
-    if owner is None and "owner" in request.query_params:
-        # An app may narrow the list to one user: GET /api/todolist?owner=<oid>
-        owner = owner_of({"owner": request.query_params["owner"]})
-    items = await run_in_threadpool(_store(request).list_items, owner)
+    owner = request.query_params.get("owner")
+    items = await run_in_threadpool(rules.list_items, _store(request), current_claims(), owner)
     return JSONResponse([item.to_json() for item in items], headers=_PRIVATE)
 
 
 @READ
 async def get_item(request: Request) -> Response:
     item_id = _item_id(request)
-    owner = _caller_owner(current_claims())
-    item = await run_in_threadpool(_store(request).get, item_id, owner)
+    item = await run_in_threadpool(rules.get_item, _store(request), current_claims(), item_id)
     return _item_response(item) if item else _not_found(item_id)
 
 
 @WRITE
 async def create_item(request: Request) -> Response:
-    claims = current_claims()
     data = await read_json(request)
-    description = description_of(data)
-    named = owner_of(data)
-    own = _caller_owner(claims)
-    if own is None:  # an app
-        if named is None:
-            raise BadRequest("owner is required: an app must name the user (oid) the item is for")
-        owner = named
-    elif named is not None and named != own:
-        raise BadRequest("owner may be set only by an app; a user adds items to their own list")
-    else:
-        owner = own
-    item = await run_in_threadpool(_store(request).add, owner, description)
+    item = await run_in_threadpool(rules.create_item, _store(request), current_claims(), data)
     location = request.scope.get("root_path", "") + request.app.url_path_for(
         "todo_item", id=item.id
     )
@@ -134,27 +95,17 @@ async def create_item(request: Request) -> Response:
 @WRITE
 async def update_item(request: Request) -> Response:
     item_id = _item_id(request)
-    owner = _caller_owner(current_claims())
     data = await read_json(request)
-    description = description_of(data)
-    # The sample's client sends the whole item back: id and owner may come along, unchanged.
-    if "id" in data and data["id"] != item_id:
-        raise BadRequest("id in the body does not match the id in the path")
-    current = await run_in_threadpool(_store(request).get, item_id, owner)
-    if current is None:
-        return _not_found(item_id)
-    named = owner_of(data)
-    if named is not None and named != current.owner:
-        raise BadRequest("owner of an item cannot be changed")
-    item = await run_in_threadpool(_store(request).update, item_id, owner, description)
+    claims = current_claims()
+    item = await run_in_threadpool(rules.update_item, _store(request), claims, item_id, data)
     return _item_response(item) if item else _not_found(item_id)
 
 
 @WRITE
 async def delete_item(request: Request) -> Response:
     item_id = _item_id(request)
-    owner = _caller_owner(current_claims())
-    deleted = await run_in_threadpool(_store(request).delete, item_id, owner)
+    claims = current_claims()
+    deleted = await run_in_threadpool(rules.delete_item, _store(request), claims, item_id)
     return Response(status_code=204) if deleted else _not_found(item_id)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -14,6 +15,7 @@ __all__ = [
     "BadRequest",
     "description_of",
     "owner_of",
+    "parse_json_object",
     "read_json",
 ]
 
@@ -42,7 +44,11 @@ async def read_json(request: Request) -> dict[str, Any]:
         if size > MAX_BODY_BYTES:
             raise BadRequest(f"the body is larger than {MAX_BODY_BYTES} bytes", 413)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return parse_json_object(b"".join(chunks))
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body (at most ``MAX_BODY_BYTES``) as a JSON object, or the reason it is not."""
     if not raw.strip():
         raise BadRequest('the body must be a JSON object such as {"description": "Buy milk"}')
     try:

@@ -3,7 +3,7 @@
 Every name below is loaded on first use (PEP 562): an API that only validates tokens imports the
 validator, the bearer middleware and the decorators, and never pays for MSAL, requests, SQLite,
 the session stores or the sign-in package, which only a web app that signs users in needs. A
-serverless API pays its imports on every cold start. ``tests/test_cold_start.py`` pins this.
+serverless API pays its imports on every cold start; the test suite pins which modules load.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from entra_ciam.errors import (
         AuthError,
         ConfigError,
+        EntraCiamError,
         InsufficientScopeError,
         InvalidRequestError,
         InvalidTokenError,
@@ -45,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "AuthError": "entra_ciam.errors",
     "Claims": "entra_ciam.claims",
     "ConfigError": "entra_ciam.errors",
+    "EntraCiamError": "entra_ciam.errors",
     "EntraConfig": "entra_ciam.config",
     "InsufficientScopeError": "entra_ciam.errors",
     "InteractionRequiredError": "entra_ciam.signin.errors",
@@ -69,6 +71,7 @@ __all__ = [
     "AuthError",
     "Claims",
     "ConfigError",
+    "EntraCiamError",
     "EntraConfig",
     "InsufficientScopeError",
     "InteractionRequiredError",

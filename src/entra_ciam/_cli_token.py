@@ -124,8 +124,11 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"cannot validate: {exc.internal_detail or exc.description}", file=err)
         return EXIT_UNAVAILABLE
     except AuthError as exc:
-        print(f"invalid: {exc.description}", file=err)
+        # What the token says, then why it is refused: the reason is the last line a person
+        # reads, in a terminal and through ``2>&1`` alike (stdout is flushed before stderr).
         _print_unverified_summary(token, out)
+        out.flush()
+        print(f"invalid: {exc.description}", file=err)
         return EXIT_INVALID
     print(f"valid: {fingerprint(token)}", file=out)
     _print_section("Claims", claims.to_dict(), out)

@@ -2,21 +2,24 @@
 
 The core installs only what validation and sign-in use; the emulator, the demo, each framework
 and Redis come with an extra (``pip install "entra-ciam[emulator]"``). A module that needs one
-calls :func:`require` before importing it, so the user reads the install command, not a
-traceback. Looking a module up (``find_spec``) does not import it, so the check is cheap.
+calls :func:`require` before using it, so the user reads the install command, not a traceback.
+``require`` imports the modules: the caller uses them next anyway, and a module that is present
+but cannot be imported is as missing as one that is absent.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+
+from entra_ciam.errors import EntraCiamError
 
 __all__ = ["MissingExtraError", "require"]
 
 # import name -> the name pip knows it by, where they differ
-_DISTRIBUTIONS = {"jwt": "PyJWT", "multipart": "python-multipart"}
+_DISTRIBUTIONS = {"jwt": "PyJWT"}
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(EntraCiamError, ImportError):
     """An optional dependency is not installed; the message gives the ``pip install`` to run."""
 
     def __init__(self, purpose: str, extra: str, missing: list[str]) -> None:
@@ -30,7 +33,12 @@ class MissingExtraError(ImportError):
 
 
 def require(extra: str, *modules: str, purpose: str) -> None:
-    """Raise :class:`MissingExtraError` unless every top-level module in ``modules`` is installed."""
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    """Raise :class:`MissingExtraError` unless every module in ``modules`` can be imported."""
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise MissingExtraError(purpose, extra, missing)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from entra_ciam import __version__
 from entra_ciam._extras import MissingExtraError
 
 __all__ = ["main"]
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="entra-ciam",
         description="Microsoft Entra External ID for Python web apps and APIs.",
     )
+    parser.add_argument("--version", action="version", version=f"entra-ciam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     from entra_ciam import _cli_token
@@ -35,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_unavailable(subparsers: Any, command: str, missing: MissingExtraError) -> None:
     """The command is listed, and running it says which extra to install (exit status 2)."""
     hint = f'needs: pip install "entra-ciam[{missing.extra}]"'
-    parser = subparsers.add_parser(command, help=f"({hint})", description=str(missing))
-    parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    # No option prefix: every argument (``--port 0``, ``-h``) is taken, and the answer is the hint.
+    parser = subparsers.add_parser(command, help=f"({hint})", add_help=False, prefix_chars="\0")
+    parser.add_argument("arguments", nargs="*")
 
     def report(args: argparse.Namespace) -> int:
         print(f"entra-ciam {command}: {missing}", file=sys.stderr)

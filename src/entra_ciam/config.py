@@ -44,11 +44,10 @@ _SETTINGS: dict[str, tuple[str, str]] = {
     "redirect_uri": ("ENTRA_REDIRECT_URI", "http://localhost:3000/auth/redirect"),
     "post_logout_redirect_uri": ("ENTRA_POST_LOGOUT_REDIRECT_URI", "http://localhost:3000/"),
     "session_store": ("ENTRA_SESSION_STORE", "sqlite:///var/lib/myapp/sessions.db"),
-    "session_secret": (
-        "ENTRA_SESSION_SECRET",
-        "a Fernet key: python -c 'import cryptography.fernet as f; print(f.Fernet.generate_key())'",
-    ),
+    # Replaced by a fresh key in messages (see _example): a value to paste, not a recipe.
+    "session_secret": ("ENTRA_SESSION_SECRET", "a Fernet key"),
 }
+_NEW_KEY_COMMAND = "python -c 'from entra_ciam.sessions import generate_key; print(generate_key())'"
 
 
 _SECRETS = frozenset({"client_secret", "session_secret"})
@@ -60,6 +59,11 @@ def _env_name(field: str) -> str:
 
 def _example(field: str) -> str:
     env, example = _SETTINGS[field]
+    if field == "session_secret":
+        # Only on this error path: the key maker lives with the session stores.
+        from entra_ciam.sessions.tokencache import generate_key
+
+        return f"{env}={generate_key()} (a new random key; make another with {_NEW_KEY_COMMAND})"
     return f"{env}={example}"
 
 

@@ -34,6 +34,7 @@ from entra_ciam import _extras
 from entra_ciam.devidp import DevIdp, DevIdpError, RegistrationError, Registrations, defaults
 from entra_ciam.devidp.registrations import default_mapping
 from entra_ciam.devidp.state import StateError
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions import generate_key
 
 __all__ = [
@@ -52,10 +53,10 @@ STOP_TIMEOUT = 10.0
 STATE_DIR_NAME = ".entra-ciam"
 _EXAMPLES = ("examples/flask_todo/__init__.py", "examples/starlette_api/__init__.py")
 # What the two apps import beyond the core: the `emulator` extra brings them (with PyJWT).
-_APP_MODULES = ("flask", "werkzeug", "starlette", "multipart", "uvicorn")
+_APP_MODULES = ("flask", "werkzeug", "starlette", "uvicorn")
 
 
-class DemoError(RuntimeError):
+class DemoError(EntraCiamError, RuntimeError):
     """The demo cannot start or a part of it stopped; the message says what to do."""
 
 
@@ -121,7 +122,9 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     status = 0
     try:
         try:
-            _extras.require("emulator", *_APP_MODULES, purpose="entra-ciam demo")
+            _extras.require(
+                "emulator", *_APP_MODULES, purpose="The demo (a Flask web app and a Starlette API)"
+            )
         except _extras.MissingExtraError as exc:
             raise DemoError(str(exc)) from None
         root = examples_root()

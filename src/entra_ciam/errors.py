@@ -13,6 +13,7 @@ from collections.abc import Iterable
 __all__ = [
     "AuthError",
     "ConfigError",
+    "EntraCiamError",
     "InsufficientScopeError",
     "InvalidRequestError",
     "InvalidTokenError",
@@ -30,11 +31,47 @@ def _quoted(value: str) -> str:
     return _UNSAFE.sub("?", value)[:300]
 
 
-class ConfigError(ValueError):
+class EntraCiamError(Exception):
+    """The root of every exception entra-ciam raises: ``except EntraCiamError`` catches them all.
+
+    Some also derive from the built-in a caller would expect (``ValueError`` for bad input).
+    Where they are defined, and what answers them::
+
+        EntraCiamError
+        ├── ConfigError (ValueError)             a setting is missing or wrong: stop at start
+        ├── AuthError                            a request's answer: status, RFC 6750 headers, body
+        │   ├── MissingTokenError                401, bare challenge
+        │   ├── InvalidTokenError                401 invalid_token
+        │   ├── InvalidRequestError              401 invalid_request
+        │   ├── InsufficientScopeError           403 insufficient_scope, the accepted scope
+        │   └── MetadataUnavailableError         503 + Retry-After
+        ├── FetchError                           http: discovery/keys fetch failed (logged)
+        │   └── TokenEndpointThrottled           signin.throttle: Entra asked to wait
+        ├── NetworkNeeded                        signin.throttle: (internal) a cache-only try
+        ├── InteractionRequiredError             signin.errors: send the user through sign-in
+        ├── TokenAcquisitionError                signin.errors: Entra refused (502/503/401)
+        ├── IdentityProviderUnavailableError     signin.msal_app: Entra unreachable (503 page)
+        ├── SessionStoreUnavailableError         sessions.base: store down (503 page)
+        ├── LeaseTimeoutError                    sessions.manager: a session stayed locked
+        ├── SessionEndedError                    signin.context: the session ended meanwhile
+        ├── UnsafeReturnPathError (ValueError)   signin.returnpath: not a same-origin path
+        ├── IdTokenError (ValueError)            signin.idtoken: ID token refused (400 page)
+        ├── AuthResponseError (ValueError)       signin.authresponse: a response field too big
+        ├── FlowTooLargeError (ValueError)       signin.flowcookie: a flow too big for a cookie
+        ├── SignInNotConfiguredError (RuntimeError)  signin.errors: no sign-in middleware
+        ├── MissingExtraError (ImportError)      _extras: an optional dependency is missing
+        └── DemoError (RuntimeError)             demo: the demo cannot start
+
+    The framework integrations raise subclasses that are also their framework's own HTTP
+    exception (Werkzeug's, Starlette's, DRF's), so the framework answers them by itself.
+    """
+
+
+class ConfigError(EntraCiamError, ValueError):
     """A setting is missing or wrong; the message names it and shows a valid example."""
 
 
-class AuthError(Exception):
+class AuthError(EntraCiamError):
     """Base of every error validation or authorization can raise.
 
     ``status_code`` is 401, 403 or 503; ``error`` is the RFC 6750 code (or None when the request

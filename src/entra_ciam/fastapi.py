@@ -13,9 +13,11 @@ middleware, which writes the RFC 6750 body and ``WWW-Authenticate`` header; ``/d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, HTTPException, Security
 from fastapi.openapi.models import (
     HTTPBearer as HTTPBearerModel,
@@ -32,6 +34,7 @@ from starlette.requests import HTTPConnection
 
 from entra_ciam.authorization import Names
 from entra_ciam.claims import Claims
+from entra_ciam.config import EntraConfig
 from entra_ciam.context import get_claims
 from entra_ciam.decorators import (
     Guard,
@@ -43,6 +46,8 @@ from entra_ciam.errors import AuthError
 from entra_ciam.starlette import StarletteIntegration
 
 __all__ = ["INTEGRATION", "EntraSecurity", "FastAPIIntegration", "docs_paths"]
+
+log = logging.getLogger("entra_ciam.fastapi")
 
 
 class FastAPIIntegration(StarletteIntegration):
@@ -117,6 +122,34 @@ class EntraSecurity(SecurityBase):
             scopes=scopes,
             scheme_name=scheme_name,
         )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: EntraConfig,
+        *,
+        scopes: Mapping[str, str] | None = None,
+        scheme_name: str = "entra",
+    ) -> EntraSecurity:
+        """Read the tenant's discovery document once (at start-up) for the Authorize button.
+
+        When it cannot be read, the scheme falls back to a pasted bearer token and says why in
+        the log: the API itself does not depend on it.
+        """
+        config.require("api_client_id", purpose="The OpenAPI security scheme")
+        try:
+            answer = httpx.get(config.metadata_url, verify=config.verify, timeout=10)
+            answer.raise_for_status()
+            metadata = answer.json()
+            return cls.from_metadata(
+                metadata,
+                api_client_id=str(config.api_client_id),
+                scopes=scopes,
+                scheme_name=scheme_name,
+            )
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("OpenAPI: no authorization endpoint (%s); /docs asks for a token", exc)
+            return cls(scope_prefix=f"api://{config.api_client_id}/", scheme_name=scheme_name)
 
     async def __call__(self, connection: HTTPConnection) -> Claims | None:
         """What the scheme itself yields: the claims the middleware validated, if any."""

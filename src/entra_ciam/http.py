@@ -15,6 +15,9 @@ from typing import Any
 
 import httpx
 
+from entra_ciam import telemetry as _telemetry
+from entra_ciam.errors import EntraCiamError
+
 __all__ = [
     "CA_BUNDLE_REMEDY",
     "DEFAULT_TIMEOUT",
@@ -41,7 +44,7 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 _USER_AGENT = "entra-ciam"
 
 
-class FetchError(Exception):
+class FetchError(EntraCiamError):
     """A fetch failed: transport error, timeout, non-2xx status or an oversized body.
 
     ``url`` is what was fetched, ``reason`` what went wrong (a TLS verification failure is named
@@ -222,7 +225,11 @@ def fetch(
     """GET ``url`` and return its body; raise FetchError on any failure."""
     guard = BodyLimit(url, max_bytes, total_timeout)
     try:
-        with client.stream("GET", url) as response:
+        with (
+            _telemetry.idp_call("GET", url, keys=True) as call,
+            client.stream("GET", url) as response,
+        ):
+            call.status(response.status_code)
             guard.start(response)
             for chunk in response.iter_bytes():
                 guard.feed(chunk)
@@ -241,10 +248,12 @@ async def afetch(
     """The async twin of :func:`fetch`."""
     guard = BodyLimit(url, max_bytes, total_timeout)
     try:
-        async with asyncio.timeout(total_timeout), client.stream("GET", url) as response:
-            guard.start(response)
-            async for chunk in response.aiter_bytes():
-                guard.feed(chunk)
+        with _telemetry.idp_call("GET", url, keys=True) as call:
+            async with asyncio.timeout(total_timeout), client.stream("GET", url) as response:
+                call.status(response.status_code)
+                guard.start(response)
+                async for chunk in response.aiter_bytes():
+                    guard.feed(chunk)
     except httpx.HTTPError as exc:
         raise FetchError(url, *describe_transport_error(exc)) from exc
     except TimeoutError:
@@ -343,7 +352,11 @@ class MsalHttpClient:
         if isinstance(timeout, int | float) and not isinstance(timeout, bool):
             options["timeout"] = httpx.Timeout(float(timeout), connect=min(3.0, float(timeout)))
         guard = BodyLimit(url, self._max_bytes)
-        with self._client.stream(method, url, **options) as response:
+        with (
+            _telemetry.idp_call(method, url) as call,
+            self._client.stream(method, url, **options) as response,
+        ):
+            call.status(response.status_code)
             for chunk in response.iter_bytes():
                 guard.feed(chunk)
             return MsalResponse(

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.errors import InvalidTokenError, MetadataUnavailableError
 from entra_ciam.jose import DEFAULT_ALGORITHMS
 from entra_ciam.jwks import MAX_JWKS_BYTES, parse_jwks
@@ -56,6 +57,7 @@ MAX_METADATA_BYTES: Final = 64 * 1024
 REFRESH_INTERVAL: Final = 12 * 3600.0
 UNKNOWN_KID_INTERVAL: Final = 300.0
 RETRY_INTERVAL: Final = 10.0
+PROBE_TIMEOUT: Final = 2.0  # readiness probes answer within a few seconds
 
 # What an operator should check when a fetched document is not what it should be.
 _BAD_DOCUMENT: Final = {
@@ -202,6 +204,7 @@ class MetadataCache:
         self.max_jwks_bytes = max_jwks_bytes
         self.metadata: ProviderMetadata | None = None
         self.keys: Mapping[str, RSAPublicKey] = MappingProxyType({})
+        self.keys_loaded_at: float | None = None  # on ``clock``, when keys were last fetched
         # Bumped whenever the issuer or the keys change, so validated tokens can be re-checked.
         self.generation = 0
         self._fresh_until = -math.inf
@@ -269,6 +272,23 @@ class MetadataCache:
             self._fetching += 1
             return Refresh(self, metadata=False)
 
+    def plan_warm_up(self) -> Refresh | None:
+        """Under the driver's fetch lock: discovery and keys to fetch now, unless keys are fresh.
+
+        A warm-up is asked for once, at start-up, so it does not wait out ``retry_interval``.
+        """
+        now = self.clock()
+        with self._lock:
+            if self.keys and now < self._fresh_until:
+                return None
+            self._fetching += 1
+            return Refresh(self, metadata=True)
+
+    def require_keys(self) -> None:
+        """Raise MetadataUnavailableError (saying why) when no signing key is known."""
+        if not self.keys:
+            raise self._unavailable(self.clock())
+
     def resolve(self, kid: str) -> RSAPublicKey:
         """After any fetch: the key, or the error the request gets."""
         key = self.keys.get(kid)
@@ -302,19 +322,22 @@ class MetadataCache:
                 logger.warning(
                     "discovered issuer changed from %s to %s", old.issuer, metadata.issuer
                 )
+        _telemetry.key_refresh("metadata")
 
     def _store_keys(self, keys: dict[str, RSAPublicKey]) -> None:
         now = self.clock()
         with self._lock:
-            if not _same_keys(self.keys, keys):
+            changed = not _same_keys(self.keys, keys)
+            if changed:
                 self.generation += 1
             self.keys = MappingProxyType(keys)
+            self.keys_loaded_at = now
             self._fresh_until = now + self.refresh_interval
             self._keys_attempted_at = now
             self._retry_at = -math.inf
             self._last_failure = None
             self._fetching -= 1
-        logger.debug("loaded %d signing keys for %s", len(keys), self.metadata_url)
+        _telemetry.key_refresh("keys", keys=len(keys), changed=changed)
 
     def _store_failure(
         self, step: str, url: str, reason: str, remedy: str, *, background: bool
@@ -327,21 +350,8 @@ class MetadataCache:
                 self._keys_attempted_at = now
             self._fetching -= 1
             known = bool(self.keys)
-        # One record per failed attempt (at most one per retry_interval), never one per request,
-        # as an event with fields (url, error, remedy) for structured logging.
-        event = "metadata_refresh_failed" if known else "metadata_unavailable"
-        fields = {"event": event, "step": step, "url": url, "error": reason, "remedy": remedy}
-        logger.log(
-            logging.WARNING if known else logging.ERROR,
-            "%s: %s; step=%s url=%s error=%s remedy=%s",
-            event,
-            "keeping the last known-good keys" if known else "tokens get 503 until a fetch works",
-            step,
-            url,
-            reason,
-            remedy or "-",
-            extra=fields,
-        )
+        # One event per failed attempt (at most one per retry_interval), never one per request.
+        _telemetry.key_refresh_failed(step, url, reason, remedy, kept_keys=known)
 
     def _background_done(self) -> None:
         with self._lock:
@@ -398,6 +408,32 @@ class MetadataClient:
     def _refresh_in_background(self, refresh: Refresh) -> None:
         with self._lock:
             self._run(refresh)
+
+    def warm_up(self) -> None:
+        """Fetch discovery and keys now unless fresh keys are known; raise if none can be had."""
+        with self._lock:
+            refresh = self.cache.plan_warm_up()
+            if refresh is not None:
+                self._run(refresh)
+        self.cache.require_keys()
+
+    def probe(self, within: float = PROBE_TIMEOUT) -> str | None:
+        """Whether the discovery document answers right now: None, or why not (for readiness)."""
+        try:
+            from entra_ciam import http
+
+            if self._ssl is None:
+                self._ssl = http.ssl_context(self._verify)
+            with http.create_client(self._ssl, timeout=within) as client:
+                http.fetch(
+                    client,
+                    self.cache.metadata_url,
+                    max_bytes=self.cache.max_metadata_bytes,
+                    total_timeout=within,
+                )
+        except Exception as exc:
+            return _probe_error(exc)
+        return None
 
     def _run(self, refresh: Refresh) -> None:
         try:
@@ -471,6 +507,32 @@ class AsyncMetadataClient:
         async with self._lock():
             await self._run(refresh)
 
+    async def warm_up(self) -> None:
+        """The async twin of :meth:`MetadataClient.warm_up`."""
+        async with self._lock():
+            refresh = self.cache.plan_warm_up()
+            if refresh is not None:
+                await self._run(refresh)
+        self.cache.require_keys()
+
+    async def probe(self, within: float = PROBE_TIMEOUT) -> str | None:
+        """The async twin of :meth:`MetadataClient.probe`."""
+        try:
+            from entra_ciam import http
+
+            if self._ssl is None:
+                self._ssl = http.ssl_context(self._verify)
+            async with http.create_async_client(self._ssl, timeout=within) as client:
+                await http.afetch(
+                    client,
+                    self.cache.metadata_url,
+                    max_bytes=self.cache.max_metadata_bytes,
+                    total_timeout=within,
+                )
+        except Exception as exc:
+            return _probe_error(exc)
+        return None
+
     async def _run(self, refresh: Refresh) -> None:
         try:
             from entra_ciam import http
@@ -491,3 +553,9 @@ class AsyncMetadataClient:
             refresh.fail(reason, remedy=remedy)
         finally:
             refresh.finish()
+
+
+def _probe_error(exc: Exception) -> str:
+    from entra_ciam.http import FetchError
+
+    return str(exc) if isinstance(exc, FetchError) else type(exc).__name__

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection
 from starlette.responses import Response as StarletteResponse
@@ -75,6 +76,11 @@ class StarletteIntegration(Integration):
 
     def interaction_error(self, reason: str, response: Response) -> InteractionRequiredError:
         return SignInRedirect(reason, response)
+
+    def builds_middleware_late(self, app: Any) -> bool:
+        # Middleware(...) and add_middleware() are built when the app is first called, around
+        # Starlette's inner stack; wrapping the application object itself is the app's code.
+        return not isinstance(app, Starlette)
 
     def dependency(self, requirement: Requirement, request: Any) -> Claims:
         """The claims if they pass; otherwise refuse as the decorators do.

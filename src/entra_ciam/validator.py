@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, Final
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from entra_ciam import jose
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.claims import Claims
 from entra_ciam.config import GUID_RE, EntraConfig
-from entra_ciam.errors import AuthError, ConfigError, InvalidTokenError
+from entra_ciam.errors import AuthError, ConfigError, InvalidTokenError, MetadataUnavailableError
 from entra_ciam.metadata import (
     REFRESH_INTERVAL,
     RETRY_INTERVAL,
@@ -34,6 +35,7 @@ from entra_ciam.metadata import (
     MetadataClient,
 )
 from entra_ciam.urls import require_secure_url
+from entra_ciam.warmup import OnError, warm_up, warm_up_async
 
 if TYPE_CHECKING:
     import httpx
@@ -44,6 +46,7 @@ __all__ = ["AccessTokenValidator"]
 
 logger = logging.getLogger(__name__)
 
+_UNREACHABLE: Final = (MetadataUnavailableError,)
 _MAX_TIME: Final = 253402300799  # 9999-12-31T23:59:59Z: anything later is not a time
 # Identity claims an API keys data or decisions on: a number or a list there is malformed, not
 # absent (``Claims`` would read it as None and, say, pool every such caller under one owner).
@@ -175,7 +178,8 @@ class AccessTokenValidator:
                 return pending
             assert type(pending) is _Pending
             return self._finish(pending, self._sync.key_for(pending.jws.kid))
-        except AuthError:
+        except AuthError as exc:
+            _telemetry.token_refused(exc)
             raise
         except Exception as exc:
             raise _internal_error(exc) from None
@@ -188,10 +192,36 @@ class AccessTokenValidator:
                 return pending
             assert type(pending) is _Pending
             return self._finish(pending, await self._async.key_for(pending.jws.kid))
-        except AuthError:
+        except AuthError as exc:
+            _telemetry.token_refused(exc)
             raise
         except Exception as exc:
             raise _internal_error(exc) from None
+
+    def warm_up(self, *, on_error: OnError = "raise") -> bool:
+        """Fetch discovery and keys now, at start-up (see :mod:`entra_ciam.warmup`).
+
+        ``on_error="raise"`` raises MetadataUnavailableError when they cannot be had;
+        ``"log"`` logs ``warm_up_failed`` and returns False.
+        """
+        return warm_up("validator", self._sync.warm_up, on_error, _UNREACHABLE, self._key_count)
+
+    async def warm_up_async(self, *, on_error: OnError = "raise") -> bool:
+        """Like :meth:`warm_up`, without blocking the event loop (for ASGI lifespans)."""
+        return await warm_up_async(
+            "validator", self._async.warm_up, on_error, _UNREACHABLE, self._key_count
+        )
+
+    def probe(self) -> str | None:
+        """Whether the discovery document answers now (for readiness): None, or why not."""
+        return self._sync.probe()
+
+    async def probe_async(self) -> str | None:
+        """The async twin of :meth:`probe`."""
+        return await self._async.probe()
+
+    def _key_count(self) -> int:
+        return len(self.metadata.keys)
 
     # -- the shared, sans-IO steps ------------------------------------------------------------
 
@@ -207,6 +237,8 @@ class AccessTokenValidator:
                     and entry.generation == metadata.generation
                 ):
                     if not metadata.refresh_due():
+                        if _telemetry.active:
+                            _telemetry.recorder.cache_hit()
                         return entry.claims
                     # a key refresh is due: take the full path, which starts it
                     return _Pending(jose.parse(token, self.algorithms), b"")
@@ -225,6 +257,7 @@ class AccessTokenValidator:
         claims = Claims._from_payload(payload)
         if pending.digest and self._cache_size:
             self._remember(pending.digest, _Entry(claims, not_before, expires, generation))
+        _telemetry.recorder.validated()
         return claims
 
     def _remember(self, digest: bytes, entry: _Entry) -> None:
@@ -248,6 +281,8 @@ class AccessTokenValidator:
         """Raise InvalidTokenError naming the first claim that fails; return the cache window."""
         metadata = self.metadata.metadata
         expected_issuer = self.issuer or (metadata.issuer if metadata is not None else None)
+        if payload.get("ver") == "1.0" and "1.0" not in self.allowed_versions:
+            raise InvalidTokenError(_V1_REFUSAL)
         iss = payload.get("iss")
         if type(iss) is not str:
             raise InvalidTokenError("the token has no iss (issuer) claim")
@@ -395,6 +430,14 @@ def _iso(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# What Entra issues to an API whose manifest leaves the token version unset, and the fix.
+_V1_REFUSAL = (
+    "token version '1.0' is not accepted: Entra issues v1.0 access tokens to an API whose "
+    "manifest leaves the version unset; set requestedAccessTokenVersion "
+    "(accessTokenAcceptedVersion) to 2 in the API app registration's manifest"
+)
+
+
 def _show(value: str) -> str:
     """A claim value for an error message: short and printable (it is attacker-chosen)."""
     shown = value[:200]
@@ -404,4 +447,6 @@ def _show(value: str) -> str:
 def _internal_error(exc: Exception) -> InvalidTokenError:
     # Fail closed without echoing anything: the exception text might quote the input.
     logger.error("unexpected %s while validating a token", type(exc).__name__)
-    return InvalidTokenError("the token could not be validated")
+    error = InvalidTokenError("the token could not be validated")
+    _telemetry.token_refused(error)
+    return error

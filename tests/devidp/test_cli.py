@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import queue
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from entra_ciam import AccessTokenValidator
 from entra_ciam.devidp import defaults
 
 STARTUP_TIMEOUT = 20.0
@@ -106,6 +108,7 @@ def test_prints_what_a_newcomer_needs_and_serves_it(running: Running, tmp_path: 
     assert authority.endswith(f"/{defaults.TENANT_ID}")
     assert ca_bundle == str(tmp_path / "ca.pem")
     for expected in (
+        "Refresh tokens  reusable until they expire, as in Entra",
         defaults.WEB_APP_CLIENT_ID,
         defaults.WEB_APP_CLIENT_SECRET,
         defaults.TODO_API_CLIENT_ID,
@@ -117,13 +120,30 @@ def test_prints_what_a_newcomer_needs_and_serves_it(running: Running, tmp_path: 
     ):
         assert expected in text
 
+    # Entra's issuer form: the tenant id as the host, not the authority's host.
+    issuer = f"https://{defaults.TENANT_ID}.ciamlogin.com/{defaults.TENANT_ID}/v2.0"
+    assert running.value("Issuer") == issuer
+    assert running.value("MSAL") == f"oidc_authority={authority}/v2.0"
     context = ssl.create_default_context(cafile=ca_bundle)
     metadata = f"{authority}/v2.0/.well-known/openid-configuration"
-    assert httpx.get(metadata, verify=context).json()["issuer"] == f"{authority}/v2.0"
+    assert httpx.get(metadata, verify=context).json()["issuer"] == issuer
 
     assert running.stop() == 0  # Ctrl-C
     running.wait_for("entra-ciam dev-idp: stopped.", timeout=5)
     assert not (tmp_path / "server.json").exists()
+
+
+def test_one_time_refresh_tokens_flag_reaches_the_running_tenant(tmp_path: Path) -> None:
+    proc = Running(
+        "--port", "0", "--pages-port", "0", "--state-dir", str(tmp_path), "--quiet",
+        "--one-time-refresh-tokens",
+    )  # fmt: skip
+    try:
+        proc.wait_for("Press Ctrl-C to stop.")
+        text = "\n".join(proc.output)
+        assert "Refresh tokens  one-time: a reuse revokes the sign-in" in text
+    finally:
+        proc.stop()
 
 
 def test_rotate_keys_talks_to_the_running_emulator(running: Running, tmp_path: Path) -> None:
@@ -172,3 +192,63 @@ def test_example_config_prints_loadable_toml() -> None:
     result = run_cli("example-config")
     assert result.returncode == 0
     assert tomllib.loads(result.stdout)["tenant"]["id"] == defaults.TENANT_ID
+
+
+def test_token_prints_a_users_access_token_from_the_real_flow(
+    running: Running, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "token", "--state-dir", str(tmp_path), "--user", "ada@example.com",
+        "--scope", f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.ReadWrite",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert token.count(".") == 2 and "\n" not in token  # the token alone: TOKEN=$(...)
+    assert "Todolist.ReadWrite" in result.stderr
+    validator = AccessTokenValidator(
+        authority=running.value("Authority"),
+        audience=defaults.TODO_API_CLIENT_ID,
+        verify=running.value("CA bundle"),
+    )
+    claims = validator.validate(token)
+    assert (
+        claims.scopes == {"Todolist.ReadWrite"}
+        and claims["preferred_username"] == "ada@example.com"
+    )
+
+    wrong = run_cli(
+        "token", "--state-dir", str(tmp_path), "--user", "ada@example.com", "--password", "nope"
+    )
+    assert wrong.returncode == 1 and "password is incorrect" in wrong.stderr
+    assert wrong.stdout == ""
+
+
+def test_token_says_when_no_emulator_is_running(tmp_path: Path) -> None:
+    result = run_cli("token", "--state-dir", str(tmp_path), "--user", "ada@example.com")
+    assert result.returncode == 1
+    assert "no emulator is running" in result.stderr and "entra-ciam dev-idp" in result.stderr
+
+
+def test_the_command_line_options_override_the_file() -> None:
+    from entra_ciam.devidp.cli import with_cli_options
+    from entra_ciam.devidp.registrations import Registrations
+
+    args = argparse.Namespace(issuer="loopback", strict_pkce=True, strict_logout=True)
+    changed = with_cli_options(Registrations.default(), args)
+    assert changed.tenant.issuer == "loopback"
+    assert changed.strict.pkce_for_confidential_clients
+    assert changed.strict.post_logout_uris_listed_only
+    unchanged = with_cli_options(Registrations.default(), argparse.Namespace(issuer=None))
+    assert unchanged == Registrations.default()
+
+
+def test_serves_the_loopback_issuer_when_asked(tmp_path: Path) -> None:
+    proc = Running(
+        "--port", "0", "--pages-port", "0", "--state-dir", str(tmp_path), "--quiet",
+        "--issuer", "loopback",
+    )  # fmt: skip
+    try:
+        proc.wait_for("Press Ctrl-C to stop.")
+        assert proc.value("Issuer") == f"{proc.value('Authority')}/v2.0"
+    finally:
+        proc.stop()

@@ -4,15 +4,22 @@ messages on the pages."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from entra_ciam.devidp import defaults
-from entra_ciam.devidp.registrations import Registrations, default_mapping
+from entra_ciam.devidp.cli import example_config_text
+from entra_ciam.devidp.registrations import (
+    RegistrationError,
+    Registrations,
+    default_mapping,
+    load_registrations,
+)
 from entra_ciam.devidp.server import DevIdp
-from entra_ciam.devidp.testing import Browser, SignInError, running_devidp
+from entra_ciam.devidp.testing import Browser, SignInError, running_devidp, token_requests
 from tests.devidp.helpers import (
     ADA,
     REDIRECT_URI,
@@ -113,7 +120,7 @@ def test_unknown_client_is_shown_not_redirected(idp: DevIdp) -> None:
 @pytest.mark.parametrize(
     ("overrides", "error", "code"),
     [
-        ({"code_challenge": None}, "invalid_request", 9002325),
+        ({"code_challenge": None}, "invalid_request", 50149),  # a method without a challenge
         ({"code_challenge_method": "plain"}, "invalid_request", 50149),
         ({"response_type": "token"}, "unsupported_response_type", 70005),
         ({"scope": "openid api://nope/Read"}, "invalid_resource", 500011),
@@ -273,16 +280,54 @@ def test_get_on_the_token_endpoint_is_405(idp: DevIdp) -> None:
 # -- refresh tokens -------------------------------------------------------------------------
 
 
-def test_refresh_token_reuse_after_rotation_revokes_the_family(idp: DevIdp) -> None:
+def test_refresh_tokens_may_be_reused_as_in_entra_and_every_request_is_counted(
+    idp: DevIdp,
+) -> None:
     code, verifier = new_code(idp)
     rt1 = redeem(idp, code, verifier).json()["refresh_token"]
+    before = token_requests(idp)["requested"].get("refresh_token", 0)
     second = refresh(idp, rt1)
     assert second.status_code == 200, second.text
     rt2 = second.json()["refresh_token"]
-    assert rt2 != rt1
+    assert rt2 != rt1  # a new one with every refresh...
+    again = refresh(idp, rt1)  # ...and the used one is still good, as in Entra
+    assert again.status_code == 200, again.text
+    assert refresh(idp, rt2).status_code == 200
+    assert_entra_error(refresh(idp, "1.not-a-refresh-token"), 400, "invalid_grant", 9002313)
+    counts = token_requests(idp)
+    assert counts["requested"]["refresh_token"] == before + 4  # the refused one too
+    assert counts["issued"]["refresh_token"] >= 3
 
-    assert_entra_error(refresh(idp, rt1), 400, "invalid_grant", 50173)  # reuse
-    assert_entra_error(refresh(idp, rt2), 400, "invalid_grant", 50173)  # family revoked
+
+def test_one_time_refresh_tokens_revoke_the_family_on_reuse() -> None:
+    with running_devidp(one_time_refresh_tokens=True) as idp:
+        code, verifier = new_code(idp)
+        rt1 = redeem(idp, code, verifier).json()["refresh_token"]
+        second = refresh(idp, rt1)
+        assert second.status_code == 200, second.text
+        rt2 = second.json()["refresh_token"]
+        assert rt2 != rt1
+
+        assert_entra_error(refresh(idp, rt1), 400, "invalid_grant", 50173)  # reuse
+        assert_entra_error(refresh(idp, rt2), 400, "invalid_grant", 50173)  # family revoked
+        counts = token_requests(idp, reset=True)
+        assert counts["requested"] == {"authorization_code": 1, "refresh_token": 3}
+        assert counts["issued"] == {"authorization_code": 1, "refresh_token": 1}
+        assert token_requests(idp)["requested"] == {}
+
+
+def test_one_time_refresh_tokens_from_the_toml_file(tmp_path: Path) -> None:
+    text = example_config_text().replace(
+        "refresh_token_reuse = true", "refresh_token_reuse = false"
+    )
+    path = tmp_path / "tenant.toml"
+    path.write_text(text)
+    assert load_registrations(path).grants.refresh_token_reuse is False
+    assert load_registrations(None).grants.refresh_token_reuse is True
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("refresh_token_reuse = false", 'refresh_token_reuse = "no"'))
+    with pytest.raises(RegistrationError, match="refresh_token_reuse' must be true or false"):
+        load_registrations(bad)
 
 
 def test_expired_refresh_token_is_refused() -> None:
@@ -399,3 +444,76 @@ def test_unknown_tenant_in_discovery(idp: DevIdp) -> None:
         defaults.TENANT_ID, f"{defaults.TENANT_SUBDOMAIN}.onmicrosoft.com"
     )
     assert httpx.get(by_domain, verify=tls(idp)).json()["issuer"] == idp.issuer
+
+
+# -- PKCE: required for public clients and SPAs, optional for confidential ones (as in Entra) ------
+
+
+def _public_tenant(**strict: bool) -> Registrations:
+    mapping = default_mapping()
+    mapping["apps"].append(
+        {
+            "name": "spa",
+            "client_id": "0f0e0d0c-0b0a-4908-8706-050403020100",
+            "spa": True,
+            "redirect_uris": ["http://localhost:3001/"],
+            "delegated_permissions": {"todo-api": ["Todolist.Read"]},
+        }
+    )
+    if strict:
+        mapping["strict"] = strict
+    return Registrations.from_mapping(mapping)
+
+
+def test_a_confidential_client_may_skip_pkce(idp: DevIdp) -> None:
+    url = authorize_url(idp, code_challenge=None, code_challenge_method=None)
+    with Browser() as browser:
+        code = browser.sign_in(url, email=ADA[0], password=ADA[1]).code
+    assert code
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+    assert token_request(idp, **form).status_code == 200
+    with Browser() as browser:
+        code = browser.sign_in(url, email=ADA[0], password=ADA[1]).code
+    # A verifier for a request that had no challenge is a confused client: refused.
+    confused = token_request(idp, **{**form, "code": str(code), "code_verifier": "x" * 43})
+    assert_entra_error(confused, 400, "invalid_grant", 501481)
+
+
+def test_public_clients_and_spas_must_use_pkce() -> None:
+    with running_devidp(_public_tenant()) as idp:
+        url = authorize_url(
+            idp,
+            client_id="0f0e0d0c-0b0a-4908-8706-050403020100",
+            redirect_uri="http://localhost:3001/",
+            scope=f"openid {TODO_READ}",
+            code_challenge=None,
+            code_challenge_method=None,
+        )
+        answer = httpx.get(url)
+        assert answer.status_code == 302
+        assert "error=invalid_request" in answer.headers["location"]
+        assert (
+            "AADSTS9002325"
+            in httpx.QueryParams(answer.headers["location"].split("?")[1])["error_description"]
+        )
+
+
+def test_strict_pkce_requires_it_of_confidential_clients_too() -> None:
+    with running_devidp(_public_tenant(pkce_for_confidential_clients=True)) as idp:
+        url = authorize_url(idp, code_challenge=None, code_challenge_method=None)
+        location = httpx.get(url).headers["location"]
+        assert "error=invalid_request" in location and "AADSTS9002325" in location
+
+
+def test_a_spa_cannot_hold_a_secret() -> None:
+    mapping = default_mapping()
+    mapping["apps"].append(
+        {
+            "name": "spa",
+            "client_id": "0f0e0d0c-0b0a-4908-8706-050403020100",
+            "spa": True,
+            "client_secret": "nope",
+        }
+    )
+    with pytest.raises(RegistrationError, match="single-page app"):
+        Registrations.from_mapping(mapping)

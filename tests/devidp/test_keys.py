@@ -15,7 +15,8 @@ from entra_ciam.devidp.provider import Clock
 from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.state import StateDir, StateError
 from entra_ciam.devidp.testing import running_devidp
-from tests.devidp.helpers import TODO_DEFAULT, header, tls
+from tests.devidp.helpers import header, tls
+from tests.support.idp_tokens import app_token
 
 
 class Ticker:
@@ -26,22 +27,6 @@ class Ticker:
 
     def __call__(self) -> float:
         return self.now
-
-
-def app_token(idp: DevIdp) -> str:
-    response = httpx.post(
-        idp.endpoints.token_endpoint,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": defaults.DAEMON_CLIENT_ID,
-            "client_secret": defaults.DAEMON_CLIENT_SECRET,
-            "scope": TODO_DEFAULT,
-        },
-        verify=tls(idp),
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
 
 
 def published_kids(idp: DevIdp) -> list[str]:

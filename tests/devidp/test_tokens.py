@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from entra_ciam import AccessTokenValidator, InvalidTokenError
 from entra_ciam.devidp import defaults
+from entra_ciam.devidp.registrations import Registrations, default_mapping
 from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.testing import Browser, running_devidp
 from tests.devidp.helpers import (
@@ -30,9 +32,9 @@ USER_ACCESS_CLAIMS = {
     "ver", "iat", "nbf", "exp", "uti",
 }  # fmt: skip
 APP_ACCESS_CLAIMS = {
-    "iss", "aud", "tid", "oid", "sub", "azp", "azpacr", "roles", "idtyp", "ver", "iat", "nbf",
-    "exp", "uti",
+    "iss", "aud", "tid", "oid", "sub", "azp", "azpacr", "roles", "ver", "iat", "nbf", "exp", "uti",
 }  # fmt: skip
+ISSUER = f"https://{defaults.TENANT_ID}.ciamlogin.com/{defaults.TENANT_ID}/v2.0"
 ID_TOKEN_CLAIMS = {
     "iss", "aud", "tid", "oid", "sub", "name", "preferred_username", "ver", "iat", "nbf", "exp",
     "nonce",
@@ -68,8 +70,9 @@ def test_user_access_token_is_shaped_like_entras(idp: DevIdp) -> None:
     assert header(token).keys() == {"alg", "kid", "typ"}
     assert header(token)["alg"] == "RS256"
     assert c.keys() >= USER_ACCESS_CLAIMS
-    assert "roles" not in c and "idtyp" not in c
-    assert c["iss"] == idp.issuer == f"{idp.authority}/v2.0"
+    assert "roles" not in c
+    assert c["idtyp"] == "user"  # the built-in todo API asks for idtyp, as the how-to does
+    assert c["iss"] == idp.issuer == ISSUER  # Entra's form: not the authority's host
     assert c["aud"] == defaults.TODO_API_CLIENT_ID
     assert c["tid"] == defaults.TENANT_ID
     assert c["oid"] == ada.oid
@@ -92,6 +95,8 @@ def test_id_token_carries_the_nonce_and_a_per_app_sub(idp: DevIdp) -> None:
     assert id_claims["oid"] == access["oid"]
     assert id_claims["sub"] != access["sub"]  # pairwise: web app vs todo API
     assert "auth_time" not in id_claims and "email" not in id_claims
+    assert id_claims["iss"] == ISSUER
+    assert id_claims["login_hint"].startswith("O.")  # the web app asks for it (logout_hint)
 
     again = claims(sign_in_tokens(idp, [TODO_READ])["id_token"])
     assert again["sub"] == id_claims["sub"]  # stable for the same user and app
@@ -152,10 +157,73 @@ def test_openid_scopes_alone_give_a_graph_token(idp: DevIdp) -> None:
 
 def test_discovery_points_pages_at_http_and_the_back_channel_at_https(idp: DevIdp) -> None:
     doc = httpx.get(idp.metadata_url, verify=tls(idp)).json()
-    assert doc["issuer"] == idp.oidc_authority
+    assert doc["issuer"] == ISSUER
+    assert idp.oidc_authority == f"{idp.authority}/v2.0" != doc["issuer"]
+    # What real tenants list besides the endpoints.
+    assert doc["response_modes_supported"] == ["query", "fragment", "form_post"]
+    assert doc["frontchannel_logout_supported"] is True
+    assert doc["userinfo_endpoint"] == idp.endpoints.https_base + "/oidc/userinfo"
     for key in ("token_endpoint", "jwks_uri"):
         assert doc[key].startswith(idp.authority + "/")
     for key in ("authorization_endpoint", "end_session_endpoint"):
         assert doc[key].startswith(idp.pages_url + f"/{defaults.TENANT_ID}/oauth2/v2.0/")
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+
+
+def _client_credentials(idp: DevIdp) -> str:
+    response = httpx.post(
+        idp.endpoints.token_endpoint,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": defaults.DAEMON_CLIENT_ID,
+            "client_secret": defaults.DAEMON_CLIENT_SECRET,
+            "scope": TODO_DEFAULT,
+        },
+        verify=tls(idp),
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_idtyp_only_when_the_api_registration_asks_for_it() -> None:
+    mapping = default_mapping()
+    api = next(a for a in mapping["apps"] if a["name"] == "todo-api")
+    del api["optional_claims"]
+    with running_devidp(Registrations.from_mapping(mapping)) as idp:
+        app_only = claims(_client_credentials(idp))
+        user = claims(sign_in_tokens(idp, [TODO_READ])["access_token"])
+        assert "idtyp" not in app_only and "idtyp" not in user
+        # Still recognisably app-only, the way Entra's tokens are by default.
+        assert "scp" not in app_only and app_only["oid"] == app_only["sub"]
+        validator = AccessTokenValidator(
+            authority=idp.authority, audience=defaults.TODO_API_CLIENT_ID, verify=idp.ca_bundle
+        )
+        assert validator.validate(_client_credentials(idp)).is_app_only
+
+
+def test_an_api_left_at_v1_gets_v1_tokens_and_the_validator_names_the_fix() -> None:
+    mapping = default_mapping()
+    api = next(a for a in mapping["apps"] if a["name"] == "todo-api")
+    api["access_token_version"] = 1
+    with running_devidp(Registrations.from_mapping(mapping)) as idp:
+        user = sign_in_tokens(idp, [TODO_READ])
+        c = claims(user["access_token"])
+        assert c["iss"] == f"https://sts.windows.net/{defaults.TENANT_ID}/"
+        assert c["ver"] == "1.0" and c["aud"] == defaults.TODO_API_IDENTIFIER_URI
+        assert c["appid"] == defaults.WEB_APP_CLIENT_ID and c["appidacr"] == "1"
+        assert "azp" not in c and c["scp"] == "Todolist.Read"
+        assert claims(user["id_token"])["ver"] == "2.0"  # ID tokens stay v2.0
+        app_only = claims(_client_credentials(idp))
+        assert app_only["ver"] == "1.0" and app_only["appid"] == defaults.DAEMON_CLIENT_ID
+
+        validator = AccessTokenValidator(
+            authority=idp.authority,
+            audience=defaults.TODO_API_CLIENT_ID,
+            verify=idp.ca_bundle,
+            accept_v1_audience=True,
+        )
+        with pytest.raises(InvalidTokenError) as refused:
+            validator.validate(user["access_token"])
+        assert "requestedAccessTokenVersion" in refused.value.description
+        assert "to 2" in refused.value.description

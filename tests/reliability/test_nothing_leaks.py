@@ -16,8 +16,10 @@ coming back), the API records the bearer tokens it receives, and the browser rec
 response (session cookies, the ``form_post`` code, states, CSRF tokens). Then:
 
 - none of them, nor a 16-character fragment of one (JWTs: of their payload and signature), nor
-  anything JWT-shaped, appears in the captured logs, output or emulator console; a secret planted
-  afterwards through the same channels is caught, so the check can fail;
+  anything JWT-shaped, appears in the captured logs (the library's structured events and their
+  fields included), output or emulator console, nor in the OpenTelemetry spans and metric
+  attributes the library reported during the run; a secret planted afterwards through the same
+  channels is caught, so the check can fail;
 - no response body of the run holds a stack trace, error pages included;
 - every response of ``/auth/*`` and of the emulator's sign-in pages and token endpoint is
   ``Cache-Control: no-store``;
@@ -57,12 +59,14 @@ import httpx
 import pytest
 from examples.flask_todo import create_app
 
+from entra_ciam.events import emit
 from entra_ciam.http import DEFAULT_TIMEOUT, MsalHttpClient, ssl_context
 from entra_ciam.signin import msal_logging
 from entra_ciam.signin.crosssite import cross_site_reason
 from entra_ciam.signin.messages import Request
 from tests.support.external import require_chromium
 from tests.support.load import record
+from tests.support.otel import otel
 from tests.support.signin_apps import BUILDERS
 from tests.support.todo_stack import (
     ADA,
@@ -575,12 +579,16 @@ def the_day(stack: TodoStack, wire: Wire, msal_http: MsalHttpClient) -> Run:
             assert visitor.put(f"{web}/todos").status_code == 405  # (the CSRF check answers)
         assert b.client.put(f"{web}/auth/signin").status_code == 405
         assert b.client.delete(f"{web}/auth/signout").status_code == 405
-        bad_state = b.client.post(
-            f"{web}/auth/redirect", data={"code": "x" * 40, "state": "A" * 43}
-        )
-        assert bad_state.status_code == 400 and "does not match" in bad_state.text
-        assert b.client.get(f"{web}/auth/redirect").status_code == 400
-        assert b.client.get(f"{web}/auth/redirect", params={"resume": "n" * 43}).status_code == 400
+        # A signed-in person reopening the callback is sent home; anyone else gets the page.
+        assert b.client.get(f"{web}/auth/redirect").status_code == 302
+        with wire.watch(httpx.Client(timeout=20.0, follow_redirects=True)) as stranger:
+            bad_state = stranger.post(
+                f"{web}/auth/redirect", data={"code": "x" * 40, "state": "A" * 43}
+            )
+            assert bad_state.status_code == 400 and "does not match" in bad_state.text
+            assert stranger.get(f"{web}/auth/redirect").status_code == 400
+            resumed = stranger.get(f"{web}/auth/redirect", params={"resume": "n" * 43})
+            assert resumed.status_code == 400
         sign_in = b.get("/auth/signin", params={"next": "/todos"})
         state = parse_qs(urlsplit(sign_in.headers["location"]).query)["state"][0]
         entra_error = b.client.post(
@@ -700,7 +708,7 @@ def security_headers_on_pages(wire: Wire, stack: TodoStack) -> int:
 
 def test_nothing_leaks_over_a_whole_run(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     wire = Wire()
-    with all_logs_at_debug() as logs:
+    with all_logs_at_debug() as logs, otel() as telemetry:
         with todo_stack(tmp_path) as stack:
             logs.sweep()  # uvicorn set up its own loggers (not propagating) while starting
             msal_http = recording_msal_client(wire, stack.idp.ca_bundle)
@@ -714,6 +722,12 @@ def test_nothing_leaks_over_a_whole_run(tmp_path: Path, capfd: pytest.CaptureFix
         out, err = capfd.readouterr()
         pieces = [*logs.pieces(), ("stdout", out), ("stderr", err)]
         pieces += [("the emulator's console", line) for line in console]
+        # What the library reported (issue 11) is checked like the logs: every span of a call to
+        # the identity provider with its attributes, and every metric series' attributes.
+        spans = telemetry.spans()
+        pieces += [("a span", f"{s.name} {dict(s.attributes or {})!r}") for s in spans]
+        series = telemetry.points()
+        pieces += [("a metric", f"{name} {sorted(a)!r}") for name, v in series.items() for a in v]
         captured = "\n".join(piece for _, piece in pieces)
         secrets = collect(wire, stack)
         needles = secrets.needles()
@@ -723,6 +737,18 @@ def test_nothing_leaks_over_a_whole_run(tmp_path: Path, capfd: pytest.CaptureFix
         assert any(name.startswith("msal") for name in logs.loggers)
         assert "uvicorn.access" in logs.loggers  # a logger that does not propagate
         assert "/oauth2/v2.0/token 200" in captured
+        # The library's own events, metrics and spans are in the capture too.
+        seen = {
+            line.split("extra={'event': '", 1)[1].split("'", 1)[0]
+            for line in logs.lines
+            if "extra={'event': '" in line
+        }
+        assert {"signin_started", "signin_completed", "keys_refreshed"} <= seen, seen
+        assert {"entra_ciam discovery", "entra_ciam keys", "entra_ciam token"} <= {
+            s.name for s in spans
+        }
+        assert {"entra_ciam.validations", "entra_ciam.signins"} <= set(series)
+        assert "entra_ciam.token_acquisitions" in series
         # ...and the secrets are all there: each kind, and every token the API got was one the
         # token endpoint issued (so the collection missed none of the access tokens).
         by_kind = secrets.figures()
@@ -760,6 +786,7 @@ def test_nothing_leaks_over_a_whole_run(tmp_path: Path, capfd: pytest.CaptureFix
         logging.getLogger("uvicorn.access").info('"GET /?rt=%s HTTP/1.1" 200', refresh[:FRAGMENT])
         logging.getLogger("werkzeug").info("cookie %s", quote(session[-FRAGMENT:]))
         logging.getLogger("entra_ciam.signin").warning("signature %s", signature[:FRAGMENT])
+        emit("signin_failed", reason=session[:FRAGMENT], status=400)  # fields are checked too
         print(f"client_secret={stack.web_config.client_secret}")
         os.write(2, f"Authorization: Bearer {access}\n".encode())
         planted_out, planted_err = capfd.readouterr()
@@ -771,6 +798,7 @@ def test_nothing_leaks_over_a_whole_run(tmp_path: Path, capfd: pytest.CaptureFix
             "refresh token (prefix) in uvicorn.access",
             "session id (suffix) in werkzeug",
             "access token (signature prefix) in entra_ciam.signin",
+            "session id (prefix) in entra_ciam.events",
             "client secret (whole) in stdout",
             "access token (whole) in stderr",
             "a JWT-shaped string in stderr",

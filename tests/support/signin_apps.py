@@ -9,13 +9,15 @@ handling (a generic error handler, exceptions not propagated).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from entra_ciam import AccessTokenValidator, TokenAcquirer, current_user, login_required
 from entra_ciam.devidp import defaults
-from tests.support.webapps import READ, READWRITE, Stack
+from tests.support.webapps import READ, READWRITE, Stack, signin_stack
 
 
 def _validator(stack: Stack) -> AccessTokenValidator:
@@ -151,4 +153,62 @@ def starlette_app(stack: Stack, **options: Any) -> Any:
     return Starlette(routes=routes, middleware=middleware)
 
 
+def quart_app(stack: Stack, **options: Any) -> Any:
+    from quart import Quart, jsonify
+
+    from entra_ciam.asgi import SignInMiddleware
+
+    app = Quart("signin-test")
+    acquirer = TokenAcquirer()
+
+    @app.get("/")
+    async def home() -> Any:
+        user = current_user()
+        return jsonify(user=user["name"] if user else None)
+
+    @app.get("/me")
+    @login_required
+    async def me() -> Any:
+        return jsonify(dict(current_user() or {}))
+
+    @app.get("/todos")
+    @login_required
+    async def todos() -> Any:
+        token = await acquirer.acquire_token_for_user_async([READ])
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(stack.api, headers={"Authorization": f"Bearer {token}"})
+        return jsonify(status=answer.status_code, items=answer.json())
+
+    @app.get("/write")
+    def write() -> Any:  # a sync view: Quart runs it in a thread
+        token = acquirer.acquire_token_for_user(READWRITE)
+        answer = httpx.post(
+            stack.api,
+            json={"description": "Buy milk"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return jsonify(status=answer.status_code, item=answer.json())
+
+    config = options.pop("config", None) or stack.config()
+    app.asgi_app = SignInMiddleware(  # type: ignore[method-assign]
+        app.asgi_app, config, scopes=[READ], **options
+    )
+    return app
+
+
 BUILDERS = {"wsgi": flask_app, "asgi": starlette_app}
+
+
+def running_stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    *,
+    tls: bool = False,
+) -> Iterator[Stack]:
+    """The body of a fixture parametrized over "wsgi" and "asgi": ``signin_stack`` with this
+    module's app for ``request.param``."""
+    kind: str = request.param
+    tmp = tmp_path_factory.mktemp(f"{label}-{kind}")
+    with signin_stack(kind, tmp, BUILDERS[kind], tls=tls) as stack:
+        yield stack

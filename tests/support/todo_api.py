@@ -71,10 +71,16 @@ def start_web_process(
 
 
 def start_example(
-    module: str, env: Mapping[str, str], *, port: int | None = None, log: Path | None = None
+    module: str,
+    env: Mapping[str, str],
+    *,
+    port: int | None = None,
+    log: Path | None = None,
+    cwd: Path = ROOT,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``python -m <module> --port <port>`` with ``env`` added to ours, less anyone's ``ENTRA_*``
-    and ``TODO_*`` settings; returned with its base URL once ``/healthz`` answers 200.
+    and ``TODO_*`` settings; returned with its base URL once ``/healthz`` answers 200. It runs in
+    ``cwd`` (the clone, or a folder of its own with the clone on ``PYTHONPATH``).
 
     Its output goes to the file ``log`` (which a chatty server cannot fill, as it can a pipe
     nobody reads), else stdout is dropped and stderr piped for the error message.
@@ -83,14 +89,16 @@ def start_example(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_", "TODO_"))}
     full_env.update(env)
     full_env["PYTHONUNBUFFERED"] = "1"
+    if cwd != ROOT:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     argv = [sys.executable, "-m", module, "--port", str(port)]
     if log is None:
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            argv, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
     else:
         with log.open("ab") as out:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=out, stderr=out)
+            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:

@@ -139,10 +139,19 @@ def item_ids(page: httpx.Response) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def todo_stack(tmp: Path, *, api_base_url: str | None = None) -> Iterator[TodoStack]:
-    """Emulator + todo API + Flask todo web app; ``api_base_url`` overrides where the app calls."""
+def todo_stack(
+    tmp: Path, *, api_base_url: str | None = None, api: str = "starlette"
+) -> Iterator[TodoStack]:
+    """Emulator + todo API + Flask todo web app; ``api_base_url`` overrides where the app calls.
+
+    ``api`` picks the todo API example: ``"starlette"`` or ``"django"`` (same contract).
+    """
     from examples.flask_todo import create_app
-    from examples.starlette_api import create_app as create_api
+
+    if api == "django":
+        from examples.django_api import create_app as create_api
+    else:
+        from examples.starlette_api import create_app as create_api
 
     late = LateWSGI()
     with (
@@ -157,7 +166,7 @@ def todo_stack(tmp: Path, *, api_base_url: str | None = None) -> Iterator[TodoSt
             api_client_id=defaults.TODO_API_CLIENT_ID,
             ca_bundle=idp.ca_bundle,
         )
-        recorder = ScopeRecorder(create_api(api_config, db_path=tmp / "todo.sqlite3"))
+        recorder = ScopeRecorder(create_api(api_config, tmp / "todo.sqlite3"))
         with serving(recorder) as api:
             config = web_config(idp, web)
             store = MemoryStore()

@@ -12,14 +12,16 @@ from entra_ciam import _lazy
 
 if TYPE_CHECKING:
     from entra_ciam.asgi.bearer import BearerTokenMiddleware
+    from entra_ciam.asgi.health import HealthMiddleware
     from entra_ciam.asgi.signin import SignInMiddleware
 
 _EXPORTS: dict[str, str] = {
     "BearerTokenMiddleware": "entra_ciam.asgi.bearer",
+    "HealthMiddleware": "entra_ciam.asgi.health",
     "SignInMiddleware": "entra_ciam.asgi.signin",
 }
 
-__all__ = ["BearerTokenMiddleware", "SignInMiddleware"]
+__all__ = ["BearerTokenMiddleware", "HealthMiddleware", "SignInMiddleware"]
 
 
 if not TYPE_CHECKING:

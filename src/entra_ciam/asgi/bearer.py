@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from entra_ciam.asgi.exchange import header_values, route_path, send_response, with_state
+from entra_ciam.asgi.startup import StartupChecked, already_built
 from entra_ciam.asgi.types import ASGIApp, Receive, Scope, Send
 from entra_ciam.bearer import (
     WS_POLICY_VIOLATION,
@@ -26,7 +27,7 @@ from entra_ciam.frameworks import integration_for_app, serving
 __all__ = ["BearerTokenMiddleware"]
 
 
-class BearerTokenMiddleware:
+class BearerTokenMiddleware(StartupChecked):
     """Refuse HTTP requests and WebSocket handshakes without a valid bearer token.
 
     ``public_paths`` (exact) and ``public_prefixes`` (whole segments) are matched against the
@@ -43,6 +44,8 @@ class BearerTokenMiddleware:
         public_prefixes: Iterable[str] = (),
         allow_preflight: bool = True,
     ) -> None:
+        if already_built(self):
+            return
         self.app = app
         self.integration = integration_for_app(app)
         self.validator = validator

@@ -23,6 +23,7 @@ from entra_ciam.asgi.exchange import (
     send_response,
     with_state,
 )
+from entra_ciam.asgi.startup import StartupChecked
 from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from entra_ciam.frameworks import serving
 from entra_ciam.sessions import SessionStoreUnavailableError
@@ -85,7 +86,7 @@ class _Exchange:
     replaced: bool = False
 
 
-class SignInMiddleware(SignInAdapter[ASGIApp]):
+class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
     """Adds ``{prefix}/signin``, ``{prefix}/redirect`` and ``{prefix}/signout`` to an ASGI app.
 
     Takes an :class:`EntraConfig` (``EntraConfig.from_env()`` when omitted) and the options of
@@ -131,16 +132,22 @@ class SignInMiddleware(SignInAdapter[ASGIApp]):
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start" and not exchange.started:
                 exchange.started = True
-                raw_headers = message.get("headers") or []
+                raw_headers = list(message.get("headers") or [])
                 headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
-                app_response = Response(int(message["status"]), headers)
+                app_response = Response(int(message["status"]), list(headers))
                 final, replaced = await self._store_call(self.signin.close, ctx, app_response)
                 if replaced:
                     exchange.replaced = True
                     await _send(send, final)
                     return
-                message = dict(message)
-                message["headers"] = encode_headers(final.headers)
+                if final.headers[: len(headers)] == headers:
+                    # The usual case: the app's headers as they were, maybe a cookie added.
+                    # Only what was added is encoded; the app's own bytes go out untouched.
+                    added = final.headers[len(headers) :]
+                    if added:
+                        message = {**message, "headers": raw_headers + encode_headers(added)}
+                else:
+                    message = {**message, "headers": encode_headers(final.headers)}
             elif exchange.replaced and message["type"] == "http.response.body":
                 return
             await send(message)

@@ -25,7 +25,7 @@ __all__ = [
 
 _CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _PROMPTS = {"login", "none", "select_account", "consent", "create"}
-RESPONSE_MODES = ("query", "form_post")
+RESPONSE_MODES = ("query", "fragment", "form_post")
 
 
 class PageError(Exception):
@@ -57,7 +57,7 @@ class AuthorizeRequest:
     client: AppRegistration
     target: RedirectTarget
     nonce: str | None
-    code_challenge: str
+    code_challenge: str | None  # None: a confidential client that sent no PKCE challenge
     grant: DelegatedGrant
     prompt: str | None
     max_age: int | None
@@ -122,7 +122,7 @@ def parse_authorize(
             OAuthError(
                 "invalid_request",
                 70007,
-                f"The response_mode '{response_mode}' is not supported; use query or form_post.",
+                f"The response_mode '{response_mode}' is not supported; use query, fragment or form_post.",
             ),
             RedirectTarget(redirect_uri, "query", state),
         )
@@ -142,20 +142,31 @@ def parse_authorize(
             )
         challenge = one("code_challenge")
         method = one("code_challenge_method")
-        if challenge is None:
+        if challenge is None and _pkce_required(client, registrations):
             raise OAuthError(
                 "invalid_request",
                 9002325,
-                "Proof Key for Code Exchange is required: send code_challenge and "
+                "Proof Key for Code Exchange is required for cross-origin authorization code "
+                "redemption: this client is public, so send code_challenge and "
+                "code_challenge_method=S256."
+                if not registrations.strict.pkce_for_confidential_clients
+                else "Proof Key for Code Exchange is required ([strict] "
+                "pkce_for_confidential_clients): send code_challenge and "
                 "code_challenge_method=S256.",
             )
-        if method != "S256":
+        if challenge is None and method is not None:
+            raise OAuthError(
+                "invalid_request",
+                50149,
+                "code_challenge_method was sent without a code_challenge.",
+            )
+        if challenge is not None and method != "S256":
             raise OAuthError(
                 "invalid_request",
                 50149,
                 f"Invalid code_challenge_method {method!r}: only S256 is accepted.",
             )
-        if not _CHALLENGE_RE.match(challenge):
+        if challenge is not None and not _CHALLENGE_RE.match(challenge):
             raise OAuthError(
                 "invalid_request",
                 501491,
@@ -189,3 +200,10 @@ def parse_authorize(
         max_age=max_age,
         login_hint=login_hint,
     )
+
+
+def _pkce_required(client: AppRegistration, registrations: Registrations) -> bool:
+    """Entra requires PKCE from public clients and SPAs; confidential web apps may omit it."""
+    if registrations.strict.pkce_for_confidential_clients:
+        return True
+    return client.spa or not client.is_confidential

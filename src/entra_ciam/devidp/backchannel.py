@@ -1,4 +1,5 @@
-"""The https port apps and APIs call directly: discovery, keys, token, and the admin routes."""
+"""The https port apps and APIs call: discovery, keys, token, userinfo, the admin routes, and
+redirects to the sign-in pages for the browser endpoints."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import json
 import uuid
 
 from entra_ciam.devidp.errors import OAuthError
-from entra_ciam.devidp.messages import Request, Response, json_response
+from entra_ciam.devidp.frontchannel import FrontChannel
+from entra_ciam.devidp.messages import Request, Response, json_response, redirect
 from entra_ciam.devidp.provider import Provider
+from entra_ciam.devidp.userinfo import userinfo
 
 __all__ = ["BackChannel"]
 
@@ -16,18 +19,32 @@ ADMIN_PREFIX = "/_devidp/admin/"
 _PUBLIC_CACHE = (("Cache-Control", "max-age=3600"),)
 
 
+_DISCOVERY = ("v2.0/.well-known/openid-configuration", ".well-known/openid-configuration")
+_BROWSER_ENDPOINTS = ("oauth2/v2.0/authorize", "oauth2/v2.0/logout")
+
+
 class BackChannel:
-    def __init__(self, provider: Provider, admin_token: str) -> None:
+    """The authority's https origin. It serves every endpoint, as a real tenant's host does.
+
+    Browser endpoints (authorize, logout) are redirected, path and query unchanged, to the plain
+    http pages origin, where the sign-in pages and the emulator's session cookie live; the root
+    and the tenant's own path show the tenant's page.
+    """
+
+    def __init__(self, provider: Provider, admin_token: str, pages: FrontChannel) -> None:
         self.p = provider
         self._admin_token = admin_token
+        self._pages = pages
 
     def __call__(self, request: Request) -> Response:
         if request.path == "/_devidp/health":
             return json_response({"status": "ok", "issuer": self.p.endpoints.issuer})
         if request.path.startswith(ADMIN_PREFIX):
             return self._admin(request, request.path.removeprefix(ADMIN_PREFIX))
-        tenant, _, rest = request.path.strip("/").partition("/")
-        if not self.p.names_tenant(tenant):
+        if request.path.rstrip("/") == "/oidc/userinfo":
+            return userinfo(self.p, request)
+        tenant, rest = self.p.tenant_path(request.path)
+        if rest is None:
             return self._error(
                 OAuthError(
                     "invalid_tenant",
@@ -38,7 +55,13 @@ class BackChannel:
                 )
             )
         method = "GET" if request.method == "HEAD" else request.method
-        if rest == "v2.0/.well-known/openid-configuration":
+        if rest == "" and method == "GET":
+            return self._pages.index(request)
+        if rest in _BROWSER_ENDPOINTS:
+            return self._to_pages(request)
+        if rest in _DISCOVERY:
+            # Entra also answers without /v2.0 (its v1.0 document); identity reads
+            # end_session_endpoint from there. The emulator has one document for both.
             return self._only(method, "GET") or json_response(
                 self.p.discovery(), headers=_PUBLIC_CACHE
             )
@@ -49,6 +72,12 @@ class BackChannel:
         if rest == "oauth2/v2.0/token":
             return self._only(method, "POST") or self._token(request)
         return json_response({"error": "not_found", "error_description": "No such endpoint."}, 404)
+
+    def _to_pages(self, request: Request) -> Response:
+        """Send the browser on to the pages origin; 307 keeps a POSTed logout's body."""
+        target = request.target if request.target.startswith("/") else request.path
+        target = self.p.endpoints.pages_base + target
+        return redirect(target, status=302 if request.method in ("GET", "HEAD") else 307)
 
     def _token(self, request: Request) -> Response:
         correlation_id = request.headers.get("client-request-id") or str(uuid.uuid4())

@@ -7,6 +7,7 @@ are what a newcomer needs to paste into an example's settings.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import ssl
@@ -21,7 +22,12 @@ import httpx
 from entra_ciam.devidp import defaults
 from entra_ciam.devidp.keys import KeyStore
 from entra_ciam.devidp.provider import Clock
-from entra_ciam.devidp.registrations import RegistrationError, load_registrations
+from entra_ciam.devidp.registrations import (
+    ISSUER_FORMS,
+    RegistrationError,
+    Registrations,
+    load_registrations,
+)
 from entra_ciam.devidp.server import DevIdp, DevIdpError, read_server_info
 from entra_ciam.devidp.state import StateDir, StateError, default_state_dir
 
@@ -56,6 +62,34 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"how long the old key stays published (default {defaults.KEY_GRACE_PERIOD})",
     )
     rotate.set_defaults(handler=rotate_keys)
+    token = actions.add_parser(
+        "token",
+        help="sign a user in to the running emulator (real auth code flow) and print the token",
+        description=(
+            "Run the authorization code flow against the running emulator as its web app would "
+            "(MSAL, PKCE, the sign-in pages over HTTP) and print the user's access token alone "
+            "on stdout: TOKEN=$(entra-ciam dev-idp token --user ada@example.com)."
+        ),
+    )
+    token.add_argument("--user", required=True, help="the user's email address")
+    token.add_argument(
+        "--password",
+        default=None,
+        help="the user's password (default: the registrations file's; asked for otherwise)",
+    )
+    token.add_argument(
+        "--scope",
+        action="append",
+        default=None,
+        help=f"a scope to ask for, repeatable (default {_default_scope()})",
+    )
+    token.add_argument(
+        "--client", default="web-app", help="the app registration that signs in (default web-app)"
+    )
+    token.add_argument(
+        "--state-dir", dest="token_state_dir", help="the running emulator's state folder"
+    )
+    token.set_defaults(handler=print_user_token)
     example = actions.add_parser("example-config", help="print the built-in tenant as TOML")
     example.set_defaults(handler=print_example_config)
     return parser
@@ -88,7 +122,31 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="enable the test-only route GET /<tenant>/_test/otp (never for shared machines)",
     )
+    parser.add_argument(
+        "--one-time-refresh-tokens",
+        action="store_true",
+        help="make refresh tokens single use, a reuse revoking the sign-in (Entra allows reuse; "
+        "same as [grants] refresh_token_reuse = false)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument(
+        "--issuer",
+        choices=ISSUER_FORMS,
+        default=None,
+        help="token issuer: 'ciamlogin' (Entra's https://<tenant-id>.ciamlogin.com/<tenant-id>/v2.0, "
+        "the default) or 'loopback' (<authority>/v2.0); overrides [tenant] issuer",
+    )
+    parser.add_argument(
+        "--strict-pkce",
+        action="store_true",
+        help="require PKCE from confidential clients too (Entra requires it of public ones only)",
+    )
+    parser.add_argument(
+        "--strict-logout",
+        action="store_true",
+        help="accept as post_logout_redirect_uri only an app's post_logout_redirect_uris, not "
+        "its redirect URIs (Entra accepts those)",
+    )
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -97,7 +155,7 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        registrations = load_registrations(args.config)
+        registrations = with_cli_options(load_registrations(args.config), args)
         idp = DevIdp(
             registrations,
             state_dir=args.state_dir or default_state_dir(),
@@ -131,6 +189,21 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     return 0
 
 
+def with_cli_options(registrations: Registrations, args: argparse.Namespace) -> Registrations:
+    """The registrations file's settings, overridden by the command line's."""
+    tenant, strict = registrations.tenant, registrations.strict
+    if getattr(args, "issuer", None):
+        tenant = dataclasses.replace(tenant, issuer=args.issuer)
+    if getattr(args, "strict_pkce", False):
+        strict = dataclasses.replace(strict, pkce_for_confidential_clients=True)
+    if getattr(args, "strict_logout", False):
+        strict = dataclasses.replace(strict, post_logout_uris_listed_only=True)
+    registrations = dataclasses.replace(registrations, tenant=tenant, strict=strict)
+    if getattr(args, "one_time_refresh_tokens", False):
+        registrations = registrations.with_one_time_refresh_tokens()
+    return registrations
+
+
 def banner(idp: DevIdp) -> str:
     regs = idp.registrations
     e = idp.endpoints
@@ -138,11 +211,18 @@ def banner(idp: DevIdp) -> str:
         f"entra-ciam dev-idp: local Entra External ID tenant '{regs.tenant.name}' is running.",
         "",
         f"  Authority       {e.authority}",
-        f"  MSAL            oidc_authority={e.issuer}",
+        f"  MSAL            oidc_authority={e.oidc_authority}",
+        f"  Issuer          {e.issuer}",
         f"  Metadata        {e.metadata_url}",
         f"  Sign-in pages   {e.pages_base}/",
         f"  CA bundle       {idp.ca_bundle}",
         f"  State folder    {idp.state.path}",
+        "  Refresh tokens  "
+        + (
+            "reusable until they expire, as in Entra"
+            if regs.grants.refresh_token_reuse
+            else "one-time: a reuse revokes the sign-in (--one-time-refresh-tokens)"
+        ),
         "",
         "  Apps",
     ]
@@ -251,6 +331,27 @@ def _rotation_text(result: dict[str, Any], *, where: str) -> str:
         f"  published next    {result['next_kid']}\n"
         f"  retiring          {retiring}, published until unix time {result['remove_after']:.0f}"
     )
+
+
+# -- token ------------------------------------------------------------------------------------
+
+
+def _default_scope() -> str:
+    return f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.Read"
+
+
+def print_user_token(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from entra_ciam.devidp.usertoken import run_token  # MSAL only for this command
+
+    if not args.scope:
+        args.scope = [_default_scope()]
+    try:
+        registrations = load_registrations(args.config)
+        state = StateDir(args.token_state_dir or args.state_dir or default_state_dir())
+    except (RegistrationError, StateError) as exc:
+        print(f"entra-ciam dev-idp token: {exc}", file=sys.stderr)
+        return 2
+    return run_token(args, registrations, state, out=out)
 
 
 # -- example-config ---------------------------------------------------------------------------

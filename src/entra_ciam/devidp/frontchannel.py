@@ -11,7 +11,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 
@@ -58,6 +58,7 @@ class FrontChannel:
             ("GET", "login"): self.login_page,
             ("POST", "login/email"): self.login_email,
             ("POST", "login/password"): self.login_password,
+            ("POST", "login/select"): self.login_select,
             ("GET", "signup"): self.signup_page,
             ("POST", "signup/email"): self.signup_email,
             ("POST", "signup/code"): self.signup_code,
@@ -70,10 +71,10 @@ class FrontChannel:
     # -- dispatch ---------------------------------------------------------------------------
 
     def __call__(self, request: Request) -> Response:
-        if request.path in ("/", ""):
+        _, rest = self.p.tenant_path(request.path)
+        if rest == "" and request.method in ("GET", "HEAD"):
             return self.index(request)
-        tenant, _, rest = request.path.strip("/").partition("/")
-        if not self.p.names_tenant(tenant):
+        if rest is None:
             return self._message(
                 404,
                 "Tenant not found",
@@ -91,18 +92,42 @@ class FrontChannel:
     # -- pages ------------------------------------------------------------------------------
 
     def index(self, request: Request) -> Response:
+        """The root page: what to point an app at, the apps and the users (never a secret)."""
         nonce = secrets.token_urlsafe(16)
         e = self.p.endpoints
+        regs = self.p.registrations
         rows = [
+            ("Tenant", f"{regs.tenant.id} ({regs.tenant.domain})"),
             ("Authority", e.authority),
+            ("MSAL oidc_authority", e.oidc_authority),
             ("Issuer", e.issuer),
-            ("Metadata", e.metadata_url),
+            ("Discovery", e.metadata_url),
+            ("Sign-in pages", f"{e.pages_base}/"),
         ]
         if self.p.state is not None:
             rows.append(("CA bundle", str(self.p.state.file("ca.pem"))))
-        rows += [(f"App: {a.name}", a.client_id) for a in self.p.registrations.apps]
-        rows += [("User", u.email) for u in self.p.registrations.users]
-        return self._html(pages.index(nonce, self.p.registrations.tenant.name, rows), nonce)
+        for app in regs.apps:
+            kind = "confidential" if app.is_confidential else "public"
+            if app.spa:
+                kind = "single-page app"
+            exposes = " ".join(app.scopes + app.app_roles)
+            rows.append(
+                (
+                    f"App: {app.name}",
+                    f"{app.client_id} ({kind}{'; exposes ' + exposes if exposes else ''})",
+                )
+            )
+        users = [*regs.users, *self.p.directory.signed_up()]
+        rows += [("User", f"{u.email} ({u.display_name})") for u in users]
+        page = pages.index(
+            nonce,
+            regs.tenant.name,
+            rows,
+            discovery=e.metadata_url,
+            note="Client secrets and the test users' passwords are printed on the emulator's "
+            "console (and in `entra-ciam dev-idp example-config`).",
+        )
+        return self._html(page, nonce)
 
     def authorize(self, request: Request, nonce: str) -> Response:
         try:
@@ -111,23 +136,47 @@ class FrontChannel:
             return self._error(exc.error, nonce)
         except RedirectError as exc:
             return self._deliver(exc.target, exc.error.redirect_params(exc.target.state), nonce)
-        session = self.p.store.session(request.cookie(SESSION_COOKIE))
-        user = self.p.directory.by_oid(session.user_oid) if session else None
-        if session and user and self._session_satisfies(req, session, user):
-            return self._complete(self._flow_from(req), user, session, nonce)
+        cookie = request.cookie(SESSION_COOKIE)
+        accounts = self._accounts(cookie)
+        # prompt=consent keeps SSO: External ID users never see a consent page (an administrator
+        # consents), so there is nothing to show but the sign-in Entra would skip too.
+        if req.prompt in ("login", "create"):
+            candidates: list[tuple[Session, User]] = []
+        else:
+            candidates = [(s, u) for s, u in accounts if self._account_fits(req, s, u)]
         if req.prompt == "none":
-            error = OAuthError(
-                "login_required",
-                50058,
-                "A silent sign-in request was sent but no user is signed in.",
+            if len(candidates) == 1:
+                session, user = candidates[0]
+                return self._complete(self._flow_from(req), user, session, nonce, cookie=cookie)
+            error = (
+                OAuthError(
+                    "interaction_required",
+                    16000,
+                    "Several accounts are signed in; send login_hint to say which, or let the "
+                    "user pick one.",
+                )
+                if candidates
+                else OAuthError(
+                    "login_required",
+                    50058,
+                    "A silent sign-in request was sent but no user is signed in.",
+                )
             )
             return self._deliver(req.target, error.redirect_params(req.target.state), nonce)
+        if len(candidates) == 1 and req.prompt != "select_account":
+            session, user = candidates[0]
+            return self._complete(self._flow_from(req), user, session, nonce, cookie=cookie)
         flow = self._flow_from(req)
         flow_id = self.p.store.add_flow(flow)
         view = self._view(flow_id, flow)
         if req.prompt == "create":
             return self._page(pages.sign_up_email(view, nonce), nonce, flow)
-        return self._page(pages.sign_in_email(view, nonce, email=req.login_hint or ""), nonce, flow)
+        pickable = candidates if req.prompt != "select_account" else accounts
+        if pickable:
+            listed = [(u.email, u.display_name) for _, u in pickable]
+            return self._page(pages.pick_account(view, nonce, listed), nonce, flow)
+        hint = self._hinted_email(req.login_hint)
+        return self._page(pages.sign_in_email(view, nonce, email=hint), nonce, flow)
 
     def login_page(self, request: Request, nonce: str) -> Response:
         flow_id = _first(request.query, "flow")
@@ -186,7 +235,27 @@ class FrontChannel:
             page = pages.sign_in_password(view, nonce, email=email, error=error)
             return self._page(page, nonce, flow, status=401)
         self.p.store.end_flow(flow_id)
-        cookie, session = self.p.store.start_session(user.oid)
+        cookie, session = self.p.store.start_session(user.oid, request.cookie(SESSION_COOKIE))
+        return self._complete(flow, user, session, nonce, cookie=cookie, set_cookie=True)
+
+    def login_select(self, request: Request, nonce: str) -> Response:
+        """The account picker: continue as an account already signed in here, no password."""
+        form = request.form()
+        flow_id = _first(form, "flow")
+        flow = self.p.store.flow(flow_id)
+        if flow is None:
+            return self._expired(nonce)
+        email = _first(form, "email").strip().lower()
+        cookie = request.cookie(SESSION_COOKIE)
+        chosen = next(((s, u) for s, u in self._accounts(cookie) if u.email == email), None)
+        if chosen is None or (
+            flow.max_age is not None and self.p.clock() - chosen[0].auth_time > flow.max_age
+        ):
+            # Signed out meanwhile, or too long ago for max_age: ask for the password.
+            page = pages.sign_in_email(self._view(flow_id, flow), nonce, email=email)
+            return self._page(page, nonce, flow)
+        self.p.store.end_flow(flow_id)
+        session, user = chosen
         return self._complete(flow, user, session, nonce, cookie=cookie)
 
     def signup_page(self, request: Request, nonce: str) -> Response:
@@ -261,29 +330,48 @@ class FrontChannel:
             )
         self.p.announce(f"[dev-idp] new account: {email} ({display_name})")
         self.p.store.end_flow(flow_id)
-        cookie, session = self.p.store.start_session(user.oid)
-        return self._complete(flow, user, session, nonce, cookie=cookie)
+        cookie, session = self.p.store.start_session(user.oid, request.cookie(SESSION_COOKIE))
+        return self._complete(flow, user, session, nonce, cookie=cookie, set_cookie=True)
 
     def logout(self, request: Request, nonce: str) -> Response:
+        """End the session at the emulator, then return to the app if it may be returned to.
+
+        ``logout_hint`` (the ``login_hint`` claim of the app's ID token) signs out that account
+        only; without it every account of this browser is signed out. Apps the ended sessions
+        signed in to are told through their front-channel logout URL, in hidden frames.
+        """
         params: dict[str, list[str]] = {**request.query, **request.form()}
-        self.p.store.end_session(request.cookie(SESSION_COOKIE))
-        clear = [("Set-Cookie", _cookie(SESSION_COOKIE, "", max_age=0))]
+        cookie = request.cookie(SESSION_COOKIE)
+        hint = _first(params, "logout_hint")
+        user_oid = self.p.minter.oid_from_login_hint(hint) if hint else None
+        if hint and user_oid is None:
+            user = self.p.directory.find(hint)
+            user_oid = user.oid if user else ""  # names nobody signed in here: end nothing
+        _, clients, remaining = self.p.store.end_session(cookie, user_oid)
+        headers = [] if remaining else [("Set-Cookie", _cookie(SESSION_COOKIE, "", max_age=0))]
+        frames = self._frontchannel_urls(clients)
         target = _first(params, "post_logout_redirect_uri")
         tenant_name = self.p.registrations.tenant.name
         if not target:
-            return self._html(pages.signed_out(nonce, tenant_name), nonce, headers=clear)
+            page = pages.signed_out(nonce, tenant_name, frames=frames)
+            return self._html(page, nonce, headers=headers, frames=frames)
         client = self._logout_client(params)
         apps = [client] if client is not None else list(self.p.registrations.apps)
-        if any(app.accepts_post_logout_uri(target) for app in apps):
+        listed_only = self.p.registrations.strict.post_logout_uris_listed_only
+        if any(app.accepts_post_logout_uri(target, listed_only=listed_only) for app in apps):
             state = _first(params, "state")
-            return redirect(with_query(target, {"state": state} if state else {}), clear)
+            location = with_query(target, {"state": state} if state else {})
+            if not frames:
+                return redirect(location, headers)
+            page = pages.signed_out(nonce, tenant_name, frames=frames, continue_to=location)
+            return self._html(page, nonce, headers=headers, frames=frames)
+        registered = "post-logout redirect URIs" if listed_only else "redirect URIs"
         note = (
             f"The app asked to return to {target}, which is not one of its registered "
-            "post-logout redirect URIs (AADSTS50011), so you stay here."
+            f"{registered} (AADSTS50011), so you stay here."
         )
-        return self._html(
-            pages.signed_out(nonce, tenant_name, note=note), nonce, status=400, headers=clear
-        )
+        page = pages.signed_out(nonce, tenant_name, note=note, frames=frames)
+        return self._html(page, nonce, status=400, headers=headers, frames=frames)
 
     def test_otp(self, request: Request, nonce: str) -> Response:
         """Test mode only: the last one-time passcode sent (to ``?email=``)."""
@@ -311,12 +399,41 @@ class FrontChannel:
             expires_at=self.p.clock() + 30 * 60,
         )
 
-    def _session_satisfies(self, req: AuthorizeRequest, session: Session, user: User) -> bool:
-        if req.prompt in ("login", "create", "select_account", "consent"):
-            return False
+    def _accounts(self, cookie: str | None) -> list[tuple[Session, User]]:
+        """The accounts signed in to this browser whose users still exist, newest last."""
+        found = []
+        for session in self.p.store.sessions(cookie):
+            user = self.p.directory.by_oid(session.user_oid)
+            if user is not None:
+                found.append((session, user))
+        return found
+
+    def _account_fits(self, req: AuthorizeRequest, session: Session, user: User) -> bool:
+        """May this signed-in account answer ``req`` without a password?"""
         if req.max_age is not None and self.p.clock() - session.auth_time > req.max_age:
             return False
-        return req.login_hint is None or req.login_hint.strip().lower() == user.email
+        if req.login_hint is None:
+            return True
+        hint = req.login_hint.strip()
+        return hint.lower() == user.email or self.p.minter.oid_from_login_hint(hint) == user.oid
+
+    def _hinted_email(self, login_hint: str | None) -> str:
+        """The email to prefill: the hint itself, or the account a login_hint claim names."""
+        if not login_hint:
+            return ""
+        oid = self.p.minter.oid_from_login_hint(login_hint.strip())
+        if oid is None:
+            return login_hint
+        user = self.p.directory.by_oid(oid)
+        return user.email if user else ""
+
+    def _frontchannel_urls(self, client_ids: set[str]) -> list[str]:
+        urls = []
+        for client_id in sorted(client_ids):
+            app = self.p.registrations.app(client_id)
+            if app is not None and app.frontchannel_logout_url:
+                urls.append(app.frontchannel_logout_url)
+        return urls
 
     def _complete(
         self,
@@ -326,6 +443,7 @@ class FrontChannel:
         nonce: str,
         *,
         cookie: str | None = None,
+        set_cookie: bool = False,
     ) -> Response:
         """Issue the code and send the browser back to the app."""
         code = self.p.store.issue_code(
@@ -343,12 +461,13 @@ class FrontChannel:
                 family=self.p.store.new_family(),
             )
         )
+        self.p.store.note_client(cookie, session.sid, flow.client_id)
         params = {"code": code}
         if flow.state is not None:
             params["state"] = flow.state
         params["session_state"] = session.sid
         headers = []
-        if cookie is not None:
+        if set_cookie and cookie is not None:
             headers.append(("Set-Cookie", _cookie(SESSION_COOKIE, cookie)))
         target = RedirectTarget(flow.redirect_uri, flow.response_mode, flow.state)
         return self._deliver(target, params, nonce, headers=headers)
@@ -366,6 +485,8 @@ class FrontChannel:
                 target.redirect_uri, params, nonce, self.p.registrations.tenant.name
             )
             return self._html(page, nonce, targets=(_origin(target.redirect_uri),), headers=headers)
+        if target.response_mode == "fragment":
+            return redirect(f"{target.redirect_uri}#{urlencode(params)}", headers)
         return redirect(with_query(target.redirect_uri, params), headers)
 
     def _logout_client(self, params: Mapping[str, Sequence[str]]) -> AppRegistration | None:
@@ -445,12 +566,15 @@ class FrontChannel:
         status: int = 200,
         targets: Sequence[str] = (),
         headers: Sequence[tuple[str, str]] = (),
+        frames: Sequence[str] = (),
     ) -> Response:
         form_action = " ".join(["'self'", *targets])
         csp = (
             f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
             f"img-src data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
         )
+        if frames:  # front-channel logout: the apps' logout URLs load in hidden frames
+            csp += "; frame-src " + " ".join(sorted({_origin(url) for url in frames}))
         return html(
             body,
             status,

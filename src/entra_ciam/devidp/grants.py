@@ -1,8 +1,13 @@
 """The token endpoint: client authentication and the four grants, as pure request -> response steps.
 
-Grants: authorization code with PKCE (S256), refresh token (rotating, reuse revokes the family),
-client credentials (``<api>/.default``) and on-behalf-of (jwt-bearer). Errors are ``OAuthError``;
-the HTTP layer turns them into Entra's JSON.
+Grants: authorization code with PKCE (S256), refresh token (a new one with every refresh; the
+used one stays good as in Entra, or with ``GrantPolicy(refresh_token_reuse=False)`` dies, and a
+reuse revokes the family), client credentials (``<api>/.default``) and on-behalf-of (jwt-bearer).
+Errors are ``OAuthError``; the HTTP layer turns them into Entra's JSON. As in Entra, PKCE is
+required from public clients and SPAs and optional for confidential web apps.
+
+Every token request is counted by grant type (``TokenService.counts``), so tests can see how many
+redemptions really reached the identity provider, whatever the client believes it sent.
 """
 
 from __future__ import annotations
@@ -12,18 +17,26 @@ import binascii
 import hashlib
 import hmac
 import re
+import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote_plus
 
 from entra_ciam.devidp.directory import UserDirectory
 from entra_ciam.devidp.errors import OAuthError
-from entra_ciam.devidp.registrations import AppRegistration, Lifetimes, Registrations, User
+from entra_ciam.devidp.registrations import (
+    AppRegistration,
+    GrantPolicy,
+    Lifetimes,
+    Registrations,
+    User,
+)
 from entra_ciam.devidp.scopes import DelegatedGrant, resolve_app_only, resolve_delegated
 from entra_ciam.devidp.store import GrantStore, RefreshGrant
 from entra_ciam.devidp.tokens import TokenMinter
 
-__all__ = ["JWT_BEARER", "TokenService"]
+__all__ = ["JWT_BEARER", "TokenCounts", "TokenService"]
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", JWT_BEARER)
@@ -38,6 +51,33 @@ def _missing(name: str) -> OAuthError:
     )
 
 
+class TokenCounts:
+    """Token requests by grant type: every one that named a grant, and those that got tokens."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requested: Counter[str] = Counter()
+        self._issued: Counter[str] = Counter()
+
+    def requested(self, grant_type: str) -> None:
+        with self._lock:
+            self._requested[grant_type if grant_type in GRANT_TYPES else "other"] += 1
+
+    def issued(self, grant_type: str) -> None:
+        with self._lock:
+            self._issued[grant_type] += 1
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """``{"requested": {grant: n}, "issued": {grant: n}}``, copies."""
+        with self._lock:
+            return {"requested": dict(self._requested), "issued": dict(self._issued)}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requested.clear()
+            self._issued.clear()
+
+
 class TokenService:
     def __init__(
         self,
@@ -47,12 +87,15 @@ class TokenService:
         store: GrantStore,
         minter: TokenMinter,
         lifetimes: Lifetimes,
+        policy: GrantPolicy | None = None,
     ) -> None:
         self.registrations = registrations
         self.directory = directory
         self.store = store
         self.minter = minter
         self.lifetimes = lifetimes
+        self.policy = policy if policy is not None else registrations.grants
+        self.counts = TokenCounts()
 
     def handle(
         self, form: Mapping[str, Sequence[str]], authorization: str | None = None
@@ -62,6 +105,14 @@ class TokenService:
         grant_type = params.get("grant_type")
         if not grant_type:
             raise _missing("grant_type")
+        self.counts.requested(grant_type)
+        response = self._grant(grant_type, params, authorization)
+        self.counts.issued(grant_type)
+        return response
+
+    def _grant(
+        self, grant_type: str, params: dict[str, str], authorization: str | None
+    ) -> dict[str, Any]:
         client = self._authenticate(params, authorization)
         if grant_type == "authorization_code":
             return self._authorization_code(client, params)
@@ -159,10 +210,20 @@ class TokenService:
                 f"'{issued.redirect_uri}' provided when requesting Authorization code.",
             )
         verifier = params.get("code_verifier")
-        if not verifier:
+        if issued.code_challenge is None:
+            if verifier is not None:
+                # The authorize request had no challenge: a verifier now means a confused client.
+                self.store.revoke_family(issued.family)
+                raise OAuthError(
+                    "invalid_grant",
+                    501481,
+                    "A code_verifier was sent but the authorization request carried no "
+                    "code_challenge.",
+                )
+        elif not verifier:
             self.store.revoke_family(issued.family)
             raise _missing("code_verifier")
-        if not _VERIFIER_RE.match(verifier) or not hmac.compare_digest(
+        elif not _VERIFIER_RE.match(verifier) or not hmac.compare_digest(
             _s256(verifier), issued.code_challenge
         ):
             self.store.revoke_family(issued.family)
@@ -190,7 +251,9 @@ class TokenService:
         token = params.get("refresh_token")
         if not token:
             raise _missing("refresh_token")
-        previous = self.store.redeem_refresh(token, client.client_id)
+        previous = self.store.redeem_refresh(
+            token, client.client_id, one_time=not self.policy.refresh_token_reuse
+        )
         user = self._user(previous.user_oid)
         grant = resolve_delegated(self.registrations, client, params.get("scope") or previous.scope)
         return self._user_tokens(

@@ -20,6 +20,7 @@ class Request:
     query: Mapping[str, list[str]]
     headers: Mapping[str, str]  # lower-case names
     body: bytes = b""
+    target: str = ""  # the request target as sent: path and query string
 
     @classmethod
     def build(
@@ -36,6 +37,7 @@ class Request:
             query=parse_qs(query, keep_blank_values=True),
             headers={k.lower(): v for k, v in (headers or {}).items()},
             body=body,
+            target=target,
         )
 
     def form(self) -> dict[str, list[str]]:
@@ -81,8 +83,10 @@ def html(body: str, status: int = 200, headers: Sequence[tuple[str, str]] = ()) 
     )
 
 
-def redirect(location: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
-    return Response(302, [("Location", location), *NO_STORE, *headers])
+def redirect(
+    location: str, headers: Sequence[tuple[str, str]] = (), *, status: int = 302
+) -> Response:
+    return Response(status, [("Location", location), *NO_STORE, *headers])
 
 
 def with_query(url: str, params: Mapping[str, str]) -> str:

@@ -16,6 +16,7 @@ __all__ = [
     "form_post",
     "index",
     "message_page",
+    "pick_account",
     "sign_in_email",
     "sign_in_password",
     "sign_up_code",
@@ -50,6 +51,9 @@ button{font:inherit;min-width:108px;padding:6px 16px;border:0;background:var(--b
 cursor:pointer}
 button.secondary{background:#ccc;color:var(--ink)}
 button.link{background:none;color:var(--blue);min-width:0;padding:0}
+button.account{display:block;width:100%;text-align:left;background:#fff;color:var(--ink);
+border-bottom:1px solid #e1e1e1;padding:12px 4px}button.account:hover{background:#f2f2f2}
+.frames{display:none}
 a{color:var(--blue);text-decoration:none}a:hover{text-decoration:underline}
 .links{margin-top:22px;font-size:13px}
 dl{font-size:13px;display:grid;grid-template-columns:max-content 1fr;gap:4px 12px}
@@ -110,6 +114,27 @@ def sign_in_email(flow: FlowView, nonce: str, *, email: str = "", error: str | N
 <p class="links">No account? <a href="{escape(flow.base)}/signup?flow={escape(flow.flow_id)}">Create
 one</a></p>"""
     return _layout("Sign in", body, nonce, flow.tenant_name)
+
+
+def pick_account(
+    flow: FlowView, nonce: str, accounts: Sequence[tuple[str, str]], *, error: str | None = None
+) -> str:
+    """Entra's "Pick an account": the accounts signed in here, then "Use another account"."""
+    buttons = "\n".join(
+        f'''<form method="post" action="{escape(flow.base)}/login/select">
+{_hidden(flow)}<input type="hidden" name="email" value="{escape(email)}">
+<button class="account" type="submit">{escape(name)}<br><span class="muted">{escape(email)}
+ &middot; Signed in</span></button></form>'''
+        for email, name in accounts
+    )
+    body = f"""
+<h1>Pick an account</h1>
+<p class="muted">to continue to {escape(flow.app_name)}</p>
+{buttons}
+{_error(error)}
+<p class="links">
+<a href="{escape(flow.base)}/login?flow={escape(flow.flow_id)}">Use another account</a></p>"""
+    return _layout("Pick an account", body, nonce, flow.tenant_name)
 
 
 def sign_in_password(flow: FlowView, nonce: str, *, email: str, error: str | None = None) -> str:
@@ -223,19 +248,49 @@ def message_page(title: str, lines: Sequence[str], nonce: str, tenant_name: str)
     return _layout(title, f"<h1>{escape(title)}</h1>{paragraphs}", nonce, tenant_name)
 
 
-def signed_out(nonce: str, tenant_name: str, *, note: str | None = None) -> str:
+def signed_out(
+    nonce: str,
+    tenant_name: str,
+    *,
+    note: str | None = None,
+    frames: Sequence[str] = (),
+    continue_to: str | None = None,
+) -> str:
+    """The signed-out page; ``frames`` are front-channel logout URLs, ``continue_to`` the app."""
     extra = f'<p class="muted">{escape(note)}</p>' if note else ""
+    if frames:
+        iframes = "".join(
+            f'<iframe src="{escape(url)}" title="sign-out"></iframe>' for url in frames
+        )
+        extra += f'<div class="frames" aria-hidden="true">{iframes}</div>'
+    if continue_to is not None:
+        extra += f"""<p><a id="continue" href="{escape(continue_to)}">Continue</a></p>
+<script nonce="{nonce}">window.addEventListener("load",function(){{
+location.replace(document.getElementById("continue").href);}});</script>"""
     body = f"""
 <h1>You signed out of your account</h1>
 <p>It&rsquo;s a good idea to close all browser windows.</p>{extra}"""
     return _layout("Signed out", body, nonce, tenant_name)
 
 
-def index(nonce: str, tenant_name: str, rows: Sequence[tuple[str, str]]) -> str:
+def index(
+    nonce: str,
+    tenant_name: str,
+    rows: Sequence[tuple[str, str]],
+    *,
+    discovery: str | None = None,
+    note: str | None = None,
+) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd><code>{escape(v)}</code></dd>" for k, v in rows)
+    link = (
+        f'<p><a href="{escape(discovery)}">OpenID Connect discovery document</a></p>'
+        if discovery
+        else ""
+    )
+    extra = f'<p class="muted">{escape(note)}</p>' if note else ""
     body = f"""
 <h1>Local tenant</h1>
 <p class="muted">Point your app at the authority below. Tokens it issues validate only against
 this emulator.</p>
-<dl>{items}</dl>"""
+<dl>{items}</dl>{link}{extra}"""
     return _layout("Local tenant", body, nonce, tenant_name)

@@ -13,20 +13,24 @@ import json
 import re
 import tomllib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from entra_ciam.devidp import defaults
 from entra_ciam.urls import is_loopback_host
 
 __all__ = [
+    "ISSUER_FORMS",
     "OIDC_SCOPES",
+    "OPTIONAL_CLAIMS",
     "AppRegistration",
+    "GrantPolicy",
     "Lifetimes",
     "RegistrationError",
     "Registrations",
+    "Strict",
     "Tenant",
     "User",
     "default_mapping",
@@ -35,11 +39,17 @@ __all__ = [
 
 # Scopes every client may ask for; they name no API and need no consent.
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+# Optional claims an app registration may ask for, by token (the manifest's optionalClaims).
+OPTIONAL_CLAIMS = {"id_token": frozenset({"login_hint"}), "access_token": frozenset({"idtyp"})}
+# "ciamlogin": https://<tenant-id>.ciamlogin.com/<tenant-id>/v2.0, as Entra; "loopback": the
+# emulator's own https://127.0.0.1:<port>/<tenant-id>/v2.0.
+ISSUER_FORMS = ("ciamlogin", "loopback")
 
 _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _PERMISSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+_T = TypeVar("_T")
 # Object ids are derived, not stored, so they stay the same across restarts.
 _OID_NAMESPACE = uuid.UUID("0b6c1f0e-93a2-4d59-a0a4-0d2f5c7b8e11")
 
@@ -53,6 +63,7 @@ class Tenant:
     id: str
     subdomain: str
     name: str
+    issuer: str = "ciamlogin"  # one of ISSUER_FORMS
 
     @property
     def domain(self) -> str:
@@ -82,10 +93,23 @@ class AppRegistration:
     app_roles: tuple[str, ...] = ()
     delegated: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
     application: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    # The manifest's optionalClaims: "id_token" -> {"login_hint"}, "access_token" -> {"idtyp"}.
+    # Access-token claims come from the API's registration, id-token claims from the client's.
+    optional_claims: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    # requestedAccessTokenVersion of an API: 1 is what a manifest left unset gives in Entra.
+    access_token_version: int = 2
+    # Entra's "Front-channel logout URL": loaded in a hidden frame when the user signs out.
+    frontchannel_logout_url: str | None = None
+    # A single-page app (public, redirect URIs of the "spa" platform): PKCE is always required.
+    spa: bool = False
 
     @property
     def is_confidential(self) -> bool:
         return self.client_secret is not None
+
+    def wants(self, token: str, claim: str) -> bool:
+        """True if this registration asks for optional ``claim`` in its ``token`` tokens."""
+        return claim in self.optional_claims.get(token, frozenset())
 
     @property
     def service_principal_id(self) -> str:
@@ -98,10 +122,18 @@ class AppRegistration:
             return True
         return any(_same_loopback_uri(uri, registered) for registered in self.redirect_uris)
 
-    def accepts_post_logout_uri(self, uri: str) -> bool:
-        if uri in self.post_logout_redirect_uris:
+    def accepts_post_logout_uri(self, uri: str, *, listed_only: bool = False) -> bool:
+        """Entra accepts any of the app's redirect URIs; ``post_logout_redirect_uris`` adds more.
+
+        ``listed_only`` (the ``[strict]`` option) accepts only the added list, as the emulator
+        once did.
+        """
+        allowed = self.post_logout_redirect_uris
+        if not listed_only:
+            allowed = (*allowed, *self.redirect_uris)
+        if uri in allowed:
             return True
-        return any(_same_loopback_uri(uri, r) for r in self.post_logout_redirect_uris)
+        return any(_same_loopback_uri(uri, r) for r in allowed)
 
     def names_resource(self, value: str) -> bool:
         """True if ``value`` is this app's client id or one of its identifier URIs."""
@@ -121,11 +153,39 @@ class Lifetimes:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GrantPolicy:
+    """How the token endpoint treats grants (the ``[grants]`` table).
+
+    ``refresh_token_reuse``: Entra does not revoke a refresh token when it is used, so a refresh
+    token stays good until it expires even after a newer one was issued (the default). False is
+    strict one-time rotation as in OAuth 2.1 for public clients: a refresh token is good once, and
+    a second use revokes every refresh token of the same sign-in (``--one-time-refresh-tokens``).
+    """
+
+    refresh_token_reuse: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Strict:
+    """Behaviours stricter than Entra's, off by default (the ``[strict]`` table).
+
+    Each catches a client that works against Entra only by luck; none is what Entra does.
+    """
+
+    # Entra requires PKCE from public clients and SPAs only.
+    pkce_for_confidential_clients: bool = False
+    # Entra accepts any registered redirect URI as post_logout_redirect_uri.
+    post_logout_uris_listed_only: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Registrations:
     tenant: Tenant
     apps: tuple[AppRegistration, ...]
     users: tuple[User, ...]
     lifetimes: Lifetimes = Lifetimes()
+    strict: Strict = Strict()
+    grants: GrantPolicy = GrantPolicy()
 
     @classmethod
     def default(cls, **changes: Any) -> Registrations:
@@ -137,6 +197,10 @@ class Registrations:
         cls, data: Mapping[str, Any], *, source: str = "registrations"
     ) -> Registrations:
         return _parse(data, source)
+
+    def with_one_time_refresh_tokens(self) -> Registrations:
+        """The same tenant with strict one-time refresh tokens (reuse revokes the sign-in)."""
+        return dataclasses.replace(self, grants=GrantPolicy(refresh_token_reuse=False))
 
     def app(self, client_id: str) -> AppRegistration | None:
         client_id = client_id.strip().lower()
@@ -193,6 +257,7 @@ def default_mapping(
                     "todo-api": list(defaults.TODO_API_SCOPES),
                     "graph": ["User.Read"],
                 },
+                "optional_claims": {"id_token": ["login_hint"]},
             },
             {
                 "name": "todo-api",
@@ -202,6 +267,8 @@ def default_mapping(
                 "scopes": list(defaults.TODO_API_SCOPES),
                 "app_roles": list(defaults.TODO_API_APP_ROLES),
                 "delegated_permissions": {"graph": ["User.Read"]},
+                # As Microsoft's how-to configures the API: idtyp in access tokens.
+                "optional_claims": {"access_token": ["idtyp"]},
             },
             {
                 "name": "daemon",
@@ -261,6 +328,10 @@ _APP_KEYS = {
     "app_roles",
     "delegated_permissions",
     "application_permissions",
+    "optional_claims",
+    "access_token_version",
+    "frontchannel_logout_url",
+    "spa",
 }
 
 
@@ -309,9 +380,15 @@ def _parse(data: Mapping[str, Any], source: str) -> Registrations:
     if subdomain and not _SUBDOMAIN_RE.match(subdomain):
         r.fail("[tenant]", f"'subdomain' must be one DNS label, got {subdomain!r}")
     name = tenant_table.get("name") or f"{subdomain} (local emulator)"
-    tenant = Tenant(id=tenant_id, subdomain=subdomain, name=str(name))
+    issuer = tenant_table.get("issuer", "ciamlogin")
+    if issuer not in ISSUER_FORMS:
+        r.fail("[tenant]", f"'issuer' must be one of {', '.join(ISSUER_FORMS)}, got {issuer!r}")
+        issuer = "ciamlogin"
+    tenant = Tenant(id=tenant_id, subdomain=subdomain, name=str(name), issuer=issuer)
 
     lifetimes = _parse_lifetimes(data.get("lifetimes", {}), r)
+    strict = _parse_strict(data.get("strict", {}), r)
+    grants = _parse_grants(data.get("grants", {}), r)
 
     raw_apps = data.get("apps", [])
     if not isinstance(raw_apps, list):
@@ -334,23 +411,61 @@ def _parse(data: Mapping[str, Any], source: str) -> Registrations:
         raise RegistrationError(
             f"{source} has problems:\n" + "\n".join(f"  - {p}" for p in r.problems)
         )
-    return Registrations(tenant=tenant, apps=tuple(apps), users=tuple(users), lifetimes=lifetimes)
+    return Registrations(
+        tenant=tenant,
+        apps=tuple(apps),
+        users=tuple(users),
+        lifetimes=lifetimes,
+        strict=strict,
+        grants=grants,
+    )
+
+
+def _parse_strict(table: Any, r: _Reader) -> Strict:
+    return _settings(
+        table, Strict, "[strict]", r, lambda v: isinstance(v, bool), "must be true or false"
+    )
+
+
+def _parse_grants(table: Any, r: _Reader) -> GrantPolicy:
+    return _settings(
+        table, GrantPolicy, "[grants]", r, lambda v: isinstance(v, bool), "must be true or false"
+    )
 
 
 def _parse_lifetimes(table: Any, r: _Reader) -> Lifetimes:
+    return _settings(
+        table,
+        Lifetimes,
+        "[lifetimes]",
+        r,
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "must be a whole number of seconds >= 0",
+    )
+
+
+def _settings(
+    table: Any,
+    cls: Callable[..., _T],
+    where: str,
+    r: _Reader,
+    valid: Callable[[Any], bool],
+    expected: str,
+) -> _T:
+    """A table of a settings dataclass's fields: unknown keys and bad values are problems."""
     if not isinstance(table, dict):
-        r.fail("[lifetimes]", "must be a table")
-        return Lifetimes()
-    fields = {f.name for f in dataclasses.fields(Lifetimes)}
-    values: dict[str, int] = {}
+        r.fail(where, "must be a table")
+        return cls()
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in fields:
-            r.fail("[lifetimes]", f"unknown key {key!r} (known: {', '.join(sorted(fields))})")
-        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            r.fail("[lifetimes]", f"'{key}' must be a whole number of seconds >= 0")
+            r.fail(where, f"unknown key {key!r} (known: {', '.join(sorted(fields))})")
+        elif not valid(value):
+            r.fail(where, f"'{key}' {expected}")
         else:
             values[key] = value
-    return Lifetimes(**values)
+    return cls(**values)
 
 
 def _parse_app(raw: Any, index: int, r: _Reader) -> dict[str, Any] | None:
@@ -379,6 +494,21 @@ def _parse_app(raw: Any, index: int, r: _Reader) -> dict[str, Any] | None:
     identifier_uris = r.texts(raw, "identifier_uris", where)
     if (scopes or roles) and not identifier_uris and client_id:
         identifier_uris = (f"api://{client_id}",)
+    version = raw.get("access_token_version", 2)
+    if version not in (1, 2) or isinstance(version, bool):
+        r.fail(where, "'access_token_version' must be 1 or 2 (requestedAccessTokenVersion)")
+        version = 2
+    frontchannel = r.text(raw, "frontchannel_logout_url", where, required=False) or None
+    if frontchannel is not None:
+        problem = _check_redirect_uri(frontchannel)
+        if problem:
+            r.fail(where, problem)
+    spa = raw.get("spa", False)
+    if not isinstance(spa, bool):
+        r.fail(where, "'spa' must be true or false")
+        spa = False
+    if spa and secret:
+        r.fail(where, "a single-page app ('spa' = true) is a public client: remove its secret")
     return {
         "name": name,
         "client_id": client_id,
@@ -390,8 +520,35 @@ def _parse_app(raw: Any, index: int, r: _Reader) -> dict[str, Any] | None:
         "app_roles": roles,
         "delegated_permissions": raw.get("delegated_permissions", {}),
         "application_permissions": raw.get("application_permissions", {}),
+        "optional_claims": _parse_optional_claims(raw.get("optional_claims", {}), where, r),
+        "access_token_version": version,
+        "frontchannel_logout_url": frontchannel,
+        "spa": spa,
         "where": where,
     }
+
+
+def _parse_optional_claims(table: Any, where: str, r: _Reader) -> dict[str, frozenset[str]]:
+    if not isinstance(table, dict):
+        r.fail(where, "'optional_claims' must be a table of token = [claims]")
+        return {}
+    out: dict[str, frozenset[str]] = {}
+    for token, names in table.items():
+        known = OPTIONAL_CLAIMS.get(token)
+        if known is None:
+            r.fail(where, f"'optional_claims' names {token!r}; use id_token or access_token")
+            continue
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            r.fail(where, f"'optional_claims.{token}' must be a list of strings")
+            continue
+        unknown = sorted(set(names) - known)
+        if unknown:
+            r.fail(
+                where,
+                f"'optional_claims.{token}' asks for {unknown}; the emulator knows {sorted(known)}",
+            )
+        out[token] = frozenset(names) & known
+    return out
 
 
 def _resolve_permissions(drafts: list[dict[str, Any]], r: _Reader) -> list[AppRegistration]:
@@ -439,6 +596,10 @@ def _resolve_permissions(drafts: list[dict[str, Any]], r: _Reader) -> list[AppRe
                 app_roles=d["app_roles"],
                 delegated=grants(d, "delegated_permissions", "scopes"),
                 application=grants(d, "application_permissions", "app_roles"),
+                optional_claims=d["optional_claims"],
+                access_token_version=d["access_token_version"],
+                frontchannel_logout_url=d["frontchannel_logout_url"],
+                spa=d["spa"],
             )
         )
     return apps

@@ -164,8 +164,10 @@ def _url_host(host: str) -> str:
 class DevIdp:
     """The emulator. ``start()`` binds both ports (0 picks free ones); ``stop()`` releases them.
 
-    Also a context manager. The issuer is ``https://<host>:<port>/<tenant-id>/v2.0``; pass
-    ``oidc_authority`` (issuer) or ``authority`` to MSAL and the library, with ``ca_bundle``.
+    Also a context manager. The authority is ``https://<host>:<port>/<tenant-id>``; the issuer is
+    Entra's ``https://<tenant-id>.ciamlogin.com/<tenant-id>/v2.0`` (or ``<authority>/v2.0`` with
+    ``[tenant] issuer = "loopback"``). Pass ``authority`` (or ``oidc_authority`` to MSAL) with
+    ``ca_bundle``.
     """
 
     def __init__(
@@ -222,6 +224,7 @@ class DevIdp:
             https_base=f"https://{host}:{backend.port}",
             pages_base=f"http://{host}:{pages.port}",
             tenant_id=self.registrations.tenant.id,
+            issuer_form=self.registrations.tenant.issuer,
         )
         self._provider = Provider(
             self.registrations,
@@ -231,8 +234,8 @@ class DevIdp:
             test_mode=self.test_mode,
             announce=self._say,
         )
-        backend.app = BackChannel(self._provider, self.state.admin_token())
-        pages.app = FrontChannel(self._provider)
+        pages.app = front = FrontChannel(self._provider)
+        backend.app = BackChannel(self._provider, self.state.admin_token(), front)
         self._servers = [backend, pages]
         for server in self._servers:
             thread = threading.Thread(
@@ -291,8 +294,12 @@ class DevIdp:
 
     @property
     def oidc_authority(self) -> str:
-        """For ``msal.ConfidentialClientApplication(oidc_authority=...)``: equals the issuer."""
-        return self.endpoints.issuer
+        """For ``msal.ConfidentialClientApplication(oidc_authority=...)``: ``<authority>/v2.0``.
+
+        Not the issuer: with the real issuer form, MSAL fetches discovery from here and accepts
+        the ``*.ciamlogin.com`` issuer it names, as it does for a real tenant.
+        """
+        return self.endpoints.oidc_authority
 
     @property
     def metadata_url(self) -> str:

@@ -1,7 +1,9 @@
 """What the tenant remembers between requests: pending sign-ins, codes, refresh tokens, sessions.
 
-Codes and refresh tokens are kept by their SHA-256 digest only. Both are single use: a second
-use of either means it leaked, so every refresh token descended from the same sign-in is revoked.
+Codes and refresh tokens are kept by their SHA-256 digest only. Codes are single use: a second
+use means it leaked, so every refresh token descended from the same sign-in is revoked. Refresh
+tokens stay good until they expire, as in Entra, unless the tenant asks for one-time rotation
+(``[grants] refresh_token_reuse = false``): then a second use revokes the sign-in's family too.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class PendingAuthorization:
     response_mode: str
     state: str | None
     nonce: str | None
-    code_challenge: str
+    code_challenge: str | None
     grant: DelegatedGrant
     max_age: int | None
     login_hint: str | None
@@ -72,7 +74,7 @@ class Session:
 class CodeGrant:
     client_id: str
     redirect_uri: str
-    code_challenge: str
+    code_challenge: str | None  # None: no PKCE (a confidential client may skip it)
     nonce: str | None
     user_oid: str
     grant: DelegatedGrant
@@ -96,6 +98,14 @@ class RefreshGrant:
 
 
 @dataclasses.dataclass(slots=True)
+class _Browser:
+    """What one emulator cookie holds: signed-in accounts and the apps each signed in to."""
+
+    accounts: list[Session] = dataclasses.field(default_factory=list)
+    clients: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # sid -> client ids
+
+
+@dataclasses.dataclass(slots=True)
 class _Entry:
     value: Any
     expires_at: float
@@ -110,7 +120,7 @@ class GrantStore:
         self._codes: dict[str, _Entry] = {}
         self._refresh: dict[str, _Entry] = {}
         self._revoked_families: set[str] = set()
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, _Browser] = {}
         self._latest_otp: dict[str, str] = {}
         self._writes = 0
 
@@ -227,8 +237,12 @@ class GrantStore:
             self._maybe_prune()
         return token
 
-    def redeem_refresh(self, token: str, client_id: str) -> RefreshGrant:
-        """Consume a refresh token; a reused one revokes its whole family."""
+    def redeem_refresh(self, token: str, client_id: str, *, one_time: bool = False) -> RefreshGrant:
+        """Redeem a refresh token. ``one_time``: consume it, and a reused one revokes its family.
+
+        Without ``one_time`` (Entra's behaviour) a refresh token may be used again until it
+        expires or its sign-in is revoked.
+        """
         with self._lock:
             entry = self._refresh.get(_digest(token))
             if entry is None:
@@ -242,7 +256,7 @@ class GrantStore:
                 )
             if grant.family in self._revoked_families:
                 raise _revoked()
-            if entry.used:
+            if one_time and entry.used:
                 self._revoked_families.add(grant.family)
                 raise _revoked(
                     " A refresh token was used twice, so the sign-in it came from was revoked."
@@ -265,31 +279,72 @@ class GrantStore:
         return str(uuid.uuid4())
 
     # -- sessions --------------------------------------------------------------------------
+    # One cookie is one browser; it may hold several signed-in accounts (Entra's account picker
+    # lists them), each with its own ``sid`` and the apps it signed in to.
 
-    def start_session(self, user_oid: str) -> tuple[str, Session]:
-        """Return (cookie value, session)."""
-        cookie = secrets.token_urlsafe(32)
+    def start_session(self, user_oid: str, cookie: str | None = None) -> tuple[str, Session]:
+        """Sign ``user_oid`` in to the browser ``cookie`` names (a new one if None or unknown).
+
+        Return (cookie value, session). Signing the same account in again replaces its session.
+        """
         now = self._clock()
         session = Session(str(uuid.uuid4()), user_oid, int(now), now + SESSION_LIFETIME)
         with self._lock:
-            self._sessions[_digest(cookie)] = session
+            browser = self._sessions.get(_digest(cookie)) if cookie else None
+            if browser is None or cookie is None:
+                cookie = secrets.token_urlsafe(32)
+                browser = _Browser()
+                self._sessions[_digest(cookie)] = browser
+            browser.accounts = [a for a in browser.accounts if a.user_oid != user_oid]
+            browser.accounts.append(session)
             self._maybe_prune()
         return cookie, session
 
-    def session(self, cookie: str | None) -> Session | None:
+    def sessions(self, cookie: str | None) -> list[Session]:
+        """The accounts signed in to this browser that have not expired, newest last."""
         if not cookie:
-            return None
+            return []
+        now = self._clock()
         with self._lock:
-            session = self._sessions.get(_digest(cookie))
-            if session is None or session.expires_at <= self._clock():
-                return None
-            return session
+            browser = self._sessions.get(_digest(cookie))
+            return [a for a in browser.accounts if a.expires_at > now] if browser else []
 
-    def end_session(self, cookie: str | None) -> Session | None:
+    def session(self, cookie: str | None) -> Session | None:
+        """The account signed in last in this browser, or None."""
+        live = self.sessions(cookie)
+        return live[-1] if live else None
+
+    def note_client(self, cookie: str | None, sid: str, client_id: str) -> None:
+        """Remember that session ``sid`` signed in to ``client_id`` (for front-channel logout)."""
         if not cookie:
-            return None
+            return
         with self._lock:
-            return self._sessions.pop(_digest(cookie), None)
+            browser = self._sessions.get(_digest(cookie))
+            if browser is not None:
+                browser.clients.setdefault(sid, set()).add(client_id)
+
+    def end_session(
+        self, cookie: str | None, user_oid: str | None = None
+    ) -> tuple[list[Session], set[str], bool]:
+        """Sign one account (``user_oid``) or every account out of this browser.
+
+        Return (ended sessions, client ids they had signed in to, whether accounts remain).
+        """
+        if not cookie:
+            return [], set(), False
+        with self._lock:
+            key = _digest(cookie)
+            browser = self._sessions.get(key)
+            if browser is None:
+                return [], set(), False
+            ended = [a for a in browser.accounts if user_oid in (None, a.user_oid)]
+            browser.accounts = [a for a in browser.accounts if a not in ended]
+            clients: set[str] = set()
+            for account in ended:
+                clients |= browser.clients.pop(account.sid, set())
+            if not browser.accounts:
+                del self._sessions[key]
+            return ended, clients, bool(browser.accounts)
 
     # -- housekeeping ----------------------------------------------------------------------
 
@@ -304,7 +359,9 @@ class GrantStore:
             k: v for k, v in self._codes.items() if v.expires_at + (86400 if v.used else 0) > now
         }
         self._refresh = {k: v for k, v in self._refresh.items() if v.expires_at > now}
-        self._sessions = {k: v for k, v in self._sessions.items() if v.expires_at > now}
+        for browser in self._sessions.values():
+            browser.accounts = [a for a in browser.accounts if a.expires_at > now]
+        self._sessions = {k: v for k, v in self._sessions.items() if v.accounts}
 
 
 def _revoked(extra: str = "") -> OAuthError:

@@ -1,7 +1,7 @@
 """Run the emulator inside a test, and play the person at the browser over plain HTTP.
 
 ``running_devidp()`` starts it on free ports in a thread with a throwaway state folder and test
-mode on. ``Browser`` follows the sign-in and sign-up pages the way a person would (reading each
+mode on; ``token_requests(idp)`` says how many token requests of each grant type reached it. ``Browser`` follows the sign-in and sign-up pages the way a person would (reading each
 form, keeping cookies) and stops at the redirect to the app, returning the code and state.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import ssl
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from html.parser import HTMLParser
@@ -21,7 +22,17 @@ import httpx
 from entra_ciam.devidp.registrations import Registrations, default_mapping
 from entra_ciam.devidp.server import DevIdp
 
-__all__ = ["Browser", "SignInError", "SignInResult", "running_devidp", "sign_in"]
+__all__ = [
+    "Browser",
+    "SignInError",
+    "SignInResult",
+    "running_devidp",
+    "sign_in",
+    "token_requests",
+]
+
+# The emulator's https origin redirects these to its pages origin: a browser follows.
+_EMULATOR_HOPS = ("/oauth2/v2.0/authorize", "/oauth2/v2.0/logout")
 
 
 @contextlib.contextmanager
@@ -34,12 +45,14 @@ def running_devidp(
     state_dir: str | None = None,
     test_mode: bool = True,
     announce: Callable[[str], None] | None = None,
+    one_time_refresh_tokens: bool = False,
 ) -> Iterator[DevIdp]:
     """Start the emulator on free loopback ports; stop it and delete its state on exit.
 
     Without ``registrations``, the built-in tenant is used, extended with the extra redirect URIs
     and lifetimes given. Announcements (passcodes, rotations) go to ``DevIdp.console`` and, if
-    given, to ``announce``; nothing is printed.
+    given, to ``announce``; nothing is printed. Refresh tokens may be reused as in Entra;
+    ``one_time_refresh_tokens`` makes them single use, a reuse revoking the sign-in.
     """
     if registrations is None:
         registrations = Registrations.from_mapping(
@@ -51,6 +64,8 @@ def running_devidp(
         )
     elif extra_redirect_uris or extra_post_logout_redirect_uris or lifetimes:
         raise ValueError("pass either registrations or extra_*/lifetimes, not both")
+    if one_time_refresh_tokens:
+        registrations = registrations.with_one_time_refresh_tokens()
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             state_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="devidp-"))
@@ -64,6 +79,20 @@ def running_devidp(
         )
         with idp:
             yield idp
+
+
+def token_requests(idp: DevIdp, *, reset: bool = False) -> dict[str, dict[str, int]]:
+    """Token requests that reached the emulator: ``{"requested": {...}, "issued": {...}}``.
+
+    Keys are grant types (``refresh_token``, ``authorization_code``...); ``requested`` counts
+    every request naming the grant, ``issued`` those answered with tokens. ``reset`` starts the
+    counts again from zero after reading them.
+    """
+    counts = idp.provider.tokens.counts
+    snapshot = counts.snapshot()
+    if reset:
+        counts.reset()
+    return snapshot
 
 
 # -- the browser -----------------------------------------------------------------------------
@@ -155,8 +184,13 @@ def _parse(html: str) -> _PageParser:
 class Browser:
     """A cookie-keeping HTTP client that fills in the emulator's pages like a person would."""
 
-    def __init__(self, client: httpx.Client | None = None) -> None:
-        self.client = client or httpx.Client(follow_redirects=False, timeout=10.0)
+    def __init__(
+        self, client: httpx.Client | None = None, *, verify: bool | str | ssl.SSLContext = True
+    ) -> None:
+        """``verify`` (the emulator's CA bundle path) lets it open URLs on the https origin too."""
+        if isinstance(verify, str):
+            verify = ssl.create_default_context(cafile=verify)
+        self.client = client or httpx.Client(follow_redirects=False, timeout=10.0, verify=verify)
         self._owns_client = client is None
         # The last responses, newest last, for tests that check headers along the way.
         self.history: collections.deque[httpx.Response] = collections.deque(maxlen=20)
@@ -179,7 +213,7 @@ class Browser:
         result comes straight back. Errors redirected to the app are results too; refusals
         shown on the pages raise SignInError.
         """
-        response = self.client.get(auth_uri)
+        response = self._open(auth_uri)
         outcome = self._outcome(response)
         if outcome is not None:
             return outcome
@@ -198,7 +232,7 @@ class Browser:
         read_otp: Callable[[str], str | None],
     ) -> SignInResult:
         """Sign up through "No account? Create one"; ``read_otp(email)`` plays the mailbox."""
-        response = self.client.get(auth_uri)
+        response = self._open(auth_uri)
         outcome = self._outcome(response)
         if outcome is not None:
             return outcome
@@ -217,10 +251,36 @@ class Browser:
         )
         return self._finish(response)
 
+    def pick_account(self, auth_uri: str, email: str) -> SignInResult:
+        """Open ``auth_uri`` and choose ``email`` on Entra's account picker (no password)."""
+        response = self._open(auth_uri)
+        outcome = self._outcome(response)
+        if outcome is not None:
+            return outcome
+        page = _parse(response.text)
+        for form in page.forms:
+            if form.action.endswith("/login/select") and form.fields.get("email") == email:
+                chosen = self.client.post(urljoin(str(response.url), form.action), data=form.fields)
+                return self._finish(chosen)
+        raise SignInError(response.status_code, f"the page offers no signed-in account {email}")
+
     def sign_out(self, logout_url: str) -> httpx.Response:
-        return self.client.get(logout_url)
+        """Open a logout URL (on either origin) and return where the emulator answered."""
+        return self._open(logout_url)
 
     # -- steps ------------------------------------------------------------------------------
+
+    def _open(self, url: str) -> httpx.Response:
+        """GET ``url``, following the emulator's own hop from its https origin to its pages."""
+        response = self.client.get(url)
+        for _ in range(3):
+            if response.status_code not in (302, 307):
+                break
+            location = urljoin(str(response.url), response.headers["location"])
+            if not urlsplit(location).path.endswith(_EMULATOR_HOPS):
+                break
+            response = self.client.get(location)
+        return response
 
     def _outcome(self, response: httpx.Response) -> SignInResult | None:
         """A redirect or form_post back to the app, or None when a page wants input."""

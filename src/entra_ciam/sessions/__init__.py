@@ -5,7 +5,12 @@ bytes. ``from_url`` picks a store from ``ENTRA_SESSION_STORE``; ``TokenCacheCiph
 user's MSAL token cache encrypted inside their session.
 """
 
-from entra_ciam.sessions.base import SessionData, SessionStore, SessionStoreUnavailableError
+from entra_ciam.sessions.base import (
+    DELETE,
+    SessionData,
+    SessionStore,
+    SessionStoreUnavailableError,
+)
 from entra_ciam.sessions.factory import DEFAULT_STORE_URL, from_url, store_from_config
 from entra_ciam.sessions.manager import (
     DEFAULT_COOKIE_NAME,
@@ -21,6 +26,7 @@ from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY, TokenCacheCipher, ge
 __all__ = [
     "DEFAULT_COOKIE_NAME",
     "DEFAULT_STORE_URL",
+    "DELETE",
     "TOKEN_CACHE_KEY",
     "MemoryStore",
     "RedisStore",

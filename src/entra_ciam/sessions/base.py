@@ -10,14 +10,25 @@ Note for the sign-in flow (changes to the first version of this contract):
 - ``SessionStoreUnavailableError`` is the only error a store raises when its backend is gone
   (never a raw sqlite3 or redis exception); the next call after the backend returns succeeds.
 - Concrete stores also have ``close()``; it is not part of the protocol.
+- ``update(key, apply, ttl)`` was added (issue 13): an atomic read-modify-write, the store's
+  compare-and-set. ``SessionManager`` builds on it to write only the keys a request changed (so
+  concurrent requests of one session never undo each other) and to hold short leases (one token
+  refresh per session at a time, across processes). ``apply`` may run more than once (a store may
+  retry after a conflict), so it must be a pure function of what it is given.
 """
 
 from __future__ import annotations
 
+import enum
 import json
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from entra_ciam.errors import EntraCiamError
 
 __all__ = [
+    "DELETE",
+    "Apply",
     "SessionData",
     "SessionStore",
     "SessionStoreUnavailableError",
@@ -28,7 +39,19 @@ __all__ = [
 SessionData = dict[str, Any]  # JSON-serialisable values only
 
 
-class SessionStoreUnavailableError(Exception):
+class _Delete(enum.Enum):
+    DELETE = "DELETE"
+
+
+DELETE: Literal[_Delete.DELETE] = _Delete.DELETE
+"""What an ``update`` function returns to forget the key."""
+
+# What ``update`` calls with the data stored now (None: unknown or expired); it returns the data to
+# store, None to leave the key as it is, or DELETE to forget it.
+Apply = Callable[[SessionData | None], SessionData | Literal[_Delete.DELETE] | None]
+
+
+class SessionStoreUnavailableError(EntraCiamError):
     """The store cannot be reached; adapters answer 503 with a sign-in-again page, never a 500."""
 
 
@@ -53,6 +76,14 @@ class SessionStore(Protocol):
 
     def pop(self, sid: str) -> SessionData | None:
         """Return and forget the data under ``sid`` atomically: one winner among racing callers."""
+
+    def update(self, sid: str, apply: Apply, ttl: float) -> SessionData | None:
+        """Replace the data under ``sid`` with ``apply(current)`` atomically; return what is kept.
+
+        Nothing else writes ``sid`` between the read and the write, in any thread or process.
+        ``apply`` returns new data (saved to expire ``ttl`` seconds from now), None (nothing is
+        written) or ``DELETE``. The return value is the data under ``sid`` afterwards.
+        """
 
 
 def encode_record(data: SessionData) -> bytes:

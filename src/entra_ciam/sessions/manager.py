@@ -1,33 +1,49 @@
 """Session policy: ids, rotation, idle and absolute timeouts, and the session cookie.
 
-The policy is pure; the store is touched only in ``load``, ``commit``, ``stash`` and ``take``, all
-synchronous, so one implementation serves WSGI and ASGI (which runs them in a worker thread when
-``store.blocking``). The cookie carries only a random id; the store is keyed by a hash of it, so
-a copy of the store's contents cannot be replayed as cookies.
+The policy is pure; the store is touched only in ``load``, ``commit``, ``stash``, ``take`` and
+the token acquirer's ``reload``, ``write_now`` and ``lease``, all synchronous, so one
+implementation serves WSGI and ASGI (which runs them in a worker thread when ``store.blocking``).
+The cookie carries only a random id; the store is keyed by a hash of it, so a copy of the store's
+contents cannot be replayed as cookies.
 
 Nothing about the cookie depends on the request: its name and ``Secure`` are fixed when the
 manager is built, from configuration, because a request's ``Host`` header is whatever the last
 proxy wrote (nginx forwards ``127.0.0.1:8000`` by default), not what the browser used.
+
+Concurrent requests of one session (a page with several panels, several tabs) each load the
+session, and each may change it. None may undo another: a request writes back only the keys it
+changed, each only if no other request changed that key since this one read it (every key has a
+version in the record), through the store's atomic ``update``. So a request that only read the
+token cache never writes its stale copy back over a refreshed one, a stashed sign-in flow leaves
+the tokens alone, and a session another request ended (sign-out) is not brought back.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
-from entra_ciam.errors import ConfigError
-from entra_ciam.sessions.base import SessionData, SessionStore
+from entra_ciam.errors import ConfigError, EntraCiamError
+from entra_ciam.sessions.base import (
+    DELETE,
+    SessionData,
+    SessionStore,
+    SessionStoreUnavailableError,
+)
 
 __all__ = [
     "DEFAULT_COOKIE_NAME",
+    "LeaseTimeoutError",
     "Session",
     "SessionManager",
+    "cookie_pairs",
     "default_cookie_name",
     "new_session_id",
 ]
@@ -40,6 +56,10 @@ _PREFIXES = ("__Host-", "__Secure-")  # names browsers accept only with Secure, 
 _DELETED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 log = logging.getLogger("entra_ciam.sessions")
+
+
+class LeaseTimeoutError(EntraCiamError):
+    """Another request held a session's lease for longer than the caller would wait."""
 
 
 def new_session_id() -> str:
@@ -68,15 +88,18 @@ def _digest(value: str) -> str:
 class Session(MutableMapping[str, Any]):
     """One browser's data for one request; values must be JSON-serialisable.
 
-    Item assignment and deletion mark it modified; after changing a nested value in place, call
-    ``mark_modified()``. ``id`` is secret: it is the cookie value, so it is kept out of ``repr``.
+    Item assignment and deletion mark the key changed (only changed keys are written back); after
+    changing a nested value in place, call ``mark_modified()``. ``id`` is secret: it is the cookie
+    value, so it is kept out of ``repr``.
     """
 
     __slots__ = (
         "_browser_id",
+        "_changed",
         "_data",
         "_presented",
         "_stale_ids",
+        "_versions",
         "created",
         "id",
         "last_seen",
@@ -101,6 +124,8 @@ class Session(MutableMapping[str, Any]):
         self._browser_id = browser_id  # the id the browser holds, if it is a live session
         self._presented = presented  # the request carried a cookie of our name
         self._stale_ids: list[str] = []
+        self._changed: set[str] = set()  # keys set or deleted by this request
+        self._versions: dict[str, int] = {}  # each key's version when this request read it
 
     @property
     def is_new(self) -> bool:
@@ -108,17 +133,21 @@ class Session(MutableMapping[str, Any]):
         return self._browser_id != self.id
 
     def mark_modified(self) -> None:
+        """Some value was changed in place: every key is written back (unless changed elsewhere)."""
         self.modified = True
+        self._changed.update(self._data)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._data[key] = value
+        self._changed.add(key)
         self.modified = True
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
+        self._changed.add(key)
         self.modified = True
 
     def __iter__(self) -> Iterator[str]:
@@ -191,12 +220,9 @@ class SessionManager:
         """The values of the cookies of our name, in header order; two at most (two is enough
         to know there is no session)."""
         found: list[str] = []
-        if not cookie_header:
-            return found
-        for pair in cookie_header.split(";"):
-            name, sep, value = pair.partition("=")
-            if sep and name.strip() == self.cookie_name:
-                found.append(value.strip())
+        for name, value in cookie_pairs(cookie_header):
+            if name == self.cookie_name:
+                found.append(value)
                 if len(found) == 2:
                     break
         return found
@@ -219,11 +245,19 @@ class SessionManager:
 
     def cookie(self, sid: str) -> str:
         """The Set-Cookie value that hands ``sid`` to the browser."""
-        return f"{self.cookie_name}={sid}{self._attributes}"
+        return self.set_cookie(self.cookie_name, sid)
 
     def deletion_cookie(self) -> str:
         """The Set-Cookie value that makes the browser forget the session cookie."""
-        return f"{self.cookie_name}=; {_DELETED}{self._attributes}"
+        return self.set_cookie(self.cookie_name, None)
+
+    def set_cookie(self, name: str, value: str | None, *, max_age: int | None = None) -> str:
+        """A Set-Cookie value with the session cookie's attributes, for it or a companion
+        cookie (the sign-in's flow cookies); ``value=None`` deletes the cookie."""
+        if value is None:
+            return f"{name}=; {_DELETED}{self._attributes}"
+        lifetime = "" if max_age is None else f"; Max-Age={max_age}"
+        return f"{name}={value}{lifetime}{self._attributes}"
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -254,7 +288,7 @@ class SessionManager:
             data, created, last_seen = _unpack(record) if record is not None else (None, 0, 0)
             if data is not None:
                 if not self._expired(created, last_seen, self.clock()):
-                    return Session(
+                    session = Session(
                         sid,
                         data,
                         created=created,
@@ -262,6 +296,8 @@ class SessionManager:
                         browser_id=sid,
                         presented=True,
                     )
+                    session._versions = _versions_of(record or {})
+                    return session
                 self.store.delete(key)
         return self.new(presented=bool(presented))
 
@@ -281,6 +317,8 @@ class SessionManager:
         if not session.is_new:
             session._stale_ids.append(session.id)
         session._data.clear()
+        session._changed.clear()
+        session._versions.clear()
         session.id = new_session_id()
         session.created = session.last_seen = self.clock()
         session._browser_id = None
@@ -290,8 +328,9 @@ class SessionManager:
         """Save what changed; return the Set-Cookie value to send, or None.
 
         Writes when the session was modified or rotated, or when ``touch_interval`` has passed
-        since the last write (sliding idle timeout). Old ids from ``rotate``/``destroy`` are
-        deleted after the new record is written.
+        since the last write (sliding idle timeout): a new or rotated session whole, an existing
+        one key by key (see the module). Old ids from ``rotate``/``destroy`` are deleted after the
+        new record is written.
         """
         now = self.clock()
         write = session.modified or (
@@ -305,8 +344,7 @@ class SessionManager:
                 write = False
             else:
                 session.last_seen = now
-                record = {"c": session.created, "a": now, "d": session._data}
-                self.store.set(self.store_key(session.id), record, ttl)
+                self._write(session, session._changed, now, ttl)
                 if session.is_new:
                     cookie = self.cookie(session.id)
                 session._browser_id = session.id
@@ -318,6 +356,155 @@ class SessionManager:
             session._presented = False
         session.modified = False
         return cookie
+
+    # -- writing key by key ----------------------------------------------------------------------
+
+    def _write(self, session: Session, keys: Iterable[str], now: float, ttl: float) -> None:
+        """Save ``keys`` of ``session`` (all of it if it was never stored under this id).
+
+        A key another request changed since this one read it keeps the other request's value;
+        a stored session that is gone (ended elsewhere) is not brought back. Afterwards the
+        session holds, for ``keys``, what the store holds.
+        """
+        pending = set(keys)
+        versions = session._versions
+        if session.is_new:  # never stored under this id: nothing to merge with
+            whole: SessionData = {
+                "c": session.created,
+                "a": now,
+                "d": session._data,
+                "v": {key: versions.get(key, 0) + 1 for key in session._data},
+            }
+            self.store.set(self.store_key(session.id), whole, ttl)
+            session._versions = dict(whole["v"])
+            session._changed.clear()
+            return
+        dropped: list[str] = []
+
+        def merge(current: SessionData | None) -> SessionData | None:
+            dropped.clear()
+            data, created, last_seen = _unpack(current) if current is not None else (None, 0, 0)
+            if current is None or data is None:
+                return None
+            stored = _versions_of(current)
+            data = dict(data)
+            written = False
+            for key in pending:
+                if stored.get(key, 0) != versions.get(key, 0):
+                    dropped.append(key)  # changed by another request since this one read it
+                    continue
+                if key in session._data:
+                    data[key] = session._data[key]
+                else:
+                    data.pop(key, None)
+                stored[key] = stored.get(key, 0) + 1
+                written = True
+            if not written and now - last_seen < self.touch_interval:
+                return None  # another request of this session wrote it just now
+            return {"c": created, "a": now, "d": data, "v": stored}
+
+        kept = self.store.update(self.store_key(session.id), merge, ttl)
+        if dropped:
+            log.info(
+                "a concurrent request of this session changed %s first; kept its value",
+                ", ".join(sorted(dropped)),
+            )
+        session._changed.difference_update(pending)
+        if kept is not None:
+            self._adopt(session, kept, pending)
+
+    @staticmethod
+    def _adopt(session: Session, record: SessionData, keys: Iterable[str]) -> None:
+        """Make ``keys`` of ``session`` what ``record`` holds (value and version)."""
+        data = record.get("d")
+        if not isinstance(data, dict):
+            return
+        stored = _versions_of(record)
+        for key in keys:
+            if key in data:
+                session._data[key] = data[key]
+            else:
+                session._data.pop(key, None)
+            session._versions[key] = stored.get(key, 0)
+
+    def write_now(self, session: Session, *keys: str) -> None:
+        """Save the changed ones of ``keys`` now, key by key, rather than at the end of the request.
+
+        For what other requests must see before this one ends (a refreshed token cache). A
+        session not yet stored under its id is left for ``commit``.
+        """
+        pending = [key for key in keys if key in session._changed]
+        if not pending or session.is_new:
+            return
+        now = self.clock()
+        ttl = self._ttl(session.created, now)
+        if ttl > 0:
+            self._write(session, pending, now, ttl)
+
+    @staticmethod
+    def synced(session: Session, key: str) -> tuple[Any, int]:
+        """The value of ``key`` this request holds and the version it read or wrote."""
+        return session._data.get(key), session._versions.get(key, 0)
+
+    @staticmethod
+    def adopt(session: Session, key: str, value: Any, version: int) -> None:
+        """Hold ``value`` (version ``version``) for ``key``, as another request of this session
+        just stored it, unless this request changed the key itself or holds a newer version.
+        """
+        if key in session._changed or session._versions.get(key, 0) >= version:
+            return
+        if value is None:
+            session._data.pop(key, None)
+        else:
+            session._data[key] = value
+        session._versions[key] = version
+
+    def reload(self, session: Session, *keys: str) -> bool:
+        """Read ``keys`` again from the store (what other requests wrote since); False if the
+        stored session is gone or expired. Keys this request changed keep its changes.
+        """
+        if session.is_new:
+            return True  # nothing stored yet: this request's copy is the only one
+        record = self.store.get(self.store_key(session.id))
+        if record is None:
+            return False
+        data, created, last_seen = _unpack(record)
+        if data is None or self._expired(created, last_seen, self.clock()):
+            return False
+        self._adopt(session, record, [key for key in keys if key not in session._changed])
+        return True
+
+    @contextlib.contextmanager
+    def lease(self, session: Session, name: str, *, ttl: float, wait: float) -> Iterator[None]:
+        """Hold ``name`` for this session alone, across threads and processes sharing the store.
+
+        Waits at most ``wait`` seconds for another holder (LeaseTimeoutError after that). The
+        lease ends with the block, or after ``ttl`` seconds if its holder died: with ``wait``
+        longer than ``ttl``, a lease left by a crashed process is taken over.
+        """
+        key = "lease:" + _digest(f"{session.id}\x00{name}")
+        owner = secrets.token_urlsafe(16)
+        mine: SessionData = {"o": owner}
+        deadline = time.monotonic() + wait
+        pause = 0.002
+        while True:
+            held = self.store.update(key, lambda current: mine if current is None else None, ttl)
+            if held is not None and held.get("o") == owner:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LeaseTimeoutError(f"another request held {name!r} for over {wait:g} s")
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(SessionStoreUnavailableError):  # it expires anyway
+                self.store.update(
+                    key,
+                    lambda current: DELETE if current and current.get("o") == owner else None,
+                    ttl,
+                )
 
     # -- single-use values ------------------------------------------------------------------------
 
@@ -352,6 +539,14 @@ class SessionManager:
         return now - last_seen >= self.idle_timeout or now - created >= self.absolute_timeout
 
 
+def cookie_pairs(cookie_header: str | None) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` of each cookie in a Cookie header, in header order."""
+    for pair in (cookie_header or "").split(";"):
+        name, sep, value = pair.partition("=")
+        if sep:
+            yield name.strip(), value.strip()
+
+
 def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:
     data, created, last_seen = record.get("d"), record.get("c"), record.get("a")
     if (
@@ -361,3 +556,11 @@ def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:
     ):
         return None, 0.0, 0.0
     return data, float(created), float(last_seen)
+
+
+def _versions_of(record: SessionData) -> dict[str, int]:
+    """Each key's version in a stored record; records written before versions count as 0."""
+    versions = record.get("v")
+    if not isinstance(versions, dict):
+        return {}
+    return {k: v for k, v in versions.items() if isinstance(v, int) and not isinstance(v, bool)}

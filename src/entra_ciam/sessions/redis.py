@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
+import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from entra_ciam.errors import ConfigError
 from entra_ciam.sessions.base import (
+    DELETE,
+    Apply,
     SessionData,
     SessionStoreUnavailableError,
     decode_record,
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_PREFIX", "RedisStore"]
 
 DEFAULT_PREFIX = "entra-ciam:session:"
+MAX_CONNECTIONS = 64  # per store (and process): more concurrent calls queue for a connection
+# ``update`` is optimistic (WATCH, then MULTI/EXEC): it starts again when another client wrote
+# the key in between, at most this many times. Writers of one key are one user's requests.
+_UPDATE_ATTEMPTS = 64
 
 
 def _import_redis() -> Any:
@@ -38,7 +46,8 @@ class RedisStore:
 
     Give either a URL (``redis://host:port/db`` or ``rediss://...``) or a ready ``redis.Redis``
     client. A URL-made client fails fast (short timeouts, one immediate retry to replace a pooled
-    connection a restarted server closed), so a lost server becomes a 503 within seconds.
+    connection a restarted server closed), so a lost server becomes a 503 within seconds; its
+    pool holds up to 64 connections, and more concurrent callers wait their turn rather than fail.
     """
 
     blocking = True
@@ -61,12 +70,18 @@ class RedisStore:
             from redis.retry import Retry
 
             try:
-                client = redis.Redis.from_url(
+                # A blocking pool: past MAX_CONNECTIONS concurrent requests wait (up to
+                # ``timeout``) for a connection instead of failing at once with redis-py's
+                # "Too many connections", which a busy threaded server would turn into 503s.
+                pool = redis.BlockingConnectionPool.from_url(
                     url,
+                    max_connections=MAX_CONNECTIONS,
+                    timeout=timeout,
                     socket_timeout=timeout,
                     socket_connect_timeout=timeout,
                     retry=Retry(NoBackoff(), 1),
                 )
+                client = redis.Redis(connection_pool=pool)
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"Invalid Redis session store URL: {exc}") from exc
         self.client: redis_lib.Redis = client
@@ -110,10 +125,42 @@ class RedisStore:
             raise self._unavailable(exc) from exc
         return decode_record(raw)
 
+    def update(self, sid: str, apply: Apply, ttl: float) -> SessionData | None:
+        from redis.exceptions import WatchError
+
+        key = self.prefix + sid
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                for attempt in range(_UPDATE_ATTEMPTS):
+                    try:
+                        pipe.watch(key)  # type: ignore[no-untyped-call]
+                        current = decode_record(pipe.get(key))
+                        new = apply(current)
+                        if new is None:
+                            pipe.unwatch()
+                            return current
+                        pipe.multi()
+                        if new is DELETE or ttl <= 0:
+                            pipe.delete(key)
+                        else:
+                            pipe.set(key, encode_record(new), px=max(1, round(ttl * 1000)))
+                        pipe.execute()
+                        return None if new is DELETE or ttl <= 0 else new
+                    except WatchError:
+                        if attempt >= 8:  # many writers at once: let them through first
+                            time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        raise SessionStoreUnavailableError(
+            f"Redis session store at {self._where}: {_UPDATE_ATTEMPTS} concurrent writes to one "
+            "key in a row; giving up"
+        )
+
     def close(self) -> None:
         """Close the client if this store made it; a client passed in belongs to the caller."""
         if self._owns_client:
             self.client.close()
+            self.client.connection_pool.disconnect()  # a pool passed in is not closed with it
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where}, prefix={self.prefix!r})"

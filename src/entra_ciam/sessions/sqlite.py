@@ -10,11 +10,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from entra_ciam.errors import ConfigError
 from entra_ciam.sessions.base import (
+    DELETE,
+    Apply,
     SessionData,
     SessionStoreUnavailableError,
     decode_record,
@@ -97,25 +99,58 @@ class SQLiteStore:
             conn.execute(f"DELETE FROM {_TABLE} WHERE id = ?", (sid,))  # noqa: S608
 
     def pop(self, sid: str) -> SessionData | None:
+        def take(row: tuple[bytes, float] | None, conn: sqlite3.Connection) -> None:
+            if row is not None:
+                conn.execute(f"DELETE FROM {_TABLE} WHERE id = ?", (sid,))  # noqa: S608
+
+        row = self._locked(sid, take)
+        if row is None or row[1] <= time.time():
+            return None
+        return decode_record(row[0])
+
+    def update(self, sid: str, apply: Apply, ttl: float) -> SessionData | None:
+        kept: list[SessionData | None] = [None]
+
+        def write(row: tuple[bytes, float] | None, conn: sqlite3.Connection) -> None:
+            now = time.time()
+            current = decode_record(row[0]) if row is not None and row[1] > now else None
+            new = apply(current)
+            if new is None:
+                kept[0] = current
+            elif new is DELETE or ttl <= 0:
+                conn.execute(f"DELETE FROM {_TABLE} WHERE id = ?", (sid,))  # noqa: S608
+            else:
+                conn.execute(
+                    f"INSERT OR REPLACE INTO {_TABLE} (id, data, expires) VALUES (?, ?, ?)",  # noqa: S608
+                    (sid, encode_record(new), now + ttl),
+                )
+                kept[0] = new
+
+        self._locked(sid, write)
+        return kept[0]
+
+    def _locked(
+        self, sid: str, step: Callable[[tuple[bytes, float] | None, sqlite3.Connection], None]
+    ) -> tuple[bytes, float] | None:
+        """Read the row of ``sid`` and run ``step`` on it in one write transaction; the row read.
+
+        IMMEDIATE takes the write lock before reading: no other thread or process can change the
+        row between the read and ``step``'s write.
+        """
         with self._connection() as conn:
-            # IMMEDIATE takes the write lock before reading: no other process can read-then-delete
-            # the same row in between.
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
                     f"SELECT data, expires FROM {_TABLE} WHERE id = ?",  # noqa: S608
                     (sid,),
                 ).fetchone()
-                if row is not None:
-                    conn.execute(f"DELETE FROM {_TABLE} WHERE id = ?", (sid,))  # noqa: S608
+                step(row, conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        if row is None or row[1] <= time.time():
-            return None
-        return decode_record(row[0])
+        return None if row is None else (row[0], row[1])
 
     def close(self) -> None:
         """Close the idle connections; the store opens new ones if used again."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
@@ -51,7 +51,8 @@ class TokenCacheCipher:
 
     ``keys``: one key, several keys (newest first), or one string of keys separated by commas or
     whitespace, the form ``ENTRA_SESSION_SECRET`` takes. ``memo_size`` bounds how many decrypted
-    blobs are remembered (0 turns the memo off).
+    blobs are remembered (0 turns the memo off). It is the app's one cipher: the sign-in also
+    seals the short-lived answer of a cross-site form_post with it (``decrypt_recent``).
     """
 
     def __init__(self, keys: str | bytes | Sequence[str | bytes], *, memo_size: int = 256) -> None:
@@ -113,6 +114,36 @@ class TokenCacheCipher:
             except (InvalidToken, UnicodeDecodeError):
                 pass
         return None, True
+
+    def decrypt_recent(self, blob: str, ttl: int) -> str | None:
+        """The plaintext of a blob encrypted at most ``ttl`` seconds ago, under any key; else None.
+
+        For short-lived values handed to the browser (the sealed sign-in answer): Fernet's
+        timestamp is inside the MAC, so the age cannot be forged, and a blob stamped more than a
+        minute in the future is refused too. The memo is not used: it would outlive them.
+        """
+        try:
+            return self._all.decrypt(blob.encode("ascii", "replace"), ttl=ttl).decode()
+        except (InvalidToken, UnicodeDecodeError):
+            return None
+
+    def seal_json(self, purpose: str, value: Mapping[str, Any]) -> str:
+        """``value`` as JSON, encrypted and stamped with the time, tagged with ``purpose`` so that
+        it only ever opens as what it was sealed for."""
+        text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False)
+        return self.encrypt(f"entra-ciam.{purpose}:{text}")
+
+    def open_json(self, purpose: str, blob: str, ttl: int) -> dict[str, Any] | None:
+        """What ``seal_json(purpose, ...)`` sealed at most ``ttl`` seconds ago; else None."""
+        plaintext = self.decrypt_recent(blob, ttl)
+        tag = f"entra-ciam.{purpose}:"
+        if plaintext is None or not plaintext.startswith(tag):
+            return None
+        try:
+            value = json.loads(plaintext[len(tag) :])
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
     # -- MSAL caches ------------------------------------------------------------------------------
 

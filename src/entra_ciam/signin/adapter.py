@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from entra_ciam.acquirer import TokenAcquirer
+from entra_ciam.asgi.startup import already_built
 from entra_ciam.config import EntraConfig
 from entra_ciam.frameworks import integration_for_app
 from entra_ciam.http import MsalHttpClient
 from entra_ciam.sessions import SessionStore
 from entra_ciam.signin.flow import SignIn
+from entra_ciam.warmup import OnError
 
 __all__ = ["SignInAdapter"]
 
@@ -41,6 +44,8 @@ class SignInAdapter(Generic[AppT]):
         http_client: MsalHttpClient | None = None,
         signin: SignIn | None = None,
     ) -> None:
+        if already_built(self):  # see entra_ciam.asgi.startup
+            return
         self.app = app
         self.integration = integration_for_app(app)
         if signin is None:
@@ -59,3 +64,15 @@ class SignInAdapter(Generic[AppT]):
             )
         self.signin = signin
         self.acquirer = TokenAcquirer(signin.config, clients=signin.clients)
+
+    def warm_up(self, *, on_error: OnError = "raise") -> bool:
+        """Have MSAL fetch the tenant's discovery now, at start-up (see :mod:`entra_ciam.warmup`).
+
+        ``on_error="raise"`` raises IdentityProviderUnavailableError when Entra cannot be
+        reached; ``"log"`` logs ``warm_up_failed`` and returns False.
+        """
+        return self.signin.warm_up(on_error=on_error)
+
+    async def warm_up_async(self, *, on_error: OnError = "raise") -> bool:
+        """Like :meth:`warm_up`, in a worker thread (MSAL blocks), for ASGI lifespans."""
+        return await asyncio.to_thread(self.signin.warm_up, on_error=on_error)

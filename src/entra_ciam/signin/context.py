@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY
-from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.signin.errors import InteractionRequiredError, SignInNotConfiguredError
 from entra_ciam.signin.messages import Request, Response
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
 from entra_ciam.signin.tokenmemo import ScopeSet, valid_until
@@ -23,23 +24,62 @@ from entra_ciam.signin.tokenmemo import ScopeSet, valid_until
 if TYPE_CHECKING:
     import msal
 
-    from entra_ciam.sessions import Session
-    from entra_ciam.signin.flow import SignIn
+    from entra_ciam.sessions import Session, SessionManager, TokenCacheCipher
+    from entra_ciam.signin.msal_app import MsalClients
 
-__all__ = ["USER_KEY", "RequestContext", "current_context", "current_user"]
+__all__ = [
+    "USER_KEY",
+    "RequestContext",
+    "SessionEndedError",
+    "SignInFlow",
+    "current_context",
+    "current_user",
+]
 
 USER_KEY = "entra_ciam.user"  # the ID token claims, inside the session data
 
 InteractionErrorFactory = Callable[[str, Response], InteractionRequiredError]
 
+
+class SessionEndedError(EntraCiamError):
+    """The session this request loaded is no longer stored (signed out or expired elsewhere)."""
+
+
 _current: ContextVar[RequestContext | None] = ContextVar("entra_ciam.signin", default=None)
+
+
+class SignInFlow(Protocol):
+    """What a request's context uses of the sign-in flow (``entra_ciam.signin.flow.SignIn``).
+
+    A protocol rather than the class: the flow builds contexts, so it imports this module, and
+    this module must not import it back.
+    """
+
+    prefix: str
+    cipher: TokenCacheCipher
+    clients: MsalClients
+    sessions: SessionManager
+
+    def begin(
+        self,
+        request: Request,
+        *,
+        scopes: Sequence[str],
+        return_path: str,
+        claims_challenge: str | None = None,
+        login_hint: str | None = None,
+    ) -> Response: ...
+
+    def is_route(self, path: str) -> bool: ...
+
+    def handle(self, ctx: RequestContext) -> Response: ...
 
 
 @dataclasses.dataclass(eq=False)
 class RequestContext:
     """One request seen by the sign-in middleware: its session and what must happen to it."""
 
-    signin: SignIn
+    signin: SignInFlow
     request: Request
     session: Session
     # Adapters pass a subclass their framework turns into a response by itself.
@@ -66,11 +106,39 @@ class RequestContext:
         return self._token_cache
 
     @contextmanager
-    def msal_client(self) -> Iterator[Any]:
-        """A pooled MSAL client holding this user's token cache; changes reach the session.
+    def cached_msal_client(self) -> Iterator[Any]:
+        """A pooled MSAL client holding the token cache this request read, closed to the network.
 
-        Raises IdentityProviderUnavailableError when no client can be built (discovery fails).
+        For the common case of a token MSAL still holds: no lease, no store access. A call that
+        would need Entra raises ``NetworkNeeded`` instead; then use ``msal_client``.
         """
+        with self._borrowed() as client, self.signin.clients.http_client.offline():
+            yield client
+
+    @contextmanager
+    def msal_client(self, *, lease_ttl: float, lease_wait: float) -> Iterator[Any]:
+        """A pooled MSAL client holding this user's latest token cache, for this session alone.
+
+        The block runs under the session's token-cache lease (one holder at a time, in every
+        thread and process sharing the store), with the cache read again from the store, so it
+        starts from what a refresh elsewhere just wrote; a cache the block changed is written to
+        the store before the lease ends. Raises SessionEndedError when the stored session is
+        gone, LeaseTimeoutError after ``lease_wait`` seconds, IdentityProviderUnavailableError
+        when no client can be built (discovery fails).
+        """
+        sessions = self.signin.sessions
+        with sessions.lease(self.session, "token-cache", ttl=lease_ttl, wait=lease_wait):
+            if not sessions.reload(self.session, TOKEN_CACHE_KEY):
+                raise SessionEndedError("the session ended in another request")
+            try:
+                with self._borrowed() as client:
+                    yield client
+            finally:
+                sessions.write_now(self.session, TOKEN_CACHE_KEY)
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[Any]:
+        """A pooled client loaded with the session's cache; its changes go back to the session."""
         self.save_token_cache_blob()
         self._token_cache = None  # the pooled client's copy is now the current one
         cipher = self.signin.cipher
@@ -80,6 +148,23 @@ class RequestContext:
                 yield client
             finally:
                 cipher.save_to(self.session, client.token_cache)
+
+    def signed_out(self) -> None:
+        """The session ended in another request (sign-out): this one goes on without it.
+
+        Its copy is dropped, not written back, and anything this request starts (a sign-in)
+        lives in a new session with a new cookie.
+        """
+        self.signin.sessions.destroy(self.session)
+        self._token_cache = None
+
+    def token_cache_state(self) -> tuple[Any, int]:
+        """The token cache blob this request holds and its version in the store."""
+        return self.signin.sessions.synced(self.session, TOKEN_CACHE_KEY)
+
+    def adopt_token_cache(self, state: tuple[Any, int]) -> None:
+        """Take the token cache another request of this session just stored (``token_cache_state``)."""
+        self.signin.sessions.adopt(self.session, TOKEN_CACHE_KEY, *state)
 
     def remembered_token(self, scopes: ScopeSet) -> str | None:
         """The access token for exactly ``scopes`` that an earlier request got, if still good."""
@@ -145,7 +230,7 @@ class RequestContext:
         if user is not None:
             hint = user.get("login_hint") or user.get("preferred_username")
         response = self.signin.begin(
-            self.session,
+            self.request,
             scopes=scopes,
             return_path=return_path,
             claims_challenge=claims_challenge,
@@ -160,9 +245,19 @@ def current_context() -> RequestContext | None:
 
 
 def current_user() -> Mapping[str, Any] | None:
-    """The signed-in user's ID token claims (read-only), or None when nobody is signed in."""
+    """The signed-in user's ID token claims (read-only), or None when nobody is signed in.
+
+    Like ``current_claims()`` outside the bearer middleware, it raises when no sign-in middleware
+    handled the request (``SignInNotConfiguredError``): an app that forgot the middleware must
+    not quietly treat everyone as signed out.
+    """
     ctx = _current.get()
-    return ctx.user if ctx is not None else None
+    if ctx is None:
+        raise SignInNotConfiguredError(
+            "current_user() needs SignInMiddleware around the app (no sign-in middleware "
+            "handled this request)"
+        )
+    return ctx.user
 
 
 def set_current(ctx: RequestContext | None) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.signin.messages import Response
 
-__all__ = ["InteractionRequiredError", "TokenAcquisitionError"]
+__all__ = ["InteractionRequiredError", "SignInNotConfiguredError", "TokenAcquisitionError"]
 
 
-class InteractionRequiredError(Exception):
+class InteractionRequiredError(EntraCiamError):
     """The user must go through sign-in (again) before the token can be had.
 
     The sign-in middleware answers the request with ``redirect_response`` (a redirect to Entra
@@ -21,12 +22,13 @@ class InteractionRequiredError(Exception):
         self.redirect_response = redirect_response
 
 
-class TokenAcquisitionError(Exception):
+class TokenAcquisitionError(EntraCiamError):
     """Entra refused or could not be reached; no user interaction would help.
 
-    ``status_code`` is what an app should answer: 503 when Entra is unreachable, 502 when it
-    refused the app's request, 401 when an on-behalf-of caller must get a new token (``claims``
-    then holds the claims challenge to pass back).
+    ``status_code`` is what an app should answer: 503 when Entra is unreachable or asked us to
+    slow down (``retry_after`` then holds the seconds to wait, for a ``Retry-After`` header), 502
+    when it refused the app's request, 401 when an on-behalf-of caller must get a new token
+    (``claims`` then holds the claims challenge to pass back).
     """
 
     def __init__(
@@ -36,9 +38,15 @@ class TokenAcquisitionError(Exception):
         error: str | None = None,
         status_code: int = 502,
         claims: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(description)
         self.description = description
         self.error = error
         self.status_code = status_code
         self.claims = claims
+        self.retry_after = retry_after
+
+
+class SignInNotConfiguredError(EntraCiamError, RuntimeError):
+    """``login_required`` or ``current_user()`` ran where no sign-in middleware is installed."""

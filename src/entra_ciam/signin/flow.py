@@ -4,14 +4,16 @@ Nothing here knows WSGI or ASGI. Each step is synchronous; its only I/O is the s
 MSAL's calls to Entra, both blocking, so the WSGI adapter calls the steps inline and the ASGI
 adapter runs them in a worker thread. Both therefore behave identically by construction.
 
-Auth-code-flow state (state, nonce, PKCE verifier, return path) is stashed in the store bound to
-the browser's session and taken back exactly once, which is what refuses a missing, foreign or
-replayed state before MSAL sees the response.
+Auth-code-flow state (state, nonce, PKCE verifier, return path) is kept sealed in a cookie of the
+browser that started the sign-in (``flowcookie``) and deleted by the answer that uses it, which
+is what refuses a missing, foreign or replayed state before MSAL sees the response. Neither the
+flow nor the response is ever stored: only the response's OAuth fields are kept, and a
+cross-site form_post is carried on sealed (``authresponse``). Nothing an anonymous request does
+writes to the session store; a session is written once someone has signed in.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -23,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import msal
 
+from entra_ciam import telemetry as _telemetry
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.http import FetchError, MsalHttpClient
@@ -34,9 +37,16 @@ from entra_ciam.sessions import (
     TokenCacheCipher,
     store_from_config,
 )
+from entra_ciam.signin.authresponse import (
+    AuthResponseError,
+    keep_response_fields,
+    seal,
+    unseal,
+)
 from entra_ciam.signin.context import USER_KEY, InteractionErrorFactory, RequestContext
 from entra_ciam.signin.crosssite import cross_site_reason, origin_of
 from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.signin.flowcookie import FlowCookies, FlowTooLargeError
 from entra_ciam.signin.idtoken import IdTokenError, check_id_token_claims
 from entra_ciam.signin.messages import Request, Response
 from entra_ciam.signin.msal_app import IdentityProviderUnavailableError, MsalClients
@@ -47,6 +57,7 @@ from entra_ciam.signin.pages import (
     store_unavailable_page,
 )
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
+from entra_ciam.warmup import OnError, warm_up
 
 __all__ = ["RESERVED_SCOPES", "SignIn", "normalize_scopes"]
 
@@ -54,12 +65,8 @@ log = logging.getLogger("entra_ciam.signin")
 
 # MSAL adds these itself and refuses them as input.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
-FLOW_LIFETIME = 600.0  # seconds a started sign-in may take (Entra's auth codes live 10 minutes)
-RESUME_LIFETIME = 120.0
 _STATE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~-]+)+")
-_FLOW_PREFIX = "flow:"
-_RESUME_PREFIX = "resume:"
 # Token endpoint errors after which signing in again may help; anything else is Entra's problem.
 _USER_ERRORS = frozenset(
     {"invalid_grant", "access_denied", "interaction_required", "consent_required", "login_required"}
@@ -85,10 +92,6 @@ def normalize_scopes(scopes: str | Iterable[str], *, allow_empty: bool = False) 
             "at least one API scope is needed, e.g. 'api://<api-client-id>/Todolist.Read'"
         )
     return result
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _single(pairs: Sequence[tuple[str, str]]) -> dict[str, str] | None:
@@ -168,7 +171,10 @@ class SignIn:
             secure=_secure_cookie(config.redirect_uri, secure_cookie),
         )
         self.cipher = TokenCacheCipher.from_config(config)
-        self.clients = MsalClients(config, http_client=http_client)
+        self.flows = FlowCookies(self.sessions, self.cipher)
+        self.clients = MsalClients(
+            config, http_client=http_client, shared_store=self.sessions.store
+        )
         # This site as browsers name it in Origin headers (behind a proxy, Host may differ).
         configured = (config.redirect_uri, config.post_logout_redirect_uri)
         self.own_origins = frozenset(o for o in map(origin_of, configured) if o is not None)
@@ -177,6 +183,14 @@ class SignIn:
             f"{prefix}/redirect": self.complete,
             f"{prefix}/signout": self.sign_out,
         }
+
+    def warm_up(self, *, on_error: OnError = "raise") -> bool:
+        """Have MSAL fetch the tenant's discovery now, at start-up (see :mod:`entra_ciam.warmup`).
+
+        ``on_error="raise"`` raises IdentityProviderUnavailableError when Entra cannot be
+        reached; ``"log"`` logs ``warm_up_failed`` and returns False.
+        """
+        return warm_up("signin", self.clients.build, on_error, (IdentityProviderUnavailableError,))
 
     # -- per request ------------------------------------------------------------------------------
 
@@ -196,7 +210,7 @@ class SignIn:
         try:
             session = self.sessions.load(request.cookie_header)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while loading a session")
+            _telemetry.session_store_error("load")
             return store_unavailable_page()
         return RequestContext(self, request, session, make_interaction_error)
 
@@ -206,7 +220,7 @@ class SignIn:
         try:
             return step(ctx.request, ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable during %s", ctx.request.path)
+            _telemetry.session_store_error("route")
             return store_unavailable_page()
         except IdentityProviderUnavailableError as exc:
             log.error("sign-in failed: %s", exc)
@@ -232,7 +246,7 @@ class SignIn:
             ctx.save_token_cache()
             cookie = self.sessions.commit(ctx.session)
         except SessionStoreUnavailableError:
-            log.error("session store unavailable while saving a session")
+            _telemetry.session_store_error("save")
             return store_unavailable_page(), True
         if cookie is not None:
             response.headers.append(("Set-Cookie", cookie))
@@ -256,26 +270,29 @@ class SignIn:
                 f"The page to return to after sign-in was refused: {exc}. "
                 "Only paths on this site, such as /todos, are accepted.",
             )
-        return self.begin(session, scopes=self.scopes, return_path=return_path)
+        return self.begin(request, scopes=self.scopes, return_path=return_path)
 
     def begin(
         self,
-        session: Session,
+        request: Request,
         *,
         scopes: Sequence[str],
         return_path: str,
         claims_challenge: str | None = None,
         login_hint: str | None = None,
     ) -> Response:
-        """Stash a new auth code flow (state, nonce, PKCE) for this browser; redirect to Entra.
+        """Start a new auth code flow (state, nonce, PKCE) in this browser; redirect to Entra.
 
-        ``scopes`` alone are asked for (Entra issues a token for one API at a time).
+        The flow goes into a cookie of its own (``flowcookie``), not the store: starting a
+        sign-in stores nothing. ``scopes`` alone are asked for (Entra issues a token for one
+        API at a time).
         """
         wanted = normalize_scopes(scopes, allow_empty=True)
         try:
             client = self.clients.build()
         except IdentityProviderUnavailableError as exc:
             log.error("cannot start a sign-in: %s", exc)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         state = secrets.token_urlsafe(32)
         flow = client.initiate_auth_code_flow(
@@ -286,54 +303,67 @@ class SignIn:
             claims_challenge=claims_challenge,
             login_hint=login_hint,
         )
-        record = {"flow": flow, "next": return_path}
+        kept = {k: v for k, v in flow.items() if k != "auth_uri"}  # half its size, not needed
         try:
-            self.sessions.stash(session, _FLOW_PREFIX + state, record, FLOW_LIFETIME)
-        except SessionStoreUnavailableError:
-            log.error("session store unavailable while starting a sign-in")
-            return store_unavailable_page()
-        return redirect(flow["auth_uri"])
+            cookies = self.flows.put(request.cookie_header, {"flow": kept, "next": return_path})
+        except FlowTooLargeError:
+            return error_page(
+                400,
+                "The page to return to after sign-in is too long to remember. "
+                "Please sign in from a page with a shorter address.",
+            )
+        _telemetry.signin_started()
+        response = redirect(flow["auth_uri"])
+        response.headers.extend(("Set-Cookie", cookie) for cookie in cookies)
+        return response
 
     def complete(self, request: Request, session: Session) -> Response:
-        """``{prefix}/redirect``: check the answer against the stashed flow, redeem the code."""
-        if request.method == "POST":
-            params = _single(request.form)
-            if params is not None and session.is_new and "state" in params:
-                # A cross-site form_post carries no SameSite=Lax cookie: park the answer and
-                # come back with a top-level GET, which does carry it.
-                return self._park(params)
-        elif request.method == "GET":
-            params = _single(request.query)
-            if params is not None and set(params) == {"resume"}:
-                params = self._unpark(params["resume"])
-                if params is None:
-                    return self._bad(request, "This sign-in response expired or was already used.")
-        else:
+        """``{prefix}/redirect``: check the answer against this browser's flow, redeem the code."""
+        if request.method not in ("GET", "POST"):
             return _method_not_allowed("GET, POST")
-        if params is None:
-            return self._bad(request, "The sign-in response repeats a parameter.")
-        state = params.get("state")
-        if not state:
-            return self._bad(request, "The sign-in response carries no state.")
-        if not _STATE_RE.fullmatch(state):
-            return self._bad(request, "The sign-in response carries a malformed state.")
-        record = self.sessions.take(session, _FLOW_PREFIX + state)
-        if record is None or not isinstance(record.get("flow"), dict):
+        given = _single(request.form if request.method == "POST" else request.query)
+        if given is None:
             return self._bad(
                 request,
-                "This sign-in response does not match a sign-in started in this browser: it was "
-                "already used, it expired, or it was started elsewhere.",
+                "The answer from the sign-in page was changed on its way back "
+                "(it repeats a parameter), so it cannot be used.",
             )
-        if "error" in params:
-            return self._bad(request, _entra_error(params))
-        if not params.get("code"):
-            return self._bad(request, "The sign-in response carries no authorization code.")
-        try:
-            return_path = check_return_path(str(record.get("next") or "/"))
-        except UnsafeReturnPathError:
-            return_path = "/"
-        outcome = self._redeem(session, record["flow"], params, return_path)
-        return self._bad(request, outcome) if isinstance(outcome, str) else outcome
+        if request.method == "GET" and set(given) == {"resume"}:
+            resumed = unseal(self.cipher, given["resume"])
+            if resumed is None:
+                return self._unusable(
+                    request,
+                    session,
+                    "This sign-in took too long or was already used "
+                    "(the response expired or was altered).",
+                )
+            params = resumed
+        else:
+            try:
+                params = keep_response_fields(given)
+            except AuthResponseError as exc:
+                return self._bad(request, str(exc))
+            cross_site = request.method == "POST" and not self.flows.sees_cookies(request)
+            if cross_site and _STATE_RE.fullmatch(params.get("state", "")):
+                return self._send_on(params)
+        state = params.get("state")
+        if not state:
+            return self._unusable(
+                request,
+                session,
+                "This address is the last step of signing in: it only works when Microsoft "
+                "Entra sends you back to it (the response carries no state).",
+            )
+        if not _STATE_RE.fullmatch(state):
+            return self._bad(
+                request,
+                "The answer from the sign-in page was changed on its way back "
+                "(it carries a malformed state), so it cannot be used.",
+            )
+        record, forget = self.flows.take(request.cookie_header, state)
+        response = self._finish(request, session, record, params)
+        response.headers.extend(("Set-Cookie", cookie) for cookie in forget)
+        return response
 
     def sign_out(self, request: Request, session: Session) -> Response:
         """``{prefix}/signout``: forget the session and its tokens, then sign out at Entra.
@@ -369,23 +399,52 @@ class SignIn:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _park(self, params: dict[str, str]) -> Response:
-        resume = secrets.token_urlsafe(32)
-        self.sessions.store.set(_RESUME_PREFIX + _digest(resume), {"p": params}, RESUME_LIFETIME)
-        assert self.config.redirect_uri is not None
-        return redirect(f"{self.config.redirect_uri}?{urlencode({'resume': resume})}", 303)
+    def _finish(
+        self,
+        request: Request,
+        session: Session,
+        record: dict[str, Any] | None,
+        params: dict[str, str],
+    ) -> Response:
+        """The answer to a response whose state found ``record`` (or None) in this browser."""
+        if record is None:
+            return self._unusable(
+                request,
+                session,
+                "This sign-in cannot be finished: it was already used, it took too long, or it "
+                "was started in another browser (it does not match a sign-in started in this "
+                "browser).",
+            )
+        if "error" in params:
+            return self._bad(request, _entra_error(params))
+        if not params.get("code"):
+            return self._bad(request, "The sign-in response carries no authorization code.")
+        try:
+            return_path = check_return_path(str(record.get("next") or "/"))
+        except UnsafeReturnPathError:
+            return_path = "/"
+        outcome = self._redeem(session, record["flow"], params, return_path)
+        return self._bad(request, outcome) if isinstance(outcome, str) else outcome
 
-    def _unpark(self, resume: str) -> dict[str, str] | None:
-        if not 16 <= len(resume) <= 128:
-            return None
-        parked = self.sessions.store.pop(_RESUME_PREFIX + _digest(resume))
-        params = parked.get("p") if parked else None
-        if not isinstance(params, dict):
-            return None
-        return {str(k): str(v) for k, v in params.items()}
+    def _send_on(self, params: dict[str, str]) -> Response:
+        """A cross-site form_post carries no SameSite=Lax cookie: send the answer on, sealed, to
+        a top-level GET of the redirect URI, which does carry it. Nothing is stored."""
+        assert self.config.redirect_uri is not None
+        resume = urlencode({"resume": seal(self.cipher, params)})
+        return redirect(f"{self.config.redirect_uri}?{resume}", 303)
+
+    def _unusable(self, request: Request, session: Session, message: str) -> Response:
+        """A callback that cannot complete a sign-in. A user who is signed in has reloaded or
+        reopened it (a bookmark, the back button): nothing to do, so home. Anyone else is told
+        why, with a way to start over."""
+        if isinstance(session.get(USER_KEY), dict):
+            log.info("a signed-in user reopened the sign-in callback: sent home")
+            return redirect(request.url_for(self.default_return_path))
+        return self._bad(request, message)
 
     def _bad(self, request: Request, message: str) -> Response:
         """400 with the reason and a way to start over."""
+        _telemetry.signin_failed(message)
         return error_page(
             400,
             message + " Please sign in again.",
@@ -407,6 +466,7 @@ class SignIn:
             result = client.acquire_token_by_auth_code_flow(flow, params)
         except (json.JSONDecodeError, msal.exceptions.MsalError) as exc:
             log.error("the token endpoint answered badly: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         except ValueError as exc:  # MSAL's state or scope checks
             return f"The sign-in response does not match its request ({exc})."
@@ -415,6 +475,7 @@ class SignIn:
             return f"The ID token's {reason} does not match this sign-in."
         except (httpx.HTTPError, FetchError) as exc:
             log.error("token endpoint unreachable: %s", type(exc).__name__)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if "error" in result:
             return self._token_error(result)
@@ -440,6 +501,7 @@ class SignIn:
         self.sessions.rotate(session)  # no fixation: the pre-sign-in id dies here
         session[USER_KEY] = {k: v for k, v in claims.items() if k not in ("nonce", "at_hash")}
         self.cipher.save_to(session, cache)
+        _telemetry.signin_completed()
         return redirect(return_path)
 
     def _token_error(self, result: dict[str, Any]) -> Response | str:
@@ -451,10 +513,12 @@ class SignIn:
         )
         if error in _UNAVAILABLE_ERRORS:
             log.error("token endpoint error %s", error)
+            _telemetry.signin_failed(reason="idp_unavailable", status=503)
             return error_page(503, _IDP_DOWN, retry_after=10)
         if error in _USER_ERRORS or error == "invalid_request":
             return f"Microsoft Entra refused the sign-in ({error}): {description}"
         log.error("token endpoint refused the app: %s %s", error, description)
+        _telemetry.signin_failed(reason="app_refused", status=502)
         return error_page(
             502,
             f"Microsoft Entra refused this application's request ({error}). "

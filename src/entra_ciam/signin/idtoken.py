@@ -11,12 +11,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from entra_ciam.errors import EntraCiamError
+
 __all__ = ["IdTokenError", "check_id_token_claims"]
 
 LEEWAY = 120  # seconds of clock skew tolerated, as MSAL did
 
 
-class IdTokenError(ValueError):
+class IdTokenError(EntraCiamError, ValueError):
     """The ID token is not for this app, this tenant or this time; the message says which."""
 
 

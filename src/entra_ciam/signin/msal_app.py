@@ -5,7 +5,9 @@ microseconds, so user requests borrow a client from a small pool instead: each p
 a ``SerializableTokenCache`` that is loaded with the user's cache when borrowed and emptied when
 given back, and a client is used by one thread at a time (MSAL's clients are not meant to have
 their cache swapped under a running call). Every client shares one HTTP cache (MSAL keeps
-discovery answers there for a day) and one httpx client with our timeouts and CA bundle.
+discovery answers there for a day) and one httpx client with our timeouts and CA bundle, behind
+one gate that keeps every client away from the token endpoint while Entra asked us to wait
+(``throttle``). Token refreshes in flight are shared here too (``user_flights``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import httpx
 import msal
 
 from entra_ciam.config import EntraConfig
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.http import FetchError, MsalHttpClient, describe_transport_error
+from entra_ciam.sessions.base import SessionStore
 from entra_ciam.signin import msal_logging
+from entra_ciam.signin.singleflight import Flights
+from entra_ciam.signin.throttle import GatedHttpClient, RetryAfterGate
 from entra_ciam.signin.tokenmemo import UserTokenMemo
 
 __all__ = ["POOL_SIZE", "IdentityProviderUnavailableError", "MsalClients"]
@@ -44,7 +50,7 @@ _DISCOVERY_ERRORS = (
 )
 
 
-class IdentityProviderUnavailableError(Exception):
+class IdentityProviderUnavailableError(EntraCiamError):
     """Entra (its discovery document or token endpoint) cannot be reached or answered badly.
 
     The message is for logs and pages: it names the endpoint and the reason, never a secret.
@@ -88,10 +94,15 @@ class MsalClients:
         *,
         http_client: MsalHttpClient | None = None,
         purpose: str = "Signing users in",
+        shared_store: SessionStore | None = None,
     ) -> None:
         config.require("client_id", "client_secret", purpose=purpose)
         self.config = config
-        self.http_client = http_client if http_client is not None else MsalHttpClient(config.verify)
+        # Entra's "wait" is kept in ``shared_store`` too, for every process sharing it.
+        self.http_client = GatedHttpClient(
+            http_client if http_client is not None else MsalHttpClient(config.verify),
+            RetryAfterGate(store=shared_store),
+        )
         self._http_cache = _SharedCache()
         self._app_lock = threading.Lock()
         self._app_client: Any = None
@@ -99,6 +110,8 @@ class MsalClients:
         self._pool_lock = threading.Lock()
         # Users' access tokens, so warm requests skip MSAL (see tokenmemo); per process.
         self.user_tokens = UserTokenMemo()
+        # One refresh per session and scope set at a time in this process (see TokenAcquirer).
+        self.user_flights: Flights[Any] = Flights()
 
     def build(self, token_cache: msal.TokenCache | None = None) -> Any:
         """A client over ``token_cache`` (a fresh empty one if None).

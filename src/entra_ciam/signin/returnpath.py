@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlsplit
 
+from entra_ciam.errors import EntraCiamError
+
 __all__ = ["UnsafeReturnPathError", "check_return_path", "is_safe_return_path"]
 
 MAX_LENGTH = 2048
@@ -22,7 +24,7 @@ _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u2
 _SAFE_CHARS = "/?&=%:@!$'()*+,;~-._"
 
 
-class UnsafeReturnPathError(ValueError):
+class UnsafeReturnPathError(EntraCiamError, ValueError):
     """The return path is not a same-origin relative path; the message says why."""
 
 

@@ -20,6 +20,7 @@ from entra_ciam.frameworks import (
     integration_in,
 )
 from entra_ciam.signin.context import RequestContext, current_context
+from entra_ciam.signin.errors import SignInNotConfiguredError
 from entra_ciam.signin.messages import Response
 from entra_ciam.signin.pages import redirect
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
@@ -27,10 +28,6 @@ from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_pat
 __all__ = ["login_required"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class SignInNotConfiguredError(RuntimeError):
-    """``login_required`` or ``current_user()`` ran where no sign-in middleware is installed."""
 
 
 def login_required(func: F) -> F:

@@ -12,14 +12,16 @@ from entra_ciam import _lazy
 
 if TYPE_CHECKING:
     from entra_ciam.wsgi.bearer import BearerTokenMiddleware
+    from entra_ciam.wsgi.health import HealthMiddleware
     from entra_ciam.wsgi.signin import SignInMiddleware
 
 _EXPORTS: dict[str, str] = {
     "BearerTokenMiddleware": "entra_ciam.wsgi.bearer",
+    "HealthMiddleware": "entra_ciam.wsgi.health",
     "SignInMiddleware": "entra_ciam.wsgi.signin",
 }
 
-__all__ = ["BearerTokenMiddleware", "SignInMiddleware"]
+__all__ = ["BearerTokenMiddleware", "HealthMiddleware", "SignInMiddleware"]
 
 
 if not TYPE_CHECKING:

@@ -1,17 +1,21 @@
-"""entra_ciam.asgi.BearerTokenMiddleware behind uvicorn on 127.0.0.1, and over WebSockets.
+"""The bearer middlewares, ``entra_ciam.wsgi.BearerTokenMiddleware`` and
+``entra_ciam.asgi.BearerTokenMiddleware``: one suite, each test run against both.
 
-The validator fetches discovery and keys over HTTP (async) from the loopback OIDC stub. WebSocket
-handshakes are driven by Starlette's TestClient, which needs no WebSocket client library.
+Each is served by a real server on 127.0.0.1 (a single-threaded werkzeug server, so leaks
+between requests show; uvicorn with lifespan), and the validator fetches discovery and keys over
+HTTP from the loopback OIDC stub. What only one interface has (a WSGI body iterated after the app
+returned; ASGI lifespan, WebSockets, root_path and raw messages) has its own section below.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -22,10 +26,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from werkzeug.serving import make_server
 
-from entra_ciam.asgi import BearerTokenMiddleware
+from entra_ciam import MissingTokenError, current_claims
+from entra_ciam.asgi import BearerTokenMiddleware as AsgiBearer
 from entra_ciam.asgi.types import Message, Scope
-from entra_ciam.context import get_claims
+from entra_ciam.context import ENVIRON_KEY, get_claims
+from entra_ciam.wsgi import BearerTokenMiddleware as WsgiBearer
 from tests.support.rejections import (
     REQUEST_REJECTIONS,
     TOKEN_REJECTIONS,
@@ -38,6 +45,58 @@ from tests.support.rejections import (
 )
 from tests.support.tokens import USER_OID
 
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+KINDS = ["wsgi", "asgi"]
+
+
+# -- the apps behind the middleware: each reports what it was given -------------------------------
+
+
+def inner_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """Reports what the middleware exposed, both ways; streams for /stream."""
+    try:
+        from_context: str | None = current_claims().oid
+    except MissingTokenError:
+        from_context = None
+    from_environ = environ.get(ENVIRON_KEY)
+    body = {
+        "path": environ["PATH_INFO"],
+        "context_oid": from_context,
+        "exposed_oid": from_environ.oid if from_environ is not None else None,
+    }
+    start_response("200 OK", [("Content-Type", "application/json")])
+    if environ["PATH_INFO"] == "/stream":
+        return stream_claims()
+    return [json.dumps(body).encode()]
+
+
+def stream_claims() -> Iterator[bytes]:
+    # Runs while the server iterates the response, after the app callable has returned.
+    yield b'{"during_iteration": '
+    claims = get_claims()
+    yield json.dumps(claims.oid if claims is not None else None).encode()
+    yield b"}"
+
+
+class LiveServer:
+    """A single-threaded werkzeug server: one thread serves every request, so leaks show."""
+
+    def __init__(self, app: Any) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=False)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
 
 def report(request: Request) -> JSONResponse:
     state_claims = getattr(request.state, "claims", None)
@@ -45,7 +104,7 @@ def report(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "path": request.url.path,
-            "state_oid": state_claims.oid if state_claims is not None else None,
+            "exposed_oid": state_claims.oid if state_claims is not None else None,
             "context_oid": context_claims.oid if context_claims is not None else None,
             "lifespan_value": getattr(request.state, "lifespan_value", None),
         }
@@ -69,13 +128,15 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     yield {"lifespan_value": "ready"}
 
 
-def build_app(tenant: Tenant, **options: Any) -> BearerTokenMiddleware:
+def build_asgi(tenant: Tenant, **options: Any) -> AsgiBearer:
     inner = Starlette(
         routes=[
             Route("/api/todos", async_report, methods=["GET", "OPTIONS"]),
             Route("/sync", report),
             Route("/health", async_report),
+            Route("/static", async_report),
             Route("/static/{path:path}", async_report),
+            Route("/api", async_report),
             WebSocketRoute("/ws", ws_echo),
             WebSocketRoute("/public-ws", ws_echo),
         ],
@@ -83,7 +144,7 @@ def build_app(tenant: Tenant, **options: Any) -> BearerTokenMiddleware:
     )
     options.setdefault("public_paths", ["/health", "/public-ws"])
     options.setdefault("public_prefixes", ["/static"])
-    return BearerTokenMiddleware(inner, tenant.validator, **options)
+    return AsgiBearer(inner, tenant.validator, **options)
 
 
 class UvicornThread:
@@ -114,21 +175,32 @@ class UvicornThread:
         self.sock.close()
 
 
+def build_wsgi(tenant: Tenant, **options: Any) -> WsgiBearer:
+    options.setdefault("public_paths", ["/health"])
+    options.setdefault("public_prefixes", ["/static"])
+    return WsgiBearer(inner_app, tenant.validator, **options)
+
+
+@contextlib.contextmanager
+def served(kind: str, tenant: Tenant, **options: Any) -> Iterator[str]:
+    """The middleware of ``kind`` around its reporting app, on a real server; its base URL."""
+    if kind == "wsgi":
+        with LiveServer(build_wsgi(tenant, **options)) as live:
+            yield live.url
+    else:
+        with UvicornThread(build_asgi(tenant, **options)) as live:
+            yield live.url
+
+
 @pytest.fixture(scope="module")
 def tenant() -> Iterator[Tenant]:
     with running_tenant() as tenant:
         yield tenant
 
 
-@pytest.fixture(scope="module")
-def live(tenant: Tenant) -> Iterator[UvicornThread]:
-    with UvicornThread(build_app(tenant)) as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def server(live: UvicornThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url, timeout=10) as client:
+@pytest.fixture(scope="module", params=KINDS)
+def server(request: pytest.FixtureRequest, tenant: Tenant) -> Iterator[httpx.Client]:
+    with served(request.param, tenant) as url, httpx.Client(base_url=url, timeout=10) as client:
         yield client
 
 
@@ -136,49 +208,42 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-# -- HTTP through uvicorn -------------------------------------------------------------------------
+# -- both interfaces ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/todos", "/sync"])
-def test_valid_token_exposes_claims_in_state_and_context(
-    server: httpx.Client, tenant: Tenant, path: str
-) -> None:
-    response = server.get(path, headers=auth(tenant.user_token()))
+def test_valid_user_token_reaches_the_app_with_claims(server: httpx.Client, tenant: Tenant) -> None:
+    response = server.get("/api/todos", headers=auth(tenant.user_token()))
     assert response.status_code == 200
-    assert response.json() == {
-        "path": path,
-        "state_oid": USER_OID,
-        "context_oid": USER_OID,
-        "lifespan_value": "ready",  # lifespan state survives next to the claims
-    }
-
-
-def test_lifespan_passes_through_the_middleware(live: UvicornThread) -> None:
-    middleware = live.server.config.app
-    assert isinstance(middleware, BearerTokenMiddleware)
-    assert isinstance(middleware.app, Starlette)
-    assert middleware.app.state.lifespan_ran is True
+    body = response.json()
+    assert (body["path"], body["context_oid"], body["exposed_oid"]) == (
+        "/api/todos",
+        USER_OID,
+        USER_OID,
+    )
 
 
 def test_app_only_token_is_accepted(server: httpx.Client, tenant: Tenant) -> None:
     response = server.get("/api/todos", headers=auth(tenant.app_token()))
     assert response.status_code == 200
-    assert response.json()["state_oid"] == tenant.factory.app_claims()["oid"]
+    assert response.json()["exposed_oid"] == tenant.factory.app_claims()["oid"]
 
 
 def test_claims_do_not_leak_into_the_next_request(server: httpx.Client, tenant: Tenant) -> None:
-    assert server.get("/api/todos", headers=auth(tenant.user_token())).status_code == 200
+    assert server.get("/api", headers=auth(tenant.user_token())).status_code == 200
+    # Public path, no token: nothing left over from the request before.
     after = server.get("/health").json()
-    assert after["state_oid"] is None
     assert after["context_oid"] is None
+    assert after["exposed_oid"] is None
 
 
-@pytest.mark.parametrize("path", ["/health", "/static/app.js"])
+@pytest.mark.parametrize("path", ["/health", "/static", "/static/app.js"])
 def test_public_paths_pass_without_a_token(server: httpx.Client, path: str) -> None:
-    assert server.get(path).status_code == 200
+    response = server.get(path)
+    assert response.status_code == 200
+    assert response.json()["context_oid"] is None
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/health/x", "/staticx", "/static/../api/todos"])
+@pytest.mark.parametrize("path", ["/healthz", "/health/x", "/statics", "/static/../api"])
 def test_near_misses_of_public_paths_need_a_token(server: httpx.Client, path: str) -> None:
     assert server.get(path).status_code == 401
 
@@ -189,10 +254,17 @@ def test_cors_preflight_passes_but_plain_options_does_not(server: httpx.Client) 
     assert server.options("/api/todos").status_code == 401
 
 
-def test_preflight_pass_through_can_be_disabled(tenant: Tenant) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_preflight_pass_through_can_be_disabled(tenant: Tenant, kind: str) -> None:
     preflight = {"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"}
-    with TestClient(build_app(tenant, allow_preflight=False)) as client:
-        assert client.options("/api/todos", headers=preflight).status_code == 401
+    with served(kind, tenant, allow_preflight=False) as url:
+        response = httpx.options(f"{url}/api/todos", headers=preflight, timeout=10)
+    assert response.status_code == 401
+
+
+def test_lowercase_scheme_is_accepted(server: httpx.Client, tenant: Tenant) -> None:
+    response = server.get("/api", headers={"Authorization": f"bearer {tenant.user_token()}"})
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("case", REQUEST_REJECTIONS, ids=lambda c: c.id)
@@ -214,20 +286,43 @@ def test_every_validator_rejection(server: httpx.Client, tenant: Tenant, case: R
     params = challenge(response.headers.get("WWW-Authenticate"))
     assert params["error"] == case.error
     description = response.json()["error_description"]
+    assert params["error_description"]
     for word in case.reason:
         assert word in description.lower(), description
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_keys_unavailable_is_503_with_retry_after() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_keys_unavailable_is_503_with_retry_after(kind: str) -> None:
     with running_tenant() as fresh:
         fresh.stub.fault = "500"
-        with UvicornThread(build_app(fresh)) as live:
-            response = httpx.get(
-                f"{live.url}/api/todos", headers=auth(fresh.user_token()), timeout=20
-            )
+        with served(kind, fresh) as url:
+            response = httpx.get(f"{url}/api/todos", headers=auth(fresh.user_token()), timeout=20)
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
+    assert response.json()["error"] == "temporarily_unavailable"
+
+
+# -- WSGI only: a body iterated after the app callable returned -----------------------------------
+
+
+def test_claims_stay_current_while_the_response_streams(tenant: Tenant) -> None:
+    with served("wsgi", tenant) as url:
+        response = httpx.get(f"{url}/stream", headers=auth(tenant.user_token()), timeout=10)
+    assert response.json() == {"during_iteration": USER_OID}
+
+
+# -- ASGI only: lifespan ------------------------------------------------------------------------
+
+
+def test_lifespan_passes_through_the_middleware(tenant: Tenant) -> None:
+    with UvicornThread(build_asgi(tenant)) as live:
+        response = httpx.get(f"{live.url}/api/todos", headers=auth(tenant.user_token()))
+        middleware = live.server.config.app
+    assert response.json()["lifespan_value"] == "ready"  # lifespan state next to the claims
+    assert isinstance(middleware, AsgiBearer)
+    assert isinstance(middleware.app, Starlette)
+    assert middleware.app.state.lifespan_ran is True
 
 
 # -- WebSockets -----------------------------------------------------------------------------------
@@ -235,7 +330,7 @@ def test_keys_unavailable_is_503_with_retry_after() -> None:
 
 def test_websocket_with_valid_token_gets_claims(tenant: Tenant) -> None:
     with (
-        TestClient(build_app(tenant)) as client,
+        TestClient(build_asgi(tenant)) as client,
         client.websocket_connect("/ws", headers=auth(tenant.user_token())) as ws,
     ):
         assert ws.receive_json() == {"oid": USER_OID}
@@ -250,7 +345,7 @@ def test_websocket_without_valid_token_is_closed_with_1008(
     tenant: Tenant, headers: dict[str, str]
 ) -> None:
     with (
-        TestClient(build_app(tenant)) as client,
+        TestClient(build_asgi(tenant)) as client,
         pytest.raises(WebSocketDisconnect) as info,
         client.websocket_connect("/ws", headers=headers),
     ):
@@ -261,7 +356,7 @@ def test_websocket_without_valid_token_is_closed_with_1008(
 def test_websocket_with_expired_token_is_closed_with_reason(tenant: Tenant) -> None:
     expired = TOKEN_REJECTIONS[[r.id for r in TOKEN_REJECTIONS].index("expired")]
     with (
-        TestClient(build_app(tenant)) as client,
+        TestClient(build_asgi(tenant)) as client,
         pytest.raises(WebSocketDisconnect) as info,
         client.websocket_connect("/ws", headers=auth(expired.make(tenant.factory))),
     ):
@@ -271,7 +366,7 @@ def test_websocket_with_expired_token_is_closed_with_reason(tenant: Tenant) -> N
 
 
 def test_public_websocket_needs_no_token(tenant: Tenant) -> None:
-    with TestClient(build_app(tenant)) as client, client.websocket_connect("/public-ws") as ws:
+    with TestClient(build_asgi(tenant)) as client, client.websocket_connect("/public-ws") as ws:
         assert ws.receive_json() == {"oid": None}
 
 
@@ -318,7 +413,7 @@ async def test_public_paths_are_matched_without_root_path(tenant: Tenant) -> Non
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    app = BearerTokenMiddleware(inner, tenant.validator, public_paths=["/health"])
+    app = AsgiBearer(inner, tenant.validator, public_paths=["/health"])
     mounted = await call_raw(app, http_scope("/api/health", root_path="/api"))
     assert mounted[0]["status"] == 204
     not_mounted = await call_raw(app, http_scope("/api/health"))
@@ -330,7 +425,7 @@ async def test_raw_refusal_is_a_complete_asgi_response(tenant: Tenant) -> None:
     async def inner(scope: Scope, receive: Any, send: Any) -> None:
         raise AssertionError("must not be called")
 
-    app = BearerTokenMiddleware(inner, tenant.validator)
+    app = AsgiBearer(inner, tenant.validator)
     sent = await call_raw(app, http_scope("/x", headers=[(b"authorization", b"Bearer a.b.c")]))
     start, body = sent
     assert start["type"] == "http.response.start"
@@ -353,7 +448,7 @@ async def test_claims_scope_is_a_copy_and_context_is_reset(tenant: Tenant) -> No
     shared_state = {"db": "pool"}
     scope = http_scope("/x", headers=[(b"authorization", f"Bearer {tenant.user_token()}".encode())])
     scope["state"] = shared_state
-    sent = await call_raw(BearerTokenMiddleware(inner, tenant.validator), scope)
+    sent = await call_raw(AsgiBearer(inner, tenant.validator), scope)
     assert sent[0]["status"] == 204
     assert seen[0]["state"] == {"db": "pool", "claims": seen[0]["state"]["claims"]}
     assert shared_state == {"db": "pool"}  # the server's dict is not written to
@@ -366,6 +461,6 @@ async def test_other_scope_types_pass_untouched(tenant: Tenant) -> None:
     async def inner(scope: Scope, receive: Any, send: Any) -> None:
         seen.append(scope["type"])
 
-    app = BearerTokenMiddleware(inner, tenant.validator)
+    app = AsgiBearer(inner, tenant.validator)
     await app({"type": "lifespan", "asgi": {"version": "3.0"}}, None, None)  # type: ignore[arg-type]
     assert seen == ["lifespan"]

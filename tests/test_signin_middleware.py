@@ -1,7 +1,9 @@
-"""Sign-in end to end with Flask behind ``entra_ciam.wsgi.SignInMiddleware``.
+"""Sign-in end to end behind ``entra_ciam.wsgi.SignInMiddleware`` (Flask on a threaded Werkzeug
+server) and ``entra_ciam.asgi.SignInMiddleware`` (Starlette on uvicorn): one suite, both kinds.
 
-Real MSAL against the local emulator, the todo API as the protected endpoint, a threaded Werkzeug
-server, and Flask configured as in production (its own error handler, exceptions not propagated).
+Real MSAL against the local emulator, the todo API as the protected endpoint, Flask configured as
+in production (its own error handler, exceptions not propagated) and Starlette with the
+middleware inside its own error handling, async and sync endpoints.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import pytest
 
 from tests.support import signin_scenarios as scenarios
 from tests.support.external import require_redis
-from tests.support.signin_apps import flask_app
+from tests.support.signin_apps import BUILDERS, flask_app
 from tests.support.webapps import RoundRobin, Stack, signin_stack
 
+KINDS = list(BUILDERS)  # wsgi: Flask, asgi: Starlette
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp: Path = tmp_path_factory.mktemp("signin-wsgi")
-    with signin_stack("wsgi", tmp, flask_app) as running:
+
+@pytest.fixture(scope="module", params=KINDS)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    kind = str(request.param)
+    tmp: Path = tmp_path_factory.mktemp(f"signin-{kind}")
+    with signin_stack(kind, tmp, BUILDERS[kind]) as running:
         yield running
 
 
@@ -49,7 +56,12 @@ def test_sign_out_clears_everything(stack: Stack) -> None:
     scenarios.sign_out_clears_everything(stack)
 
 
-# -- sessions in Redis: several instances, and Redis going away ------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_redis_going_away_is_a_503_page(kind: str, tmp_path: Path) -> None:
+    scenarios.redis_going_away_is_a_503_page(kind, tmp_path, BUILDERS[kind])
+
+
+# -- sessions in Redis: several instances (WSGI, behind a round-robin balancer) --------------------
 
 
 def test_two_app_instances_share_one_session_through_redis(tmp_path: Path) -> None:
@@ -68,7 +80,3 @@ def test_two_app_instances_share_one_session_through_redis(tmp_path: Path) -> No
         assert names == {"Ada Lovelace"}
         assert browser.get("/todos").json()["status"] == 200
         assert min(balancer.served) >= 4
-
-
-def test_redis_going_away_is_a_503_page(tmp_path: Path) -> None:
-    scenarios.redis_going_away_is_a_503_page("wsgi", tmp_path, flask_app)

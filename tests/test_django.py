@@ -1,0 +1,190 @@
+"""Django and Django REST framework behind real servers: runserver (WSGI) and uvicorn (ASGI).
+
+The project in tests/support/django_site reads the ``ENTRA_*`` variables as a deployed one would.
+Tokens come from the loopback OIDC stub; sign-in goes through the emulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from entra_ciam.devidp import defaults
+from entra_ciam.devidp.testing import running_devidp
+from tests.support.rejections import Tenant, challenge, running_tenant
+from tests.support.servers import DJANGO_API, DJANGO_WEB, running
+from tests.support.todo_api import free_port
+from tests.support.todo_stack import config_env
+from tests.support.tokens import API_CLIENT_ID, USER_OID
+from tests.support.webapps import ADA, AppBrowser, Stack
+
+SERVERS = {
+    "wsgi-runserver": ("runserver", None),
+    "asgi-uvicorn": ("uvicorn", "tests.support.django_site.asgi:application"),
+}
+
+
+def target(kind: str, settings: str) -> tuple[str, str]:
+    program, app = SERVERS[kind]
+    return program, app or settings
+
+
+@pytest.fixture(scope="module")
+def tenant() -> Iterator[Tenant]:
+    with running_tenant() as tenant:
+        yield tenant
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def site(
+    request: pytest.FixtureRequest, tenant: Tenant, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
+    program, app = target(request.param, DJANGO_API)
+    env = {
+        "ENTRA_AUTHORITY": tenant.stub.authority,
+        "ENTRA_API_CLIENT_ID": API_CLIENT_ID,
+        "DJANGO_SETTINGS_MODULE": DJANGO_API,
+    }
+    log = tmp_path_factory.mktemp("django") / "server.log"
+    with (
+        running(server=program, target=app, env=env, log=log) as base,
+        httpx.Client(base_url=base, timeout=20) as client,
+    ):
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- plain Django views ---------------------------------------------------------------------------
+
+
+def test_function_views_see_request_claims_and_current_claims(
+    site: httpx.Client, tenant: Tenant
+) -> None:
+    answer = site.get("/scoped", headers=bearer(tenant.user_token()))
+    assert answer.status_code == 200
+    assert answer.json() == {"oid": USER_OID, "current": USER_OID}
+
+
+@pytest.mark.parametrize("path", ["/items", "/async-items", "/method"])
+def test_class_based_views_are_guarded(site: httpx.Client, tenant: Tenant, path: str) -> None:
+    allowed = tenant.user_token(scp="Todolist.ReadWrite Todolist.Read")
+    assert site.get(path, headers=bearer(allowed)).status_code == 200
+    refused = site.get(path, headers=bearer(tenant.user_token(scp="User.Read")))
+    assert refused.status_code == 403
+    assert challenge(refused.headers["www-authenticate"])["error"] == "insufficient_scope"
+    assert refused.json()["error"] == "insufficient_scope"
+    assert refused.headers["content-type"] == "application/json"
+
+
+def test_app_permission_on_a_decorated_class(site: httpx.Client, tenant: Tenant) -> None:
+    app = tenant.app_token(["Todolist.ReadWrite.All"])
+    assert site.get("/items", headers=bearer(app)).json()["view"] == "class"
+    reader = tenant.app_token(["Todolist.Read.All"])
+    assert site.get("/items", headers=bearer(reader)).status_code == 403
+
+
+def test_a_refusal_raised_inside_a_view_is_answered_by_the_middleware(
+    site: httpx.Client, tenant: Tenant
+) -> None:
+    refused = site.get("/checks-inside", headers=bearer(tenant.user_token(scp="User.Read")))
+    assert refused.status_code == 403
+    assert refused.json()["scope"] == "Todolist.Read"
+    assert site.get("/checks-inside", headers=bearer(tenant.user_token())).json() == {"ok": True}
+
+
+def test_bearer_answers_before_the_view(site: httpx.Client, tenant: Tenant) -> None:
+    assert site.get("/healthz").status_code == 200  # public
+    missing = site.get("/scoped")
+    assert missing.status_code == 401
+    assert challenge(missing.headers["www-authenticate"]) == {"realm": "entra-ciam"}
+    in_query = site.get("/scoped", params={"access_token": tenant.user_token()})
+    assert in_query.status_code == 401
+    assert challenge(in_query.headers["www-authenticate"])["error"] == "invalid_request"
+    assert site.get("/no-such-page", headers=bearer(tenant.user_token())).status_code == 404
+
+
+# -- Django REST framework ------------------------------------------------------------------------
+
+
+def test_drf_authentication_and_permissions(site: httpx.Client, tenant: Tenant) -> None:
+    ok = site.get("/drf/scoped", headers=bearer(tenant.user_token()))
+    assert ok.status_code == 200
+    assert ok.json() == {"oid": USER_OID, "user": USER_OID}
+    app = site.get("/drf/role", headers=bearer(tenant.app_token(["Todolist.Read.All"])))
+    assert app.json() == {"oid": app.json()["oid"], "app": True}
+    either = tenant.app_token(["Todolist.Read.All"])
+    assert site.get("/drf/either", headers=bearer(either)).status_code == 200
+    assert site.get("/drf/decorated", headers=bearer(tenant.user_token())).status_code == 200
+
+
+def test_drf_401_has_the_bearer_challenge(site: httpx.Client, tenant: Tenant) -> None:
+    missing = site.get("/drf/scoped")
+    assert missing.status_code == 401
+    assert challenge(missing.headers["www-authenticate"]) == {"realm": "entra-ciam"}
+    assert "detail" in missing.json()  # DRF's usual body
+    forged = site.get("/drf/scoped", headers=bearer("not.a.token"))
+    assert forged.status_code == 401
+    params = challenge(forged.headers["www-authenticate"])
+    assert params["error"] == "invalid_token"
+    assert forged.json()["detail"] == params["error_description"]
+
+
+def test_drf_403_names_the_accepted_scopes(site: httpx.Client, tenant: Tenant) -> None:
+    refused = site.get("/drf/scoped", headers=bearer(tenant.user_token(scp="User.Read")))
+    assert refused.status_code == 403
+    params = challenge(refused.headers["www-authenticate"])
+    assert params["error"] == "insufficient_scope"
+    assert params["scope"] == "Todolist.Read"
+    # A user's role is not an application permission.
+    user_role = tenant.user_token(scp="User.Read", roles=["Todolist.Read.All"])
+    assert site.get("/drf/either", headers=bearer(user_role)).status_code == 403
+    decorated = site.get("/drf/decorated", headers=bearer(tenant.user_token(scp="User.Read")))
+    assert decorated.status_code == 403
+    assert decorated.json()["error"] == "insufficient_scope"
+
+
+# -- sign-in through the emulator -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+def test_sign_in_with_the_emulator(kind: str, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running_devidp(
+        extra_redirect_uris=[f"{base}/auth/redirect"],
+        extra_post_logout_redirect_uris=[f"{base}/"],
+    ) as idp:
+        config = idp.entra_config(
+            "web-app",
+            redirect_uri=f"{base}/auth/redirect",
+            post_logout_redirect_uri=f"{base}/",
+            session_secret=Fernet.generate_key().decode(),
+            session_store="memory://",
+            api_client_id=defaults.TODO_API_CLIENT_ID,
+        )
+        env = {**config_env(config), "DJANGO_SETTINGS_MODULE": DJANGO_WEB}
+        program, app = target(kind, DJANGO_WEB)
+        log = tmp_path / "server.log"
+        with (
+            running(server=program, target=app, env=env, log=log, port=port),
+            AppBrowser(Stack(idp, base, "", None, tmp_path)) as browser,
+        ):
+            first = browser.get("/web/")
+            assert first.status_code == 302
+            assert first.headers["location"] == "/auth/signin?next=%2Fweb%2F"
+            page = browser.follow(first, user=ADA)
+            assert page.status_code == 200, page.text
+            assert page.text == f"Hello {ADA[2]}"
+            assert browser.open("/web/async").text == f"Async hello {ADA[2]}"
+            cookie = [c for c in browser.client.cookies.jar if c.name == browser.cookie_name]
+            assert cookie and cookie[0].has_nonstandard_attr("HttpOnly")
+            out = browser.get("/auth/signout", headers={"Sec-Fetch-Site": "same-origin"})
+            assert out.status_code == 302
+            assert browser.get("/web/").status_code == 302
