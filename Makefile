@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs unit bench clean
+.PHONY: demo test lint typecheck docs unit bench mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/entra-ciam demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check src tests examples bench tools
+	$(BIN)/ruff format --check src tests examples bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict
@@ -33,6 +33,11 @@ test: lint typecheck docs unit
 bench: $(STAMP)
 	bash bench/provision.sh
 	$(BIN)/python bench/run.py
+
+# Mutation testing of the security core (docs/mutation.md); not part of `make test`: tens of
+# minutes. MUTATION_MODULES narrows it, e.g. make mutation MUTATION_MODULES="jose.py claims.py"
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py $(MUTATION_MODULES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

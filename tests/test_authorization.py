@@ -75,9 +75,19 @@ def test_an_empty_or_invalid_list_is_an_error_at_decoration_time(build: Any) -> 
         build()
 
 
-@pytest.mark.parametrize("bad", [b"Todolist.Read", 42, None, [b"x"], [1]])
-def test_names_must_be_strings(bad: Any) -> None:
-    with pytest.raises(TypeError):
+@pytest.mark.parametrize(
+    ("bad", "kind"),
+    [
+        (b"Todolist.Read", "bytes"),
+        (bytearray(b"x"), "bytearray"),
+        (42, "int"),
+        (None, "NoneType"),
+        ([b"x"], "bytes"),
+        ([1], "int"),
+    ],
+)
+def test_names_must_be_strings(bad: Any, kind: str) -> None:
+    with pytest.raises(TypeError, match=f"scope names must be strings, got {kind}$"):
         require_scope(bad)
 
 
@@ -152,6 +162,45 @@ def test_delegated_roles_never_satisfy_an_app_permission(payload: dict[str, Any]
         assert info.value.status_code == 403
     # The same name through require_role is an app role, which users may hold: that passes.
     assert require_role("Todolist.ReadWrite.All").check(claims) is claims
+
+
+def test_scope_or_app_permission_with_scopes_alone() -> None:
+    """Issue 16, point 8: an endpoint for users only; an app-only token never passes it."""
+    guard = require_scope_or_app_permission(scopes="Todolist.Read")
+    assert guard.requirement == Requirement(scopes=("Todolist.Read",))
+    assert guard.check(user("Todolist.Read")).oid == "user-1"
+    with pytest.raises(InsufficientScopeError) as info:
+        guard.check(app("Todolist.Read", "Todolist.Read.All"))
+    assert info.value.accepted == ("Todolist.Read",)
+    assert "An app-only token cannot satisfy a delegated scope" in info.value.description
+    apps_only = require_scope_or_app_permission(app_permissions="Todolist.Read.All")
+    assert apps_only.requirement == Requirement(app_permissions=("Todolist.Read.All",))
+    with pytest.raises(ValueError, match="scopes=, app_permissions= or both"):
+        require_scope_or_app_permission()
+
+
+def test_refusals_name_what_kind_of_grant_was_missing() -> None:
+    with pytest.raises(InsufficientScopeError) as role:
+        require_role("Admin").check(user("x", roles=["Reader"]))
+    assert (
+        role.value.description == "The token grants none of the roles this endpoint accepts: Admin"
+    )
+    with pytest.raises(InsufficientScopeError) as scope:
+        require_scope("Todolist.ReadWrite").check(user("Todolist.Read"))
+    assert scope.value.description == (
+        "The token grants none of the permissions this endpoint accepts: Todolist.ReadWrite"
+    )
+    with pytest.raises(InsufficientScopeError) as permission:
+        Requirement(app_permissions=("A.All",), roles=("R",)).check(app("B.All"))
+    assert permission.value.description.startswith("The token grants none of the permissions")
+
+
+def test_a_requirement_cannot_be_changed_after_it_is_built() -> None:
+    guard = require_scope("Todolist.Read")
+    with pytest.raises(AttributeError):
+        guard.requirement.scopes = ()  # type: ignore[misc]
+    with pytest.raises(ValueError, match="at least one"):
+        Requirement()
 
 
 def test_scope_or_app_permission_picks_the_list_for_the_token_kind() -> None:

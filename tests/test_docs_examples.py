@@ -572,6 +572,8 @@ def entra_ciam_commands(script: str, *, console: bool = False) -> Iterator[list[
             except ValueError:
                 continue
             for index, word in enumerate(words):
+                if index and words[index - 1] == "install":
+                    continue  # `pip install entra-ciam`: the package, not the command
                 if word.rsplit("/", 1)[-1] == "entra-ciam":
                     yield words[index + 1 :]
                     break

@@ -135,7 +135,6 @@ def signin_with(idp: DevIdp, store: SessionStore) -> SignIn:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_session_store_decides_readiness_of_a_web_app(kind: str, idp: DevIdp) -> None:
-    pytest.importorskip("redis")
     from entra_ciam.sessions.redis import RedisStore
 
     good = HealthChecks(signin=signin_with(idp, MemoryStore()), probe_interval=0)

@@ -51,15 +51,13 @@ def test_header_is_read_only() -> None:
         jws.header["alg"] = "none"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("alg", ["PS256", "RS384", "RS512"])
+@pytest.mark.parametrize("alg", ["PS256", "PS384", "PS512", "RS384", "RS512"])
 def test_other_rsa_algorithms_when_configured(alg: str) -> None:
     body = f"{b64url_json({'alg': alg, 'kid': KEY.kid})}.{b64url_json({'a': 1})}".encode()
     pad: padding.AsymmetricPadding
-    digest: hashes.HashAlgorithm = {
-        "PS256": hashes.SHA256(),
-        "RS384": hashes.SHA384(),
-        "RS512": hashes.SHA512(),
-    }[alg]
+    digest: hashes.HashAlgorithm = {"256": hashes.SHA256(), "384": hashes.SHA384()}.get(
+        alg[2:], hashes.SHA512()
+    )
     if alg.startswith("PS"):
         pad = padding.PSS(padding.MGF1(digest), padding.PSS.DIGEST_LENGTH)
     else:
@@ -68,12 +66,36 @@ def test_other_rsa_algorithms_when_configured(alg: str) -> None:
     rejected(token, "not accepted")  # RS256 only by default
     jws = jose.parse(token, (alg,))
     jose.verify(jws, KEY.private.public_key())
+    # Each algorithm is its padding and its hash: the signature of one never passes as another.
+    for other in sorted(jose.SUPPORTED_ALGORITHMS - {alg}):
+        forged = jose.parse(
+            token.replace(
+                b64url_json({"alg": alg, "kid": KEY.kid}),
+                b64url_json({"alg": other, "kid": KEY.kid}),
+            ),
+            (other,),
+        )
+        with pytest.raises(InvalidTokenError, match="signature is invalid"):
+            jose.verify(forged, KEY.private.public_key())
 
 
 def test_wrong_key_fails_verification() -> None:
     jws = jose.parse(FACTORY.mint())
     with pytest.raises(InvalidTokenError, match="signature is invalid"):
         jose.verify(jws, SigningKey().private.public_key())
+
+
+def test_a_key_of_another_type_fails_verification() -> None:
+    """verify() answers InvalidTokenError whatever the key object makes of the call."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    jws = jose.parse(FACTORY.mint())
+    for key in (
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        ed25519.Ed25519PrivateKey.generate().public_key(),
+    ):
+        with pytest.raises(InvalidTokenError, match="signature is invalid"):
+            jose.verify(jws, key)  # type: ignore[arg-type]
 
 
 def test_signature_of_wrong_length_fails_verification() -> None:
@@ -92,6 +114,23 @@ def test_alg_none() -> None:
 def test_alg_none_in_other_cases() -> None:
     for alg in ("None", "NONE", "nOnE"):
         rejected(f"{b64url_json({'alg': alg, 'kid': 'k'})}.{b64url_json({})}.", "alg none")
+
+
+@pytest.mark.parametrize("alg", [None, 256, ["RS256"], {"RS256": 1}])
+def test_alg_missing_or_not_a_string(alg: object) -> None:
+    header = {"kid": KEY.kid} if alg is None else {"alg": alg, "kid": KEY.kid}
+    rejected(signed(header, {"a": 1}), "names no signing algorithm")
+
+
+def test_attacker_chosen_values_are_quoted_short() -> None:
+    alg = "X" * 100
+    assert rejected(signed({"alg": alg, "kid": KEY.kid}, {"a": 1}), "not accepted") == (
+        f"signing algorithm {'X' * 40!r} is not accepted (accepted: RS256)"
+    )
+    hs = "HS" + "9" * 100
+    assert rejected(signed({"alg": hs, "kid": KEY.kid}, {"a": 1}), "HMAC") == (
+        f"HMAC-signed tokens ({hs[:40]!r}) are not accepted"
+    )
 
 
 def test_alg_not_allowed() -> None:
@@ -123,6 +162,38 @@ def test_forbidden_header(name: str) -> None:
     rejected(signed(header, {"a": 1}), f"a {name} header|an {name} header")
 
 
+def test_the_kid_length_limit_is_exact() -> None:
+    jose.parse(signed({"alg": "RS256", "kid": "k" * 256}, {"a": 1}))
+    rejected(signed({"alg": "RS256", "kid": "k" * 257}, {"a": 1}), "kid is too long")
+
+
+def test_the_header_size_limit_is_exact() -> None:
+    def header(size: int) -> str:  # a header segment of exactly this many bytes of JSON
+        frame = '{"alg":"RS256","kid":"k","x":""}'
+        return b64url(frame.replace('""', '"' + "p" * (size - len(frame)) + '"').encode())
+
+    payload = f"{b64url_json({'a': 1})}.{b64url(b'sig')}"
+    largest = header(1536)  # 2048 characters
+    assert len(largest) == 2048
+    jose.parse(f"{largest}.{payload}")
+    rejected(f"{header(1537)}.{payload}", "header is too large")  # 2050 characters
+    rejected(f"{largest}A.{payload}", "header is too large")  # 2049: not even base64url
+
+
+def test_the_header_cache_is_bounded() -> None:
+    """Header segments are attacker-chosen: the cache of checked headers holds at most 256."""
+    jose._HEADER_CACHE.clear()
+    sizes = []
+    for n in range(600):
+        jose.parse(f"{b64url_json({'alg': 'RS256', 'kid': f'k{n}'})}.e30.{b64url(b'sig')}")
+        sizes.append(len(jose._HEADER_CACHE))
+    assert max(sizes) == 256
+    # A cached header is answered as it was checked the first time, per algorithm list.
+    token = f"{b64url_json({'alg': 'PS256', 'kid': 'k'})}.e30.{b64url(b'sig')}"
+    assert jose.parse(token, ("PS256",)).alg == "PS256"
+    rejected(token, "'PS256' is not accepted")
+
+
 def test_missing_kid() -> None:
     rejected(signed({"alg": "RS256", "typ": "JWT"}, {"a": 1}), "no kid")
     rejected(signed({"alg": "RS256", "kid": ""}, {"a": 1}), "no kid")
@@ -131,14 +202,23 @@ def test_missing_kid() -> None:
 
 def test_nested_jwt() -> None:
     inner = FACTORY.mint()
-    rejected(signed({"alg": "RS256", "kid": KEY.kid, "cty": "JWT"}, inner.encode()), "nested")
-    rejected(signed({"alg": "RS256", "kid": KEY.kid, "cty": "text/plain"}, {"a": 1}), "cty")
+    for cty in ("JWT", "jwt", "application/jwt", "Application/JWT"):
+        rejected(signed({"alg": "RS256", "kid": KEY.kid, "cty": cty}, inner.encode()), "nested")
+    for cty in ("text/plain", 7, ["JWT"], ""):
+        rejected(
+            signed({"alg": "RS256", "kid": KEY.kid, "cty": cty}, {"a": 1}),
+            "^tokens with a cty header are not accepted$",
+        )
 
 
 def test_typ_other_than_jwt() -> None:
     rejected(signed({"alg": "RS256", "kid": KEY.kid, "typ": "dpop+jwt"}, {"a": 1}), "typ")
-    jose.parse(signed({"alg": "RS256", "kid": KEY.kid, "typ": "at+jwt"}, {"a": 1}))
+    rejected(signed({"alg": "RS256", "kid": KEY.kid, "typ": ["JWT"]}, {"a": 1}), "typ")
+    rejected(signed({"alg": "RS256", "kid": KEY.kid, "typ": ""}, {"a": 1}), "typ")
+    for typ in ("JWT", "jwt", "at+jwt", "AT+JWT", "application/jwt", "application/at+jwt"):
+        jose.parse(signed({"alg": "RS256", "kid": KEY.kid, "typ": typ}, {"a": 1}))
     jose.parse(signed({"alg": "RS256", "kid": KEY.kid}, {"a": 1}))
+    jose.parse(signed({"alg": "RS256", "kid": KEY.kid, "typ": None}, {"a": 1}))
 
 
 def test_jwe_five_parts() -> None:
@@ -146,15 +226,36 @@ def test_jwe_five_parts() -> None:
     rejected(f"{header}.a.b.c.d", "encrypted tokens")
 
 
-@pytest.mark.parametrize("token", ["", "abc", "a.b", "a.b.c.d", "....", "a..c"])
-def test_not_three_parts(token: str) -> None:
-    with pytest.raises(InvalidTokenError):
-        jose.parse(token)
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("", "the token is empty"),
+        ("abc", "not a compact JWS"),
+        ("a.b", "not a compact JWS"),
+        ("a.b.c.d", "not a compact JWS"),
+        ("....", "encrypted tokens"),
+        (f".{b64url_json({'a': 1})}.c2ln", "the token header is empty"),
+        (f"{b64url_json({'alg': 'RS256', 'kid': 'k'})}..c2ln", "the token payload is empty"),
+        (f"{b64url_json({'alg': 'RS256', 'kid': 'k'})}.e30.", "the token signature is empty"),
+    ],
+)
+def test_not_three_nonempty_parts(token: str, reason: str) -> None:
+    rejected(token, reason)
 
 
 def test_too_long() -> None:
     token = FACTORY.mint(padding="x" * 17000)
     rejected(token, "longer than 16384")
+
+
+def test_the_length_limit_is_exact() -> None:
+    head = b64url_json({"alg": "RS256", "kid": KEY.kid})
+    signature = b64url(b"s" * 256)
+    room = jose.MAX_TOKEN_LENGTH - len(head) - len(signature) - 2
+    longest = f"{head}.{'A' * room}.{signature}"
+    assert len(longest) == jose.MAX_TOKEN_LENGTH == 16384
+    assert jose.parse(longest).signature == b"s" * 256  # parsed; verification would refuse it
+    rejected(f"{head}.{'A' * (room + 1)}.{signature}", "longer than 16384 characters")
 
 
 def test_not_a_string() -> None:
@@ -178,13 +279,17 @@ def test_non_ascii() -> None:
         lambda s: s[:5] + "\n" + s[6:],
         lambda s: s + "A" * ((1 - len(s)) % 4),  # length 1 mod 4 is never valid
         lambda s: s[:5] + "!" + s[6:],
+        # Four characters outside the alphabet: a lenient decoder skips them and decodes the
+        # rest to the very same bytes, so only the strict decoder refuses the segment.
+        lambda s: s[:4] + "++//" + s[4:],
+        lambda s: s[:4] + "====" + s[4:],
     ],
 )
 def test_malformed_base64(mutate: object) -> None:
     head, body, sig = FACTORY.mint().split(".")
     assert callable(mutate)
     for token in (f"{mutate(head)}.{body}.{sig}", f"{head}.{body}.{mutate(sig)}"):
-        with pytest.raises(InvalidTokenError, match=r"base64url|JSON"):
+        with pytest.raises(InvalidTokenError, match=r"base64url"):
             jose.parse(token)
     jws = jose.parse(f"{head}.{mutate(body)}.{sig}")  # the payload is decoded after verify
     with pytest.raises(InvalidTokenError, match="base64url"):

@@ -329,6 +329,8 @@ def test_the_core_imports_no_web_app_side_and_the_emulator_names_its_extra(
         "print(sorted(m for m in ('msal', 'httpx', 'sqlite3', 'jwt') if m in sys.modules))"
     )
     assert cold.returncode == 0 and cold.stdout.strip() == "[]", cold.stderr
+    version = api_venv.run("entra-ciam", "--version")
+    assert version.stdout.strip() == f"entra-ciam {entra_ciam.__version__}", version
     # The demo's web app needs Flask, which only the emulator extra brings.
     demo = api_venv.run("entra-ciam", "demo")
     assert demo.returncode == 1, (demo.stdout, demo.stderr)

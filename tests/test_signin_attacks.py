@@ -255,7 +255,9 @@ def test_sign_out_goes_only_to_the_registered_address(browser: AppBrowser) -> No
 
 def test_session_fixation_planted_id_is_not_kept(stack: Stack) -> None:
     with stack.browser() as attacker, stack.browser() as victim:
-        attacker.get("/auth/signin")  # a live, anonymous session the attacker knows
+        attacker.get("/auth/signin")
+        assert attacker.session_cookie() is None  # starting a sign-in makes no session
+        attacker.sign_in(user=ALAN)  # the only live sessions are signed-in ones
         planted = attacker.session_cookie()
         assert planted is not None
         victim.set_session_cookie(planted)
@@ -315,9 +317,21 @@ def test_tampered_cookie_is_deleted(browser: AppBrowser) -> None:
     assert "Max-Age=0" in answer.headers["set-cookie"]
 
 
+def session_set_cookie(browser: AppBrowser, user: tuple[str, str, str] = ADA) -> str:
+    """Sign in step by step; the Set-Cookie that hands the browser its session."""
+    started = browser.get("/auth/signin", params={"next": "/me"})
+    result = browser.pages.sign_in(started.headers["location"], email=user[0], password=user[1])
+    answer = browser.client.post(result.redirect_uri, data=result.params)
+    assert answer.status_code == 302, answer.text
+    name = browser.cookie_name
+    (cookie,) = [c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{name}=")]
+    return cookie
+
+
 def test_cookie_flags(browser: AppBrowser) -> None:
-    answer = browser.get("/auth/signin")
-    cookie = answer.headers["set-cookie"]
+    flow = browser.get("/auth/signin").headers["set-cookie"]
+    assert flow.startswith(f"{COOKIE}_flow_") and "Max-Age=600" in flow
+    cookie = session_set_cookie(browser)
     assert cookie.startswith(f"{COOKIE}=")  # http: browsers refuse a __Host- cookie
     value = cookie.split(";", 1)[0].split("=", 1)[1]
     assert len(value) >= 43  # 256 random bits, nothing else
@@ -327,9 +341,12 @@ def test_cookie_flags(browser: AppBrowser) -> None:
     assert "secure" not in flags  # the redirect URI is http
     assert "max-age" not in flags and "expires" not in flags  # the server decides
     # The Host header decides nothing: the configuration does.
-    remote = httpx.get(f"{browser.stack.base}/auth/signin", headers={"Host": "app.contoso.example"})
-    assert remote.headers["set-cookie"].split(";", 1)[0].startswith(f"{COOKIE}=")
-    assert "secure" not in remote.headers["set-cookie"].lower()
+    remote = httpx.get(
+        f"{browser.stack.base}/",
+        headers={"Host": "app.contoso.example", "Cookie": f"{COOKIE}=junk"},
+    )
+    deletion = remote.headers["set-cookie"]
+    assert deletion.startswith(f"{COOKIE}=;") and "secure" not in deletion.lower()
 
 
 def test_secure_comes_from_the_redirect_uri_behind_a_proxy(stack: Stack) -> None:
@@ -344,13 +361,19 @@ def test_secure_comes_from_the_redirect_uri_behind_a_proxy(stack: Stack) -> None
     )
     app = BUILDERS["wsgi" if isinstance(stack.late, LateWSGI) else "asgi"](stack, config=config)
     with serve_like(stack, app) as upstream:
-        answer = httpx.get(f"{upstream}/auth/signin", headers={"Host": "127.0.0.1:8000"})
-    assert answer.status_code == 302, answer.text
-    cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f"{HOST_COOKIE}=")
-    attributes = [part.strip() for part in cookie.split(";")[1:]]
-    assert "Secure" in attributes and "Path=/" in attributes
-    assert not any(a.lower().startswith("domain") for a in attributes)
+        proxied = {"Host": "127.0.0.1:8000"}
+        started = httpx.get(f"{upstream}/auth/signin", headers=proxied)
+        junk = httpx.get(f"{upstream}/", headers={**proxied, "Cookie": f"{HOST_COOKIE}=junk"})
+    assert started.status_code == 302, started.text
+    # The flow cookie, and the session cookie (here its deletion), both Secure and __Host-.
+    for cookie, name in (
+        (started.headers["set-cookie"], f"{HOST_COOKIE}_flow_"),
+        (junk.headers["set-cookie"], f"{HOST_COOKIE}="),
+    ):
+        assert cookie.startswith(name)
+        attributes = [part.strip() for part in cookie.split(";")[1:]]
+        assert "Secure" in attributes and "Path=/" in attributes
+        assert not any(a.lower().startswith("domain") for a in attributes)
 
 
 @pytest.mark.parametrize("attacker_first", [True, False], ids=["attacker-first", "victim-first"])
@@ -377,14 +400,11 @@ def test_https_sign_in_uses_a_host_prefixed_secure_cookie(https_stack: Stack) ->
     no Domain, from https. The app's Host is 127.0.0.1:<port>, a loopback name, as behind a
     proxy; the redirect URI alone decides."""
     with https_stack.browser() as browser:
-        first = browser.get("/auth/signin", params={"next": "/me"})
-        assert first.status_code == 302
-        cookie = first.headers["set-cookie"]
+        cookie = session_set_cookie(browser)
         assert cookie.startswith(f"{HOST_COOKIE}=")
         attributes = [part.strip() for part in cookie.split(";")[1:]]
         assert {"Secure", "Path=/", "HttpOnly", "SameSite=Lax"} <= set(attributes)
-        final = browser.follow(first)
-        assert final.status_code == 200 and final.json()["name"] == ADA[2]
+        assert browser.get("/me").json()["name"] == ADA[2]
         assert browser.session_cookie(HOST_COOKIE) is not None
         assert browser.session_cookie(COOKIE) is None
 

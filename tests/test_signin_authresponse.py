@@ -2,7 +2,8 @@
 form_post travels in; then floods of anonymous posts against every store, through both adapters.
 
 Issue 16, point 1: a cookieless ``POST /auth/redirect`` with any ``state`` used to be stored whole
-for 120 s (60 KB each, no cap on requests). Now nothing is stored for it at all.
+for 120 s (60 KB each, no cap on requests), and each ``GET /auth/signin`` stored a session and
+its flow (about 1 KB, up to an hour). Now an anonymous request stores nothing at all.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def test_old_future_altered_or_foreign_values_do_not_open(
     assert unseal(cipher, "not fernet at all") is None
     # Values this cipher seals for other purposes (token caches) are not answers.
     assert unseal(cipher, cipher.encrypt(json.dumps({"state": STATE}))) is None
+    assert unseal(cipher, cipher.seal_json("flow", {"state": STATE})) is None
     wrong_shape = ["[1]", '{"state": 1}', "{", '{"code": "' + "c" * 9000 + '"}']
     for body in wrong_shape:
         assert unseal(cipher, cipher.encrypt("entra-ciam.auth-response:" + body)) is None
@@ -257,6 +259,11 @@ def test_anonymous_floods_leave_every_store_as_it_was(
                     )
                     statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
                     assert "set-cookie" not in answer.headers
+                for _ in range(POSTS // 2):  # and anonymous sign-in starts
+                    started = anonymous.get(f"{stack.base}/auth/signin", params={"next": "/me"})
+                    assert started.status_code == 302
+                    assert "_flow_" in started.headers["set-cookie"].split("=", 1)[0]
+                    anonymous.cookies.clear()
             assert set(statuses) <= {303, 400}, statuses
             assert footprint(store) == before == (0, 0)
             # A real sign-in through the same path (a cross-site form_post) still works.

@@ -141,7 +141,9 @@ def test_wrong_settings_are_config_errors(
 # -- sign-in --------------------------------------------------------------------------------------
 
 
-def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(signin: SignIn) -> None:
+def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(
+    signin: SignIn, store: MemoryStore
+) -> None:
     browser = Browser(signin)
     location = start(browser)
     parts = urlsplit(location)
@@ -160,21 +162,33 @@ def test_sign_in_redirects_to_entra_with_pkce_state_and_nonce(signin: SignIn) ->
         "offline_access",
         API_SCOPE,
     }
-    # The flow is bound to a fresh session: the browser now holds its cookie.
-    assert browser.session_id is not None
-    cookie = browser.set_cookies[0]
+    # The flow is kept in this browser, sealed in a cookie of its own: nothing is stored yet.
+    assert browser.session_id is None
+    assert store._items == {}
+    (cookie,) = browser.set_cookies
+    assert cookie.startswith("entra_ciam_session_flow_")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
-    assert "Secure" not in cookie  # loopback host
+    assert "Max-Age=600" in cookie
+    assert "Secure" not in cookie  # the redirect URI is http
+    assert query["state"][0] not in cookie and query["nonce"][0] not in cookie
 
 
 def _first_cookie(signin: SignIn, host: str) -> str:
-    request = Request(method="GET", path="/auth/signin", host=host)
-    ctx = signin.open(request)
-    assert not isinstance(ctx, Response)
-    response, _ = signin.close(ctx, signin.handle(ctx))
-    cookie = response.header("Set-Cookie")
-    assert cookie is not None
-    return cookie
+    """The session cookie's companion that starting a sign-in sets (same name and attributes),
+    then the session cookie's own deletion, asked for by a junk session cookie."""
+    flow, session = "", ""
+    for cookie_header in ("", f"{signin.sessions.cookie_name}=junk"):
+        request = Request(method="GET", path="/auth/signin", host=host, cookie_header=cookie_header)
+        ctx = signin.open(request)
+        assert not isinstance(ctx, Response)
+        response, _ = signin.close(ctx, signin.handle(ctx))
+        cookies = [v for k, v in response.headers if k == "Set-Cookie"]
+        flow = flow or cookies[0]
+        session = session or next((c for c in cookies if "_flow_" not in c.split("=")[0]), "")
+    name = signin.sessions.cookie_name
+    assert flow.startswith(f"{name}_flow_") and session.startswith(f"{name}=;")
+    assert flow.endswith("; Secure") is session.endswith("; Secure")
+    return session
 
 
 HTTPS_REDIRECT_URI = "https://app.contoso.com/auth/redirect"
@@ -463,7 +477,7 @@ def test_store_down_is_a_503(entra: FakeEntra) -> None:
     store = BrokenStore()
     signin = SignIn(make_config(), store=store)
     browser = Browser(signin)
-    start(browser)
+    browser.sign_in(entra)
     store.broken = True
     for response in (
         browser.get("/auth/signin"),
@@ -471,6 +485,8 @@ def test_store_down_is_a_503(entra: FakeEntra) -> None:
     ):
         assert response.status == 503
         assert b"try again" in response.body.lower()
+    # Starting a sign-in stores nothing, so a new visitor can still start one.
+    assert Browser(signin).get("/auth/signin").status == 302
 
 
 def test_unknown_routes_method_is_405(signin: SignIn) -> None:

@@ -72,10 +72,11 @@ def test_the_library_imports_no_opentelemetry() -> None:
 
 def test_the_default_recorder_records_nothing_and_install_swaps_it() -> None:
     default = telemetry.recorder
-    assert type(default) is telemetry.Recorder
+    assert type(default) is telemetry.Recorder and not telemetry.active
     with otel():
         assert type(telemetry.recorder).__name__ == "OpenTelemetryRecorder"
-    assert type(telemetry.recorder) is telemetry.Recorder
+        assert telemetry.active  # the validator's cache-hit path reports only then
+    assert type(telemetry.recorder) is telemetry.Recorder and not telemetry.active
 
 
 def test_instrumenting_twice_keeps_one_recorder_per_provider() -> None:
@@ -436,7 +437,6 @@ def test_sign_ins_started_completed_and_failed_by_reason(
 def test_session_store_errors_are_counted(
     metrics: Otel, caplog: pytest.LogCaptureFixture, entra: FakeEntra
 ) -> None:
-    pytest.importorskip("redis")
     from entra_ciam.sessions.redis import RedisStore
 
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from entra_ciam.signin.throttle import (
     DEFAULT_RETRY_AFTER,
     MAX_RETRY_AFTER,
     GatedHttpClient,
+    NetworkNeeded,
     RetryAfterGate,
     TokenEndpointThrottled,
     retry_after_seconds,
@@ -139,3 +141,24 @@ def test_a_broken_store_never_breaks_the_gate() -> None:
     assert gate.remaining(TOKEN) == 0.0
     gate.close(TOKEN, 5)  # still closed in this process
     assert gate.remaining(TOKEN) > 0
+
+
+@respx.mock
+def test_offline_closes_the_network_for_the_calling_thread_only() -> None:
+    client = GatedHttpClient(MsalHttpClient())
+    token = respx.post(TOKEN).mock(return_value=httpx.Response(200, json={}))
+    discovery = respx.get(DISCOVERY).mock(return_value=httpx.Response(200, json={}))
+    other_thread: list[int] = []
+    with client.offline():
+        with pytest.raises(NetworkNeeded):
+            client.post(TOKEN)
+        assert client.get(DISCOVERY).status_code == 200  # MSAL's discovery is not a token call
+        worker = threading.Thread(
+            target=lambda: other_thread.append(client.post(TOKEN).status_code)
+        )
+        worker.start()
+        worker.join(10)
+    assert other_thread == [200]
+    assert token.call_count == 1 and discovery.call_count == 1
+    assert client.post(TOKEN).status_code == 200
+    client.close()

@@ -10,8 +10,10 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 import entra_ciam.validator as validator_module
 from entra_ciam import AccessTokenValidator, Claims, ConfigError, EntraConfig, InvalidTokenError
 from entra_ciam.errors import AuthError
-from tests.support.clock import Clock
+from tests.support.clock import Clock, at_wall_time
 from tests.support.oidc_stub import OIDCStub, running_stub
 from tests.support.tokens import (
     API_CLIENT_ID,
@@ -156,6 +158,108 @@ def test_leeway_accepts_small_clock_skew(tenant: Tenant) -> None:
     strict = AccessTokenValidator(tenant.stub.authority, API_CLIENT_ID, leeway=0)
     with pytest.raises(InvalidTokenError, match="expired"):
         strict.validate(token)
+
+
+NOW = 1_800_000_000.0  # a fixed wall-clock reading for the tests that need the exact second
+
+
+def test_expiry_to_the_edge_of_the_leeway(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused from ``exp + leeway`` on (60 s by default), accepted a moment before."""
+    token = tenant.factory.mint(exp=int(NOW), nbf=int(NOW) - 600, iat=int(NOW) - 600)
+    at_wall_time(monkeypatch, NOW - 0.5)
+    cached = tenant.validator.validate(token)
+    assert tenant.validator.validate(token) is cached
+    at_wall_time(monkeypatch, NOW)  # the cache serves a token until its exp, no further...
+    within_leeway = tenant.validator.validate(token)
+    assert within_leeway is not cached  # ...then it is validated again, and still good
+    at_wall_time(monkeypatch, NOW + 59.999)
+    assert tenant.validator.validate(token).oid == USER_OID
+    at_wall_time(monkeypatch, NOW + 60)
+    rejected(tenant, token, "the token expired at 2027-01-15T08:00:00Z")
+    strict = AccessTokenValidator(tenant.stub.authority, API_CLIENT_ID, leeway=0)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        strict.validate(tenant.factory.mint(exp=int(NOW)))
+    at_wall_time(monkeypatch, NOW - 0.001)
+    assert strict.validate(tenant.factory.mint(exp=int(NOW))).oid == USER_OID
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_not_before_and_issued_at_to_the_edge_of_the_leeway(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, claim: str
+) -> None:
+    at_wall_time(monkeypatch, NOW)
+    others = {"nbf": None, "iat": None, "exp": int(NOW) + 3600}
+    edge = tenant.factory.mint(**{**others, claim: NOW + 60})
+    first = tenant.validator.validate(edge)
+    assert first.oid == USER_OID
+    assert tenant.validator.validate(edge) is first  # remembered from nbf/iat - leeway on
+    reason = "not valid before" if claim == "nbf" else "issued in the future"
+    rejected(tenant, tenant.factory.mint(**{**others, claim: NOW + 60.001}), reason)
+    # Neither is required.
+    assert tenant.validator.validate(tenant.factory.mint(**others)).oid == USER_OID
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_a_cached_token_is_not_valid_before_its_nbf_or_iat(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, claim: str
+) -> None:
+    """The cache remembers the window: each of nbf and iat alone bounds it."""
+    at_wall_time(monkeypatch, NOW)
+    times: dict[str, Any] = {"nbf": None, "iat": None, "exp": int(NOW) + 3600, claim: NOW + 30}
+    token = tenant.factory.mint(**times)
+    assert tenant.validator.validate(token).oid == USER_OID  # within the leeway
+    at_wall_time(monkeypatch, NOW - 31)  # the wall clock steps back
+    rejected(tenant, token, "not valid before|issued in the future")
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [(0, True), (-1, False), (253402300799, True), (253402300800, False), (1.5, True)],
+)
+def test_time_claims_are_times(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, value: float, valid: bool
+) -> None:
+    """Between 0 and the last second of year 9999, in both directions."""
+    at_wall_time(monkeypatch, NOW)
+    for claim in ("exp", "nbf", "iat"):
+        times: dict[str, Any] = {"exp": int(NOW) + 3600, "nbf": None, "iat": None}
+        token = tenant.factory.mint(**{**times, claim: value})
+        if valid:
+            try:
+                tenant.validator.validate(token)
+            except InvalidTokenError as err:  # expired, not yet valid: but a valid time
+                assert "not a valid time" not in err.description
+        else:
+            rejected(tenant, token, f"the token {claim} claim is not a valid time")
+    rejected(tenant, tenant.factory.mint(exp="soon"), "exp claim is not a valid time")
+    rejected(tenant, tenant.factory.mint(exp=True), "exp claim is not a valid time")
+
+
+def test_the_documented_defaults() -> None:
+    """docs/api.md lists these; each decides what an unconfigured validator accepts."""
+    import inspect
+
+    parameters = inspect.signature(AccessTokenValidator).parameters
+    defaults = {name: p.default for name, p in parameters.items() if p.default is not p.empty}
+    assert defaults["leeway"] == 60
+    assert defaults["cache_size"] == 4096
+    assert defaults["algorithms"] == ("RS256",)
+    assert defaults["allowed_versions"] == ("2.0",)
+    assert defaults["accept_v1_audience"] is False
+    assert defaults["verify"] is True
+    validator = AccessTokenValidator("https://contoso.ciamlogin.com/", API_CLIENT_ID)
+    assert validator.leeway == 60.0
+    assert validator.allowed_versions == {"2.0"}
+    assert validator.audiences == {API_CLIENT_ID}
+
+
+def test_claim_values_are_quoted_short(tenant: Tenant) -> None:
+    long_issuer = "https://evil.example/" + "i" * 300
+    shown = repr(long_issuer[:200] + "...")
+    rejected(tenant, tenant.factory.mint(iss=long_issuer), f"^issuer {re.escape(shown)} is not")
+    exact = "https://evil.example/" + "i" * (200 - 21)
+    assert len(exact) == 200
+    rejected(tenant, tenant.factory.mint(iss=exact), f"^issuer {re.escape(repr(exact))} is not")
 
 
 def test_audience_list_and_v1_audience(tenant: Tenant) -> None:
@@ -304,6 +408,15 @@ def test_reject_wrong_aud(tenant: Tenant) -> None:
     rejected(tenant, tenant.factory.mint(aud=OTHER_GUID), f"audience '{OTHER_GUID}' is not")
     rejected(tenant, tenant.factory.mint(aud=None), "no aud")
     rejected(tenant, tenant.factory.mint(aud=[]), "no aud")
+    # Issue 16, point 8: a list of audiences that does not name this API.
+    third = "22222222-3333-4444-8555-666666666666"
+    rejected(
+        tenant,
+        tenant.factory.mint(aud=[OTHER_GUID, third]),
+        f"audience '{OTHER_GUID} {third}' is not accepted",
+    )
+    rejected(tenant, tenant.factory.mint(aud=[API_CLIENT_ID, 7]), "no aud")
+    rejected(tenant, tenant.factory.mint(aud=7), "no aud")
 
 
 def test_reject_wrong_tid(tenant: Tenant) -> None:
@@ -407,6 +520,17 @@ def test_reject_nested_jwt(tenant: Tenant) -> None:
 @pytest.mark.parametrize("token", ["", "Bearer", None, 42, b"a.b.c", "a.b.c", "\x00.\x00.\x00"])
 def test_reject_garbage(tenant: Tenant, token: object) -> None:
     rejected(tenant, token, ".")
+
+
+def test_issuer_and_tenant_come_from_discovery_when_not_configured(tenant: Tenant) -> None:
+    """With only a metadata URL, the discovered issuer names the tenant GUID to check tid with."""
+    validator = AccessTokenValidator(metadata_url=tenant.stub.metadata_url, audience=API_CLIENT_ID)
+    assert validator.tenant_id is None and validator.issuer is None
+    assert validator.validate(tenant.factory.mint()).tid == TENANT_ID
+    with pytest.raises(InvalidTokenError, match=f"tenant '{OTHER_GUID}' is not accepted"):
+        validator.validate(tenant.factory.mint(tid=OTHER_GUID))
+    with pytest.raises(InvalidTokenError, match=r"issuer 'https://evil\.example/v2\.0' is not"):
+        validator.validate(tenant.factory.mint(iss="https://evil.example/v2.0"))
 
 
 def test_reject_unknown_tenant_when_nothing_names_it() -> None:
@@ -610,6 +734,18 @@ def test_unknown_kid_storm_in_threads_and_tasks(tenant: Tenant) -> None:
         ),
         ({"authority": "https://contoso.ciamlogin.com/", "audience": "a", "leeway": -1}, "leeway"),
         (
+            {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "leeway": 600.5},
+            "leeway must be between 0 and 600 seconds, got 600.5",
+        ),
+        (
+            {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "leeway": -0.5},
+            "leeway must be between 0 and 600 seconds, got -0.5",
+        ),
+        (
+            {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "leeway": "60"},
+            "leeway",
+        ),
+        (
             {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "tenant_id": "x"},
             "tenant_id must be the tenant GUID",
         ),
@@ -636,6 +772,12 @@ def test_configuration_errors(kwargs: dict[str, Any], match: str) -> None:
         AccessTokenValidator(**kwargs)
 
 
+@pytest.mark.parametrize("leeway", [0, 0.5, 600, 599.5])
+def test_leeway_limits_are_inclusive(leeway: float) -> None:
+    validator = AccessTokenValidator("https://contoso.ciamlogin.com/", "a", leeway=leeway)
+    assert validator.leeway == leeway
+
+
 def test_every_authority_form_finds_its_metadata() -> None:
     guid = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
     forms = {
@@ -655,64 +797,42 @@ def test_repr_names_no_secret() -> None:
     assert "contoso" in repr(validator)
 
 
-# -- Claims -------------------------------------------------------------------------------------
+# -- the last-resort net: nothing but AuthError leaves validate() --------------------------------
 
 
-def test_claims_mapping_behaviour() -> None:
-    payload = {"scp": "a b", "roles": ["r"], "oid": "o", "nested": {"x": [1]}, "exp": 1700000000}
-    claims = Claims(payload)
-    assert claims == payload
-    assert dict(claims)["nested"]["x"] == (1,)
-    assert claims.to_dict() == payload
-    assert json.loads(json.dumps(claims.to_dict())) == payload
-    assert "scp" in claims
-    assert len(claims) == 5
-    assert claims.get("missing", 1) == 1
-    assert claims.scopes == {"a", "b"}
-    assert not claims.is_app_only  # scp present
-    assert claims.expires_at is not None
-    assert claims.expires_at.year == 2023
-    payload["scp"] = "changed"
-    assert claims["scp"] == "a b"  # a copy, not a view
-    with pytest.raises(TypeError):
-        hash(claims)
-    assert "o" in repr(claims)
+class BrokenClock:
+    """A monotonic clock that fails, as one borrowed from a torn-down test harness or a frozen-
+    time library might: the validator's key cache asks it on every lookup."""
+
+    def __call__(self) -> float:
+        raise RuntimeError(f"clock gone; it was asked about {self.secret}")
+
+    secret = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ"
 
 
-@pytest.mark.parametrize(
-    ("payload", "app_only"),
-    [
-        # idtyp, when present, alone decides
-        ({"idtyp": "app"}, True),
-        ({"idtyp": "app", "roles": ["x"], "oid": "o", "sub": "s"}, True),
-        ({"idtyp": "app", "scp": "a"}, True),
-        ({"idtyp": "user", "roles": ["x"], "oid": "o", "sub": "o"}, False),
-        ({"idtyp": "device", "roles": ["x"], "oid": "o", "sub": "o"}, False),
-        ({"idtyp": None, "roles": ["x"], "oid": "o", "sub": "o"}, False),
-        ({"idtyp": "APP", "roles": ["x"], "oid": "o", "sub": "o"}, False),
-        # without idtyp: roles, no scp, and oid == sub
-        ({"roles": ["x"], "oid": "o", "sub": "o"}, True),
-        ({"roles": ["x"], "oid": "o", "sub": "pairwise"}, False),  # a user with app roles
-        ({"roles": ["x"], "oid": "o"}, False),
-        ({"roles": ["x"], "sub": "o"}, False),
-        ({"roles": ["x"]}, False),
-        ({"roles": ["x"], "oid": 1, "sub": 1}, False),
-        ({"roles": [], "oid": "o", "sub": "o"}, False),
-        ({"scp": "a", "roles": ["x"], "oid": "o", "sub": "o"}, False),
-        ({"scp": None, "roles": ["x"], "oid": "o", "sub": "o"}, False),
-        ({}, False),
-    ],
-)
-def test_claims_is_app_only(payload: dict[str, Any], app_only: bool) -> None:
-    """Issue 16, point 2: roles without scp no longer make an app; a user token with app roles
-    (``idtyp: "user"``, or a pairwise ``sub`` unlike its ``oid``) stays a user token."""
-    assert Claims(payload).is_app_only is app_only
-
-
-def test_claims_tolerate_odd_types() -> None:
-    claims = Claims({"scp": 5, "roles": "single", "oid": 7, "exp": "soon"})
-    assert claims.scopes == frozenset()
-    assert claims.roles == {"single"}
-    assert claims.oid is None
-    assert claims.expires_at is None
-    assert Claims({"exp": 10**30}).expires_at is None
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_unexpected_error_is_a_401_naming_nothing(
+    served: tuple[TokenFactory, OIDCStub], mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DESIGN.md: validation never raises anything but AuthError subclasses. A RuntimeError from
+    the configured clock, deep in the key cache, comes out as 401 "could not be validated",
+    logged with its type only (its text might quote the input). Without the net in validate()
+    it would escape as a RuntimeError, a 500 in every framework."""
+    factory, stub = served
+    stub.jwks = factory.jwks()
+    stub.fault = None
+    validator = AccessTokenValidator(stub.authority, API_CLIENT_ID, clock=BrokenClock())
+    token = factory.mint()
+    caplog.set_level(logging.ERROR, logger="entra_ciam.validator")
+    with pytest.raises(InvalidTokenError) as info:
+        if mode == "sync":
+            validator.validate(token)
+        else:
+            asyncio.run(validator.validate_async(token))
+    err = info.value
+    assert err.description == "the token could not be validated"
+    assert err.status_code == 401 and err.error == "invalid_token"
+    assert err.__cause__ is None and err.__suppress_context__
+    records = [r for r in caplog.records if r.name == "entra_ciam.validator"]
+    assert [r.getMessage() for r in records] == ["unexpected RuntimeError while validating a token"]
+    assert BrokenClock.secret not in caplog.text

@@ -5,14 +5,14 @@ validation would refuse, and must stay bounded and O(1) under a stream of new to
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass
 
 import pytest
 
-import entra_ciam.validator as validator_module
 from entra_ciam import AccessTokenValidator, InvalidTokenError
-from tests.support.clock import Clock
+from tests.support.clock import Clock, at_wall_time
 from tests.support.oidc_stub import OIDCStub
 from tests.support.tokens import API_CLIENT_ID, USER_OID, SigningKey, TokenFactory
 
@@ -35,19 +35,6 @@ def setup(served: tuple[TokenFactory, OIDCStub]) -> Setup:
     stub.jwks = factory.jwks()
     stub.fault = None
     return Setup(factory, stub, Clock())
-
-
-def at_wall_time(monkeypatch: pytest.MonkeyPatch, moment: float) -> None:
-    """Make the validator's wall clock read ``moment`` (its ``time.time`` calls only)."""
-
-    class Moved:
-        monotonic = staticmethod(time.monotonic)
-
-        @staticmethod
-        def time() -> float:
-            return moment
-
-    monkeypatch.setattr(validator_module, "time", Moved)
 
 
 def test_cached_token_past_exp_is_refused_and_dropped(
@@ -169,3 +156,82 @@ def test_cache_off_validates_every_time(setup: Setup) -> None:
     token = setup.factory.mint()
     assert validator.validate(token) is not validator.validate(token)
     assert len(validator._cache) == 0
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def test_the_sweep_runs_every_cache_size_insertions_and_spares_live_entries(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once full, every insertion evicts the oldest entry, and every ``cache_size``-th one
+    first drops the entries that have expired (``exp`` reached counts as expired): those may be
+    newer than live ones, which then stay."""
+    now = float(int(time.time()))
+    at_wall_time(monkeypatch, now)
+    validator = setup.validator(cache_size=4)
+    live = [setup.factory.mint(exp=int(now) + 3600) for _ in range(4)]
+    short = [setup.factory.mint(exp=int(now) + 120) for _ in range(2)]
+    for token in live + short:  # full after four; each short one evicts the oldest live one
+        validator.validate(token)
+    assert list(validator._cache) == [digest(t) for t in live[2:] + short]
+    at_wall_time(monkeypatch, now + 120)  # the short ones expire this very second
+    fresh = [setup.factory.mint(exp=int(now) + 3600) for _ in range(3)]
+    validator.validate(fresh[0])  # the third insertion since full: still first in, first out
+    assert list(validator._cache) == [digest(t) for t in [live[3], *short, fresh[0]]]
+    validator.validate(fresh[1])  # the fourth: the sweep drops both short ones, live[3] stays
+    assert list(validator._cache) == [digest(t) for t in [live[3], fresh[0], fresh[1]]]
+    validator.validate(fresh[2])  # room again: nothing evicted
+    assert list(validator._cache) == [digest(t) for t in [live[3], *fresh]]
+    # The count starts again: the next sweep comes four insertions into a full cache later.
+    again = [setup.factory.mint(exp=int(now) + 240) for _ in range(2)]
+    later = [setup.factory.mint(exp=int(now) + 3600) for _ in range(2)]
+    for token in again:
+        validator.validate(token)
+    at_wall_time(monkeypatch, now + 240)
+    validator.validate(later[0])  # the third since the sweep: first in, first out
+    assert list(validator._cache) == [digest(t) for t in [fresh[2], *again, later[0]]]
+    validator.validate(later[1])  # the fourth: the second sweep
+    assert list(validator._cache) == [digest(t) for t in [fresh[2], *later]]
+
+
+def test_a_negative_cache_size_turns_the_cache_off(setup: Setup) -> None:
+    validator = setup.validator(cache_size=-5)
+    token = setup.factory.mint()
+    assert validator.validate(token) is not validator.validate(token)
+    assert len(validator._cache) == 0
+
+
+def test_the_longest_token_is_cached_too(setup: Setup) -> None:
+    """Tokens up to the 16 KiB limit are remembered: the limit is the parser's, not less."""
+    longest = ""
+    for typ in ("JWT", "at+jwt"):  # header lengths differ, so one of them can reach 16384
+        header = setup.factory.header(typ=typ)
+        base = len(setup.factory.mint(header=header, filler=""))
+        size = (16384 - base) * 3 // 4  # base64url: 4 characters per 3 bytes
+        for filler in range(size - 4, size + 4):
+            candidate = setup.factory.mint(header=header, filler="f" * filler)
+            if len(candidate) == 16384:
+                longest = candidate
+    assert len(longest) == 16384
+    validator = setup.validator()
+    assert validator.validate(longest) is validator.validate(longest)
+
+
+def test_a_str_subclass_cannot_borrow_another_tokens_cache_entry(setup: Setup) -> None:
+    """The cache key is the hash of the exact characters: a str subclass whose encode() lies
+    (here: returns a cached token's bytes) is validated for what it is, not looked up."""
+    validator = setup.validator()
+    victim = setup.factory.mint(scp="Todolist.ReadWrite")
+    admitted = validator.validate(victim)
+
+    class Lying(str):
+        def encode(self, *args: object, **kwargs: object) -> bytes:  # type: ignore[override]
+            return victim.encode()
+
+    with pytest.raises(InvalidTokenError):
+        validator.validate(Lying("not.a-token.at-all"))
+    own = setup.factory.mint(scp="Todolist.Read")
+    claims = validator.validate(Lying(own))
+    assert claims.scopes == {"Todolist.Read"} and claims is not admitted

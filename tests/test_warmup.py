@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import respx
 
 from entra_ciam import AccessTokenValidator, ConfigError, MetadataUnavailableError, asgi, wsgi
+from entra_ciam.devidp import DevIdp, defaults
+from entra_ciam.devidp.testing import running_devidp
 from entra_ciam.events import LOGGER_NAME
 from entra_ciam.sessions import MemoryStore
 from entra_ciam.signin.msal_app import IdentityProviderUnavailableError
@@ -20,8 +27,10 @@ from tests.support.fake_entra import FakeEntra, StepBrowser, make_config
 from tests.support.oidc_stub import running_stub
 from tests.support.otel import events
 from tests.support.todo_api import free_port
+from tests.support.todo_stack import config_env, web_config
 from tests.support.tokens import API_CLIENT_ID, TokenFactory
 
+ROOT = Path(__file__).resolve().parents[1]
 TWINS = ["sync", "async"]
 
 
@@ -107,3 +116,63 @@ def test_the_sign_in_side_with_entra_down(kind: str, entra: FakeEntra) -> None:
         with pytest.raises(IdentityProviderUnavailableError):
             asyncio.run(middleware.warm_up_async())
         assert asyncio.run(middleware.warm_up_async(on_error="log")) is False
+
+
+# -- Django: ENTRA_CIAM["WARM_UP"] warms the validator and the sign-in when Django starts ---------
+
+STARTS_DJANGO = (
+    "import django.core.wsgi\n"
+    "django.core.wsgi.get_wsgi_application()\n"  # loads the apps and the middlewares
+    "print('started')\n"
+)
+
+
+def start_django(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", STARTS_DJANGO],
+        env={
+            **os.environ,
+            **env,
+            "DJANGO_SETTINGS_MODULE": "tests.support.django_site.settings_warm",
+        },
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[DevIdp]:
+    with running_devidp() as running:
+        yield running
+
+
+def django_env(idp: DevIdp, warm_up: str, *, reachable: bool = True) -> dict[str, str]:
+    config = web_config(idp, "http://localhost:3000", api_client_id=defaults.TODO_API_CLIENT_ID)
+    env = {**config_env(config), "DJANGO_TEST_WARM_UP": warm_up}
+    if not reachable:  # the same tenant behind a port where nothing listens
+        port = urlsplit(idp.authority).port
+        env["ENTRA_AUTHORITY"] = idp.authority.replace(f":{port}/", f":{free_port()}/")
+    return env
+
+
+def test_django_warms_up_at_start(idp: DevIdp) -> None:
+    started = start_django(django_env(idp, "raise"))
+    assert started.returncode == 0, started.stderr[-2000:]
+    assert "started" in started.stdout
+
+
+def test_django_with_entra_unreachable_stops_or_logs(idp: DevIdp) -> None:
+    stopped = start_django(django_env(idp, "raise", reachable=False))
+    assert stopped.returncode != 0 and "started" not in stopped.stdout
+    assert "MetadataUnavailableError" in stopped.stderr
+    assert "warm_up_failed side=validator" in stopped.stderr
+    logged = start_django(django_env(idp, "log", reachable=False))
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    assert "warm_up_failed side=validator" in logged.stderr
+    assert "warm_up_failed side=signin" in logged.stderr
+    assert "starting anyway" in logged.stderr
+    wrong = start_django(django_env(idp, "ignore"))
+    assert wrong.returncode != 0 and "on_error must be 'raise' or 'log'" in wrong.stderr

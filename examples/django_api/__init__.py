@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from examples.starlette_api.storage import DEFAULT_DB_PATH
+
 from entra_ciam import EntraConfig
 
 __all__ = ["create_app"]
-
-DEFAULT_DB_PATH = "todo.sqlite3"
 
 
 def create_app(
@@ -41,8 +41,8 @@ def create_app(
         settings.configure(**values)
     django.setup()
     for name, value in values.items():
-        if name in ("INSTALLED_APPS",):
-            continue  # fixed once Django is set up
+        if name in ("INSTALLED_APPS", "DATABASES"):
+            continue  # fixed once Django is set up (and the API keeps its items in SQLite)
         setattr(settings, name, value)
         setting_changed.send(sender=None, setting=name, value=value, enter=True)
     return get_asgi_application()

@@ -56,10 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         defaults["post_logout_redirect_uri"] = f"http://localhost:{args.port}/"
     if not os.environ.get("ENTRA_SESSION_STORE", "").strip():
         # Run by hand from a clone: sessions go to ./state/ (gitignored), apart from the demo's.
-        os.makedirs("state", exist_ok=True)
         defaults["session_store"] = DEFAULT_SESSION_STORE
     try:
         config = EntraConfig.from_env(**defaults)
+        if config.session_store == DEFAULT_SESSION_STORE:
+            os.makedirs("state", exist_ok=True)  # only once the settings are known to be good
         app = create_app(config, args.api)
     except ConfigError as exc:
         print(exc, file=sys.stderr)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+
+from examples.starlette_api.storage import DEFAULT_DB_PATH
 
 from entra_ciam import ConfigError, EntraConfig
 
@@ -23,8 +24,9 @@ def parse_arguments(
     parser.add_argument("--port", type=int, default=os.environ.get("TODO_API_PORT", "5000"))
     parser.add_argument(
         "--db",
-        default=os.environ.get("TODO_API_DB", "todo.sqlite3"),
-        help="SQLite file holding the items (TODO_API_DB); created if missing",
+        default=os.environ.get("TODO_API_DB", DEFAULT_DB_PATH),
+        help=f"SQLite file holding the items (TODO_API_DB; default {DEFAULT_DB_PATH}); created "
+        "with its folder if missing",
     )
     parser.add_argument(
         "--server",
@@ -40,8 +42,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
     from examples.starlette_api.app import create_app
-
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
 
     try:
         app = create_app(EntraConfig.from_env(), db_path=args.db)

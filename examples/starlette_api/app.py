@@ -14,7 +14,7 @@ from typing import Any
 from examples.starlette_api import rules
 from examples.starlette_api.payload import BadRequest, read_json
 from examples.starlette_api.rules import READ, WRITE
-from examples.starlette_api.storage import TodoItem, TodoStore
+from examples.starlette_api.storage import DEFAULT_DB_PATH, TodoItem, TodoStore
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -33,8 +33,6 @@ from entra_ciam import (
 from entra_ciam.asgi import BearerTokenMiddleware
 
 __all__ = ["READ", "WRITE", "create_app"]
-
-DEFAULT_DB_PATH = "state/todo.sqlite3"
 
 
 def _store(request: Request) -> TodoStore:

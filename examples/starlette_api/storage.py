@@ -16,7 +16,11 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["MAX_ID", "TodoItem", "TodoStore"]
+__all__ = ["DEFAULT_DB_PATH", "MAX_ID", "TodoItem", "TodoStore"]
+
+# Run by hand from a clone, the todo APIs keep their items in ./state/ (gitignored), apart from
+# the demo's .entra-ciam/.
+DEFAULT_DB_PATH = "state/todo.sqlite3"
 
 # SQLite integers are signed 64-bit: a larger id can name no row (and would overflow sqlite3).
 MAX_ID = 2**63 - 1
@@ -47,6 +51,8 @@ class TodoStore:
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 10_000) -> None:
         self.path = os.fspath(path)
         self.busy_timeout_ms = busy_timeout_ms
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)  # state/ on first use
         with self._connect() as db:
             # journal_mode is stored in the file: set once, every later connection uses WAL.
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]

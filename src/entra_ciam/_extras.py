@@ -16,7 +16,7 @@ from entra_ciam.errors import EntraCiamError
 __all__ = ["MissingExtraError", "require"]
 
 # import name -> the name pip knows it by, where they differ
-_DISTRIBUTIONS = {"jwt": "PyJWT", "multipart": "python-multipart"}
+_DISTRIBUTIONS = {"jwt": "PyJWT"}
 
 
 class MissingExtraError(EntraCiamError, ImportError):

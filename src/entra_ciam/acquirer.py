@@ -42,7 +42,7 @@ from entra_ciam.signin.errors import InteractionRequiredError, TokenAcquisitionE
 from entra_ciam.signin.flow import normalize_scopes
 from entra_ciam.signin.msal_app import IdentityProviderUnavailableError, MsalClients
 from entra_ciam.signin.singleflight import Flights
-from entra_ciam.signin.throttle import TokenEndpointThrottled
+from entra_ciam.signin.throttle import NetworkNeeded, TokenEndpointThrottled
 
 __all__ = ["InteractionRequiredError", "TokenAcquirer", "TokenAcquisitionError"]
 
@@ -98,6 +98,15 @@ class _Outcome:
     challenge: str | None = None
     failure: _Failure | None = None
     ended: bool = False  # the stored session is gone: signed out in another request
+
+    @classmethod
+    def of_token(cls, ctx: RequestContext, result: Mapping[str, Any]) -> _Outcome:
+        """MSAL's answer with a token, and the token cache (blob, version) it is in."""
+        return cls(
+            token=str(result["access_token"]),
+            result={k: result[k] for k in _SHARED_RESULT if k in result},
+            cache=ctx.token_cache_state(),
+        )
 
 
 # What of MSAL's answer the other requests of a flight need (the memo, telemetry); never the
@@ -270,15 +279,21 @@ class TokenAcquirer:
     ) -> _Outcome:
         """What MSAL gives for the user's token cache, for every request in the flight.
 
-        Runs under the session's token-cache lease with the cache as stored now: when another
-        process (or an earlier flight) already refreshed, MSAL finds its token and Entra is not
-        called; otherwise exactly this call redeems the refresh token, and the new cache is stored
-        before the lease ends. Entra asking to slow down is waited out (up to
-        ``retry_after_limit`` seconds) or answered with a 503 at once, never retried per request.
+        First from the cache this request read, without Entra (most misses of the memo: another
+        process, or a memo that forgot). When MSAL needs Entra, again under the session's
+        token-cache lease with the cache as stored now: when another process (or an earlier
+        flight) already refreshed, MSAL finds its token and Entra is not called; otherwise exactly
+        this call redeems the refresh token, and the new cache is stored before the lease ends.
+        Entra asking to slow down is waited out (up to ``retry_after_limit`` seconds) or answered
+        with a 503 at once, never retried per request.
         """
         user = ctx.user
         if user is None:
             return _Outcome(interaction="nobody is signed in")
+        if claims_challenge is None:  # a challenge always goes to Entra
+            cached = self._cached(ctx, user, wanted)
+            if cached is not None:
+                return cached
         lease_ttl = LEASE_TTL + self.retry_after_limit
         try:
             with ctx.msal_client(lease_ttl=lease_ttl, lease_wait=lease_ttl + 1.0) as client:
@@ -297,11 +312,7 @@ class TokenAcquirer:
         if result is None:
             return _Outcome(interaction="no token for these scopes yet")
         if "access_token" in result:
-            return _Outcome(
-                token=str(result["access_token"]),
-                result={k: result[k] for k in _SHARED_RESULT if k in result},
-                cache=ctx.token_cache_state(),
-            )
+            return _Outcome.of_token(ctx, result)
         error, _description = _describe(result)
         if error in INTERACTION_ERRORS or result.get("claims"):
             challenge = result.get("claims")
@@ -310,6 +321,21 @@ class TokenAcquirer:
                 challenge=challenge if isinstance(challenge, str) else None,
             )
         return _Outcome(failure=_Failure.of(_failure(result, "a token for the user")))
+
+    @staticmethod
+    def _cached(ctx: RequestContext, user: Mapping[str, Any], wanted: list[str]) -> _Outcome | None:
+        """The token MSAL holds in the cache this request read, or None if it needs Entra."""
+        try:
+            with ctx.cached_msal_client() as client:
+                account = _account_for(client.get_accounts(), user)
+                if account is None:
+                    return None
+                result = client.acquire_token_silent_with_error(wanted, account)
+        except (NetworkNeeded, IdentityProviderUnavailableError, *_TRANSPORT_ERRORS):
+            return None  # the leased attempt says what went wrong, if anything still does
+        if not result or "access_token" not in result:
+            return None
+        return _Outcome.of_token(ctx, result)
 
     def _silent(
         self, client: Any, wanted: list[str], account: dict[str, Any], claims_challenge: str | None

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from entra_ciam import __version__
 from entra_ciam._extras import MissingExtraError
 
 __all__ = ["main"]
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="entra-ciam",
         description="Microsoft Entra External ID for Python web apps and APIs.",
     )
+    parser.add_argument("--version", action="version", version=f"entra-ciam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     from entra_ciam import _cli_token

@@ -53,7 +53,7 @@ STOP_TIMEOUT = 10.0
 STATE_DIR_NAME = ".entra-ciam"
 _EXAMPLES = ("examples/flask_todo/__init__.py", "examples/starlette_api/__init__.py")
 # What the two apps import beyond the core: the `emulator` extra brings them (with PyJWT).
-_APP_MODULES = ("flask", "werkzeug", "starlette", "multipart", "uvicorn")
+_APP_MODULES = ("flask", "werkzeug", "starlette", "uvicorn")
 
 
 class DemoError(EntraCiamError, RuntimeError):

@@ -47,6 +47,7 @@ class EntraCiamError(Exception):
         │   └── MetadataUnavailableError         503 + Retry-After
         ├── FetchError                           http: discovery/keys fetch failed (logged)
         │   └── TokenEndpointThrottled           signin.throttle: Entra asked to wait
+        ├── NetworkNeeded                        signin.throttle: (internal) a cache-only try
         ├── InteractionRequiredError             signin.errors: send the user through sign-in
         ├── TokenAcquisitionError                signin.errors: Entra refused (502/503/401)
         ├── IdentityProviderUnavailableError     signin.msal_app: Entra unreachable (503 page)
@@ -56,6 +57,7 @@ class EntraCiamError(Exception):
         ├── UnsafeReturnPathError (ValueError)   signin.returnpath: not a same-origin path
         ├── IdTokenError (ValueError)            signin.idtoken: ID token refused (400 page)
         ├── AuthResponseError (ValueError)       signin.authresponse: a response field too big
+        ├── FlowTooLargeError (ValueError)       signin.flowcookie: a flow too big for a cookie
         ├── SignInNotConfiguredError (RuntimeError)  signin.errors: no sign-in middleware
         ├── MissingExtraError (ImportError)      _extras: an optional dependency is missing
         └── DemoError (RuntimeError)             demo: the demo cannot start

@@ -25,8 +25,7 @@ When neither names a framework, nothing can build a native response: the guards 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -183,11 +182,19 @@ def set_integration(integration: Integration | None) -> None:
     _current.set(integration)
 
 
-@contextmanager
-def serving(integration: Integration) -> Iterator[None]:
-    """Make ``integration`` current for the block (one request), then restore what was there."""
-    token = _current.set(integration)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class serving:
+    """Make ``integration`` current for the block (one request), then restore what was there.
+
+    A class rather than a generator-based context manager: it runs on every request.
+    """
+
+    __slots__ = ("_integration", "_token")
+
+    def __init__(self, integration: Integration) -> None:
+        self._integration = integration
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._integration)
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)

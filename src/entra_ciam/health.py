@@ -125,22 +125,18 @@ class HealthChecks:
         self._probes[name] = (ok, self.clock())
 
     def _store_answers(self) -> bool:
-        from entra_ciam.sessions import SessionStoreUnavailableError
-
         assert self.signin is not None
         try:
             self.signin.sessions.store.get(_PROBE_KEY)
-        except SessionStoreUnavailableError:
+        except Exception:  # SessionStoreUnavailableError, or a custom store's own: not ready
             return False
         return True
 
     def _signin_discovery_answers(self) -> bool:
-        from entra_ciam.signin.msal_app import IdentityProviderUnavailableError
-
         assert self.signin is not None
         try:
             self.signin.clients.metadata()
-        except IdentityProviderUnavailableError:
+        except Exception:  # IdentityProviderUnavailableError, or anything MSAL let through
             return False
         return True
 

@@ -4,7 +4,8 @@ The validator, the key cache, the token acquirer and the sign-in flow call the f
 the moments an operator cares about. Each call logs its structured event when it has one
 (:mod:`entra_ciam.events`) and hands the numbers to :data:`recorder`. The default recorder does
 nothing, so an app that never asks for metrics imports nothing more and pays one no-op call per
-hook: :func:`entra_ciam.opentelemetry.instrument` swaps in one that feeds OpenTelemetry, and
+hook (the validator's cache-hit path only tests :data:`active`):
+:func:`entra_ciam.opentelemetry.instrument` swaps in one that feeds OpenTelemetry, and
 :func:`install` takes any other :class:`Recorder` (Prometheus, StatsD...).
 
 Every label is drawn from a fixed set (outcomes, reasons, sources, steps), never from a token, a
@@ -35,6 +36,7 @@ __all__ = [
     "IdpCall",
     "Recorder",
     "acquisition",
+    "active",
     "install",
     "key_refresh",
     "key_refresh_failed",
@@ -104,22 +106,36 @@ class Recorder:
 
 
 recorder: Recorder = Recorder()
+# Whether a recorder other than the no-op one is installed: the validator's cache-hit path (about
+# a microsecond) tests this instead of calling a method that does nothing (10 ns against 40).
+active = False
 
 
 def install(new: Recorder | None) -> Recorder:
     """Make ``new`` (None: the no-op recorder) receive every report; return the previous one."""
-    global recorder
+    global recorder, active
     previous, recorder = recorder, (new if new is not None else Recorder())
+    active = new is not None
     return previous
 
 
-def _table(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[re.Pattern[str], str], ...]:
-    return tuple((re.compile(pattern), label) for pattern, label in pairs)
+_Table = Callable[[], tuple[tuple[re.Pattern[str], str], ...]]
 
 
-def _label(table: tuple[tuple[re.Pattern[str], str], ...], text: str) -> str:
+def _table(pairs: tuple[tuple[str, str], ...]) -> _Table:
+    """The patterns, compiled on first use: compiling them all costs milliseconds that every
+    cold start of an API importing the validator would pay."""
+
+    @functools.cache
+    def compiled() -> tuple[tuple[re.Pattern[str], str], ...]:
+        return tuple((re.compile(pattern), label) for pattern, label in pairs)
+
+    return compiled
+
+
+def _label(table: _Table, text: str) -> str:
     """The label of the first pattern found in ``text``, or ``"other"``."""
-    return next((label for pattern, label in table if pattern.search(text)), "other")
+    return next((label for pattern, label in table() if pattern.search(text)), "other")
 
 
 # -- the validator ------------------------------------------------------------------------------
@@ -393,6 +409,6 @@ def signin_failed(message: str = "", *, reason: str | None = None, status: int =
 
 
 def session_store_error(operation: str) -> None:
-    """The session store did not answer during ``operation``: load, save, start or route."""
+    """The session store did not answer during ``operation``: load, save or route."""
     recorder.session_store_error(operation)
     emit("session_store_unavailable", operation=operation)

@@ -237,7 +237,8 @@ class AccessTokenValidator:
                     and entry.generation == metadata.generation
                 ):
                     if not metadata.refresh_due():
-                        _telemetry.recorder.cache_hit()
+                        if _telemetry.active:
+                            _telemetry.recorder.cache_hit()
                         return entry.claims
                     # a key refresh is due: take the full path, which starts it
                     return _Pending(jose.parse(token, self.algorithms), b"")

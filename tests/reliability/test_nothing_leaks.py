@@ -579,12 +579,16 @@ def the_day(stack: TodoStack, wire: Wire, msal_http: MsalHttpClient) -> Run:
             assert visitor.put(f"{web}/todos").status_code == 405  # (the CSRF check answers)
         assert b.client.put(f"{web}/auth/signin").status_code == 405
         assert b.client.delete(f"{web}/auth/signout").status_code == 405
-        bad_state = b.client.post(
-            f"{web}/auth/redirect", data={"code": "x" * 40, "state": "A" * 43}
-        )
-        assert bad_state.status_code == 400 and "does not match" in bad_state.text
-        assert b.client.get(f"{web}/auth/redirect").status_code == 400
-        assert b.client.get(f"{web}/auth/redirect", params={"resume": "n" * 43}).status_code == 400
+        # A signed-in person reopening the callback is sent home; anyone else gets the page.
+        assert b.client.get(f"{web}/auth/redirect").status_code == 302
+        with wire.watch(httpx.Client(timeout=20.0, follow_redirects=True)) as stranger:
+            bad_state = stranger.post(
+                f"{web}/auth/redirect", data={"code": "x" * 40, "state": "A" * 43}
+            )
+            assert bad_state.status_code == 400 and "does not match" in bad_state.text
+            assert stranger.get(f"{web}/auth/redirect").status_code == 400
+            resumed = stranger.get(f"{web}/auth/redirect", params={"resume": "n" * 43})
+            assert resumed.status_code == 400
         sign_in = b.get("/auth/signin", params={"next": "/todos"})
         state = parse_qs(urlsplit(sign_in.headers["location"]).query)["state"][0]
         entra_error = b.client.post(

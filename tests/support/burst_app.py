@@ -3,7 +3,8 @@
 Routes: ``/token`` gets a token for the todo API's ``Todolist.Read`` for the signed-in user and
 answers with a digest of it (never the token), or the app's 503 page when Entra is unavailable;
 ``/me`` says who is signed in; ``/_stats`` says how many refresh-token redemptions MSAL attempted
-in this process (counted around MSAL's own call, for the table only: tests count at the emulator);
+in this process (counted around MSAL's own call, those it gave up before sending left out; for the
+table only: tests count at the emulator);
 ``/healthz``. Run as a process: ``python -m tests.support.burst_app --port N`` with ``ENTRA_*``
 settings (Flask on Werkzeug's threaded server, as in production).
 """
@@ -39,13 +40,27 @@ class _Attempts:
                 return
             self._installed = True
         original = oauth2.Client.obtain_token_by_refresh_token
+        try:  # the library's look into MSAL's cache with the network closed: nothing is sent
+            from entra_ciam.signin.throttle import NetworkNeeded as not_sent
+        except ImportError:  # the library before issue 13 never does that
+            not_sent = type("NeverRaised", (Exception,), {})
 
         def counted(client: Any, *args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                self.count += 1
-            return original(client, *args, **kwargs)
+            try:
+                result = original(client, *args, **kwargs)
+            except not_sent:
+                raise
+            except BaseException:
+                self._add()  # sent, and failed
+                raise
+            self._add()
+            return result
 
         oauth2.Client.obtain_token_by_refresh_token = counted  # type: ignore[method-assign]
+
+    def _add(self) -> None:
+        with self._lock:
+            self.count += 1
 
     def take(self) -> int:
         """The count so far, starting again from zero."""

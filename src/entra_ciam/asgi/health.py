@@ -6,6 +6,7 @@ answered before any authentication: the routes are public by construction.
 
 from __future__ import annotations
 
+from entra_ciam.asgi.exchange import route_path, send_response
 from entra_ciam.asgi.types import ASGIApp, Receive, Scope, Send
 from entra_ciam.health import HealthAdapter
 
@@ -19,12 +20,10 @@ class HealthMiddleware(HealthAdapter[ASGIApp]):
         route = method = None
         if scope["type"] == "http":
             method = str(scope.get("method", "GET")).upper()
-            route = self.checks.route(method, str(scope.get("path") or "/"))
+            route = self.checks.route(method, route_path(scope))
         if route is None or method is None:
             await self.app(scope, receive, send)
             return
         answer = self.checks.answer_now(route, method) or await self.checks.check_async(method)
         status, headers, body = answer
-        start = [(k.lower().encode(), v.encode()) for k, v in headers]
-        await send({"type": "http.response.start", "status": status, "headers": start})
-        await send({"type": "http.response.body", "body": body})
+        await send_response(send, status, headers, body)

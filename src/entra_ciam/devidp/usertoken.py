@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 import msal
@@ -56,9 +57,15 @@ def user_token(
     info = read_server_info(state)
     authority, ca = (info or {}).get("authority"), (info or {}).get("ca_bundle")
     if not isinstance(authority, str) or not isinstance(ca, str):
+        demo = Path.cwd() / ".entra-ciam" / "dev-idp"
+        hint = (
+            f"; the demo's emulator uses --state-dir {demo}"
+            if demo != state.path and (demo / "server.json").is_file()
+            else ""
+        )
         raise UserTokenError(
             f"no emulator is running with the state folder {state.path}; start it with "
-            "`entra-ciam dev-idp` (or pass the --state-dir it uses)"
+            f"`entra-ciam dev-idp` (or pass the --state-dir it uses){hint}"
         )
     client = _client(registrations, client_name)
     try:

@@ -147,13 +147,13 @@ class SignInMiddleware(_Middleware):
     ``path("auth/", include("entra_ciam.django.urls"))`` it signs users in.
 
     Views read ``current_user()`` (or ``request.entra_user``) and get tokens from
-    ``entra_ciam.django.middleware.acquirer()``-style ``TokenAcquirer`` held as
-    ``SignInMiddleware.acquirer`` of the running instance (``request.entra_acquirer``).
+    ``request.entra_acquirer``, a ``TokenAcquirer`` sharing this middleware's MSAL set-up.
     """
 
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
         self.signin, self.acquirer = build_signin()
+        entra_settings.warm_up(self.signin)  # with WARM_UP set: MSAL's discovery, now
 
     def _open(self, request: HttpRequest) -> RequestContext | Response:
         seen = request_from_django(request)

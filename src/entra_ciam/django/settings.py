@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -32,6 +32,9 @@ from entra_ciam.bearer import BearerPolicy
 from entra_ciam.config import EntraConfig
 from entra_ciam.errors import ConfigError
 from entra_ciam.validator import AccessTokenValidator
+
+if TYPE_CHECKING:
+    from entra_ciam.signin.flow import SignIn
 
 __all__ = ["bearer_policy", "check_at_startup", "entra_config", "options", "validator"]
 
@@ -55,6 +58,7 @@ _OPTION_KEYS = {
     "ACCEPT_V1_AUDIENCE",
     "SIGNIN_SCOPES",
     "SIGNIN_PREFIX",
+    "WARM_UP",
 }
 
 
@@ -101,6 +105,13 @@ def bearer_policy() -> BearerPolicy:
     )
 
 
+def warm_up(part: AccessTokenValidator | SignIn) -> None:
+    """``WARM_UP`` ("raise" or "log"): fetch discovery (and keys) now, at start-up."""
+    on_error = options().get("WARM_UP")
+    if on_error is not None:
+        part.warm_up(on_error=on_error)
+
+
 def _uses(setting: Any, dotted: str) -> bool:
     return isinstance(setting, list | tuple) and dotted in setting
 
@@ -117,6 +128,7 @@ def check_at_startup() -> None:
         ):
             validator()
             bearer_policy()
+            warm_up(validator())
         if _uses(middleware, "entra_ciam.django.middleware.SignInMiddleware"):
             from entra_ciam.django.middleware import build_signin
 

@@ -43,6 +43,7 @@ __all__ = [
     "LeaseTimeoutError",
     "Session",
     "SessionManager",
+    "cookie_pairs",
     "default_cookie_name",
     "new_session_id",
 ]
@@ -219,12 +220,9 @@ class SessionManager:
         """The values of the cookies of our name, in header order; two at most (two is enough
         to know there is no session)."""
         found: list[str] = []
-        if not cookie_header:
-            return found
-        for pair in cookie_header.split(";"):
-            name, sep, value = pair.partition("=")
-            if sep and name.strip() == self.cookie_name:
-                found.append(value.strip())
+        for name, value in cookie_pairs(cookie_header):
+            if name == self.cookie_name:
+                found.append(value)
                 if len(found) == 2:
                     break
         return found
@@ -247,11 +245,19 @@ class SessionManager:
 
     def cookie(self, sid: str) -> str:
         """The Set-Cookie value that hands ``sid`` to the browser."""
-        return f"{self.cookie_name}={sid}{self._attributes}"
+        return self.set_cookie(self.cookie_name, sid)
 
     def deletion_cookie(self) -> str:
         """The Set-Cookie value that makes the browser forget the session cookie."""
-        return f"{self.cookie_name}=; {_DELETED}{self._attributes}"
+        return self.set_cookie(self.cookie_name, None)
+
+    def set_cookie(self, name: str, value: str | None, *, max_age: int | None = None) -> str:
+        """A Set-Cookie value with the session cookie's attributes, for it or a companion
+        cookie (the sign-in's flow cookies); ``value=None`` deletes the cookie."""
+        if value is None:
+            return f"{name}=; {_DELETED}{self._attributes}"
+        lifetime = "" if max_age is None else f"; Max-Age={max_age}"
+        return f"{name}={value}{lifetime}{self._attributes}"
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -531,6 +537,14 @@ class SessionManager:
 
     def _expired(self, created: float, last_seen: float, now: float) -> bool:
         return now - last_seen >= self.idle_timeout or now - created >= self.absolute_timeout
+
+
+def cookie_pairs(cookie_header: str | None) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` of each cookie in a Cookie header, in header order."""
+    for pair in (cookie_header or "").split(";"):
+        name, sep, value = pair.partition("=")
+        if sep:
+            yield name.strip(), value.strip()
 
 
 def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
@@ -126,6 +126,24 @@ class TokenCacheCipher:
             return self._all.decrypt(blob.encode("ascii", "replace"), ttl=ttl).decode()
         except (InvalidToken, UnicodeDecodeError):
             return None
+
+    def seal_json(self, purpose: str, value: Mapping[str, Any]) -> str:
+        """``value`` as JSON, encrypted and stamped with the time, tagged with ``purpose`` so that
+        it only ever opens as what it was sealed for."""
+        text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False)
+        return self.encrypt(f"entra-ciam.{purpose}:{text}")
+
+    def open_json(self, purpose: str, blob: str, ttl: int) -> dict[str, Any] | None:
+        """What ``seal_json(purpose, ...)`` sealed at most ``ttl`` seconds ago; else None."""
+        plaintext = self.decrypt_recent(blob, ttl)
+        tag = f"entra-ciam.{purpose}:"
+        if plaintext is None or not plaintext.startswith(tag):
+            return None
+        try:
+            value = json.loads(plaintext[len(tag) :])
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
     # -- MSAL caches ------------------------------------------------------------------------------
 

@@ -13,8 +13,7 @@ from entra_ciam.frameworks import integration_for_app
 from entra_ciam.http import MsalHttpClient
 from entra_ciam.sessions import SessionStore
 from entra_ciam.signin.flow import SignIn
-from entra_ciam.signin.msal_app import IdentityProviderUnavailableError
-from entra_ciam.warmup import OnError, warm_up, warm_up_async
+from entra_ciam.warmup import OnError
 
 __all__ = ["SignInAdapter"]
 
@@ -72,14 +71,8 @@ class SignInAdapter(Generic[AppT]):
         ``on_error="raise"`` raises IdentityProviderUnavailableError when Entra cannot be
         reached; ``"log"`` logs ``warm_up_failed`` and returns False.
         """
-        return warm_up("signin", self.signin.clients.build, on_error, _UNREACHABLE)
+        return self.signin.warm_up(on_error=on_error)
 
     async def warm_up_async(self, *, on_error: OnError = "raise") -> bool:
         """Like :meth:`warm_up`, in a worker thread (MSAL blocks), for ASGI lifespans."""
-        build = self.signin.clients.build
-        return await warm_up_async(
-            "signin", lambda: asyncio.to_thread(build), on_error, _UNREACHABLE
-        )
-
-
-_UNREACHABLE = (IdentityProviderUnavailableError,)
+        return await asyncio.to_thread(self.signin.warm_up, on_error=on_error)

@@ -17,7 +17,6 @@ browser that started the sign-in, and Entra redeems a code once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from entra_ciam.errors import EntraCiamError
@@ -46,10 +45,10 @@ RESPONSE_FIELDS: Mapping[str, int] = {
     "error_uri": 2048,
 }
 RESUME_LIFETIME = 120  # seconds from the form_post to the GET that follows it at once
-_PURPOSE = "entra-ciam.auth-response:"  # a token cache blob is never mistaken for an answer
+_PURPOSE = "auth-response"  # a token cache or a flow is never mistaken for an answer
 # The longest value ``seal`` can make: JSON escapes a character into at most 6 bytes, Fernet adds
 # 57 bytes and padding, base64 4/3. Anything longer is refused before any cryptography.
-MAX_SEALED_LENGTH = (len(_PURPOSE) + 6 * sum(RESPONSE_FIELDS.values()) + 512) * 4 // 3 + 128
+MAX_SEALED_LENGTH = (6 * sum(RESPONSE_FIELDS.values()) + 512) * 4 // 3 + 128
 
 
 class AuthResponseError(EntraCiamError, ValueError):
@@ -74,24 +73,15 @@ def keep_response_fields(params: Mapping[str, str]) -> dict[str, str]:
 
 def seal(cipher: TokenCacheCipher, response: Mapping[str, str]) -> str:
     """The response, encrypted and authenticated, for the URL of the GET that resumes it."""
-    text = json.dumps(dict(response), separators=(",", ":"), ensure_ascii=False)
-    return cipher.encrypt(_PURPOSE + text)
+    return cipher.seal_json(_PURPOSE, response)
 
 
 def unseal(cipher: TokenCacheCipher, sealed: str) -> dict[str, str] | None:
     """The response ``seal`` made at most RESUME_LIFETIME seconds ago; None if not exactly that."""
     if len(sealed) > MAX_SEALED_LENGTH:
         return None
-    plaintext = cipher.decrypt_recent(sealed, RESUME_LIFETIME)
-    if plaintext is None or not plaintext.startswith(_PURPOSE):
-        return None
-    try:
-        value = json.loads(plaintext[len(_PURPOSE) :])
-    except ValueError:
-        return None
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
+    value = cipher.open_json(_PURPOSE, sealed, RESUME_LIFETIME)
+    if value is None or not all(isinstance(v, str) for v in value.values()):
         return None
     try:
         return keep_response_fields(value)

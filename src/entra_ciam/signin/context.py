@@ -62,7 +62,7 @@ class SignInFlow(Protocol):
 
     def begin(
         self,
-        session: Session,
+        request: Request,
         *,
         scopes: Sequence[str],
         return_path: str,
@@ -106,6 +106,16 @@ class RequestContext:
         return self._token_cache
 
     @contextmanager
+    def cached_msal_client(self) -> Iterator[Any]:
+        """A pooled MSAL client holding the token cache this request read, closed to the network.
+
+        For the common case of a token MSAL still holds: no lease, no store access. A call that
+        would need Entra raises ``NetworkNeeded`` instead; then use ``msal_client``.
+        """
+        with self._borrowed() as client, self.signin.clients.http_client.offline():
+            yield client
+
+    @contextmanager
     def msal_client(self, *, lease_ttl: float, lease_wait: float) -> Iterator[Any]:
         """A pooled MSAL client holding this user's latest token cache, for this session alone.
 
@@ -116,20 +126,28 @@ class RequestContext:
         gone, LeaseTimeoutError after ``lease_wait`` seconds, IdentityProviderUnavailableError
         when no client can be built (discovery fails).
         """
-        self.save_token_cache_blob()
-        self._token_cache = None  # the pooled client's copy is now the current one
         sessions = self.signin.sessions
-        cipher = self.signin.cipher
         with sessions.lease(self.session, "token-cache", ttl=lease_ttl, wait=lease_wait):
             if not sessions.reload(self.session, TOKEN_CACHE_KEY):
                 raise SessionEndedError("the session ended in another request")
-            with self.signin.clients.borrowed() as client:
-                cipher.load_into(client.token_cache, self.session.get(TOKEN_CACHE_KEY))
-                try:
+            try:
+                with self._borrowed() as client:
                     yield client
-                finally:
-                    cipher.save_to(self.session, client.token_cache)
-                    sessions.write_now(self.session, TOKEN_CACHE_KEY)
+            finally:
+                sessions.write_now(self.session, TOKEN_CACHE_KEY)
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[Any]:
+        """A pooled client loaded with the session's cache; its changes go back to the session."""
+        self.save_token_cache_blob()
+        self._token_cache = None  # the pooled client's copy is now the current one
+        cipher = self.signin.cipher
+        with self.signin.clients.borrowed() as client:
+            cipher.load_into(client.token_cache, self.session.get(TOKEN_CACHE_KEY))
+            try:
+                yield client
+            finally:
+                cipher.save_to(self.session, client.token_cache)
 
     def signed_out(self) -> None:
         """The session ended in another request (sign-out): this one goes on without it.
@@ -212,7 +230,7 @@ class RequestContext:
         if user is not None:
             hint = user.get("login_hint") or user.get("preferred_username")
         response = self.signin.begin(
-            self.session,
+            self.request,
             scopes=scopes,
             return_path=return_path,
             claims_challenge=claims_challenge,

@@ -4,10 +4,12 @@ Nothing here knows WSGI or ASGI. Each step is synchronous; its only I/O is the s
 MSAL's calls to Entra, both blocking, so the WSGI adapter calls the steps inline and the ASGI
 adapter runs them in a worker thread. Both therefore behave identically by construction.
 
-Auth-code-flow state (state, nonce, PKCE verifier, return path) is stashed in the store bound to
-the browser's session and taken back exactly once, which is what refuses a missing, foreign or
-replayed state before MSAL sees the response. The response itself is never stored: only its
-OAuth fields are kept, and a cross-site form_post is carried on sealed (``authresponse``).
+Auth-code-flow state (state, nonce, PKCE verifier, return path) is kept sealed in a cookie of the
+browser that started the sign-in (``flowcookie``) and deleted by the answer that uses it, which
+is what refuses a missing, foreign or replayed state before MSAL sees the response. Neither the
+flow nor the response is ever stored: only the response's OAuth fields are kept, and a
+cross-site form_post is carried on sealed (``authresponse``). Nothing an anonymous request does
+writes to the session store; a session is written once someone has signed in.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from entra_ciam.signin.authresponse import (
 from entra_ciam.signin.context import USER_KEY, InteractionErrorFactory, RequestContext
 from entra_ciam.signin.crosssite import cross_site_reason, origin_of
 from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.signin.flowcookie import FlowCookies, FlowTooLargeError
 from entra_ciam.signin.idtoken import IdTokenError, check_id_token_claims
 from entra_ciam.signin.messages import Request, Response
 from entra_ciam.signin.msal_app import IdentityProviderUnavailableError, MsalClients
@@ -54,6 +57,7 @@ from entra_ciam.signin.pages import (
     store_unavailable_page,
 )
 from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
+from entra_ciam.warmup import OnError, warm_up
 
 __all__ = ["RESERVED_SCOPES", "SignIn", "normalize_scopes"]
 
@@ -61,10 +65,8 @@ log = logging.getLogger("entra_ciam.signin")
 
 # MSAL adds these itself and refuses them as input.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
-FLOW_LIFETIME = 600.0  # seconds a started sign-in may take (Entra's auth codes live 10 minutes)
 _STATE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~-]+)+")
-_FLOW_PREFIX = "flow:"
 # Token endpoint errors after which signing in again may help; anything else is Entra's problem.
 _USER_ERRORS = frozenset(
     {"invalid_grant", "access_denied", "interaction_required", "consent_required", "login_required"}
@@ -169,6 +171,7 @@ class SignIn:
             secure=_secure_cookie(config.redirect_uri, secure_cookie),
         )
         self.cipher = TokenCacheCipher.from_config(config)
+        self.flows = FlowCookies(self.sessions, self.cipher)
         self.clients = MsalClients(
             config, http_client=http_client, shared_store=self.sessions.store
         )
@@ -180,6 +183,14 @@ class SignIn:
             f"{prefix}/redirect": self.complete,
             f"{prefix}/signout": self.sign_out,
         }
+
+    def warm_up(self, *, on_error: OnError = "raise") -> bool:
+        """Have MSAL fetch the tenant's discovery now, at start-up (see :mod:`entra_ciam.warmup`).
+
+        ``on_error="raise"`` raises IdentityProviderUnavailableError when Entra cannot be
+        reached; ``"log"`` logs ``warm_up_failed`` and returns False.
+        """
+        return warm_up("signin", self.clients.build, on_error, (IdentityProviderUnavailableError,))
 
     # -- per request ------------------------------------------------------------------------------
 
@@ -259,20 +270,22 @@ class SignIn:
                 f"The page to return to after sign-in was refused: {exc}. "
                 "Only paths on this site, such as /todos, are accepted.",
             )
-        return self.begin(session, scopes=self.scopes, return_path=return_path)
+        return self.begin(request, scopes=self.scopes, return_path=return_path)
 
     def begin(
         self,
-        session: Session,
+        request: Request,
         *,
         scopes: Sequence[str],
         return_path: str,
         claims_challenge: str | None = None,
         login_hint: str | None = None,
     ) -> Response:
-        """Stash a new auth code flow (state, nonce, PKCE) for this browser; redirect to Entra.
+        """Start a new auth code flow (state, nonce, PKCE) in this browser; redirect to Entra.
 
-        ``scopes`` alone are asked for (Entra issues a token for one API at a time).
+        The flow goes into a cookie of its own (``flowcookie``), not the store: starting a
+        sign-in stores nothing. ``scopes`` alone are asked for (Entra issues a token for one
+        API at a time).
         """
         wanted = normalize_scopes(scopes, allow_empty=True)
         try:
@@ -290,17 +303,22 @@ class SignIn:
             claims_challenge=claims_challenge,
             login_hint=login_hint,
         )
-        record = {"flow": flow, "next": return_path}
+        kept = {k: v for k, v in flow.items() if k != "auth_uri"}  # half its size, not needed
         try:
-            self.sessions.stash(session, _FLOW_PREFIX + state, record, FLOW_LIFETIME)
-        except SessionStoreUnavailableError:
-            _telemetry.session_store_error("start")
-            return store_unavailable_page()
+            cookies = self.flows.put(request.cookie_header, {"flow": kept, "next": return_path})
+        except FlowTooLargeError:
+            return error_page(
+                400,
+                "The page to return to after sign-in is too long to remember. "
+                "Please sign in from a page with a shorter address.",
+            )
         _telemetry.signin_started()
-        return redirect(flow["auth_uri"])
+        response = redirect(flow["auth_uri"])
+        response.headers.extend(("Set-Cookie", cookie) for cookie in cookies)
+        return response
 
     def complete(self, request: Request, session: Session) -> Response:
-        """``{prefix}/redirect``: check the answer against the stashed flow, redeem the code."""
+        """``{prefix}/redirect``: check the answer against this browser's flow, redeem the code."""
         if request.method not in ("GET", "POST"):
             return _method_not_allowed("GET, POST")
         given = _single(request.form if request.method == "POST" else request.query)
@@ -325,7 +343,7 @@ class SignIn:
                 params = keep_response_fields(given)
             except AuthResponseError as exc:
                 return self._bad(request, str(exc))
-            cross_site = request.method == "POST" and session.is_new
+            cross_site = request.method == "POST" and not self.flows.sees_cookies(request)
             if cross_site and _STATE_RE.fullmatch(params.get("state", "")):
                 return self._send_on(params)
         state = params.get("state")
@@ -342,25 +360,10 @@ class SignIn:
                 "The answer from the sign-in page was changed on its way back "
                 "(it carries a malformed state), so it cannot be used.",
             )
-        record = self.sessions.take(session, _FLOW_PREFIX + state)
-        if record is None or not isinstance(record.get("flow"), dict):
-            return self._unusable(
-                request,
-                session,
-                "This sign-in cannot be finished: it was already used, it took too long, or it "
-                "was started in another browser (it does not match a sign-in started in this "
-                "browser).",
-            )
-        if "error" in params:
-            return self._bad(request, _entra_error(params))
-        if not params.get("code"):
-            return self._bad(request, "The sign-in response carries no authorization code.")
-        try:
-            return_path = check_return_path(str(record.get("next") or "/"))
-        except UnsafeReturnPathError:
-            return_path = "/"
-        outcome = self._redeem(session, record["flow"], params, return_path)
-        return self._bad(request, outcome) if isinstance(outcome, str) else outcome
+        record, forget = self.flows.take(request.cookie_header, state)
+        response = self._finish(request, session, record, params)
+        response.headers.extend(("Set-Cookie", cookie) for cookie in forget)
+        return response
 
     def sign_out(self, request: Request, session: Session) -> Response:
         """``{prefix}/signout``: forget the session and its tokens, then sign out at Entra.
@@ -395,6 +398,33 @@ class SignIn:
         return redirect(endpoint + separator + urlencode(query))
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        request: Request,
+        session: Session,
+        record: dict[str, Any] | None,
+        params: dict[str, str],
+    ) -> Response:
+        """The answer to a response whose state found ``record`` (or None) in this browser."""
+        if record is None:
+            return self._unusable(
+                request,
+                session,
+                "This sign-in cannot be finished: it was already used, it took too long, or it "
+                "was started in another browser (it does not match a sign-in started in this "
+                "browser).",
+            )
+        if "error" in params:
+            return self._bad(request, _entra_error(params))
+        if not params.get("code"):
+            return self._bad(request, "The sign-in response carries no authorization code.")
+        try:
+            return_path = check_return_path(str(record.get("next") or "/"))
+        except UnsafeReturnPathError:
+            return_path = "/"
+        outcome = self._redeem(session, record["flow"], params, return_path)
+        return self._bad(request, outcome) if isinstance(outcome, str) else outcome
 
     def _send_on(self, params: dict[str, str]) -> Response:
         """A cross-site form_post carries no SameSite=Lax cookie: send the answer on, sealed, to

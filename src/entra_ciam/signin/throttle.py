@@ -17,9 +17,10 @@ import email.utils
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from entra_ciam.errors import EntraCiamError
 from entra_ciam.http import FetchError
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "MAX_RETRY_AFTER",
     "GatedHttpClient",
+    "NetworkNeeded",
     "RetryAfterGate",
     "TokenEndpointThrottled",
     "retry_after_seconds",
@@ -48,6 +50,10 @@ class TokenEndpointThrottled(FetchError):
         self.args = (f"POST {url} {reason}",)
         self.retry_after = retry_after
         self.status = status
+
+
+class NetworkNeeded(EntraCiamError):
+    """MSAL wanted to call the token endpoint inside ``GatedHttpClient.offline()``."""
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -119,16 +125,31 @@ def _shared_key(url: str) -> str:
 
 
 class GatedHttpClient:
-    """Wraps the ``http_client`` MSAL takes; POSTs go through the :class:`RetryAfterGate`."""
+    """Wraps the ``http_client`` MSAL takes; POSTs go through the :class:`RetryAfterGate`.
+
+    ``offline()`` closes it to POSTs for the calling thread alone: MSAL may answer from its
+    cache, and :class:`NetworkNeeded` says it wanted Entra instead (nothing is sent).
+    """
 
     def __init__(self, inner: Any, gate: RetryAfterGate | None = None) -> None:
         self.inner = inner
         self.gate = gate if gate is not None else RetryAfterGate()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def offline(self) -> Iterator[None]:
+        self._local.offline = True
+        try:
+            yield
+        finally:
+            self._local.offline = False
 
     def get(self, url: str, *args: Any, **kwargs: Any) -> Any:
         return self.inner.get(url, *args, **kwargs)
 
     def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self._local, "offline", False):
+            raise NetworkNeeded(url)
         waiting = self.gate.remaining(url)
         if waiting > 0:
             raise TokenEndpointThrottled(url, waiting)

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from wsgiref.types import WSGIApplication
 
-from entra_ciam.bearer import status_line
 from entra_ciam.health import HealthAdapter
+from entra_ciam.wsgi.exchange import path_info, respond
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -24,10 +24,9 @@ class HealthMiddleware(HealthAdapter[WSGIApplication]):
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        route = self.checks.route(method, str(environ.get("PATH_INFO") or "/"))
+        route = self.checks.route(method, path_info(environ))
         if route is None:
             return self.app(environ, start_response)
         answer = self.checks.answer_now(route, method) or self.checks.check(method)
         status, headers, body = answer
-        start_response(status_line(status), headers)
-        return [body]
+        return respond(start_response, status, headers, body)

@@ -1,0 +1,92 @@
+"""The guards' own rules, whatever the framework: who answers a refusal, and from where the
+claims come when the ContextVar is not there. Framework answers are in test_decorators_<name>.py,
+test_django.py, test_quart.py and test_frameworks.py (real servers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+
+from entra_ciam import (
+    Claims,
+    InsufficientScopeError,
+    MissingTokenError,
+    require_role,
+    require_scope,
+)
+from entra_ciam.context import claims_context
+
+USER = Claims({"oid": "u1", "sub": "s1", "scp": "Todolist.Read"})
+READ = require_scope("Todolist.Read")
+WRITE = require_scope("Todolist.ReadWrite")
+
+
+def plain_view(*args: Any) -> str:
+    return "ran"
+
+
+async def plain_async_view(*args: Any) -> str:
+    return "ran"
+
+
+def test_with_no_framework_a_refusal_is_raised_for_the_middleware() -> None:
+    guarded = READ(plain_view)
+    with pytest.raises(MissingTokenError):
+        guarded()
+    with claims_context(USER), pytest.raises(InsufficientScopeError) as info:
+        WRITE(plain_view)()
+    assert info.value.accepted == ("Todolist.ReadWrite",)
+    with claims_context(USER):
+        assert guarded() == "ran"
+
+
+async def test_async_views_alike() -> None:
+    with pytest.raises(MissingTokenError):
+        await READ(plain_async_view)()
+    with claims_context(USER):
+        assert await READ(plain_async_view)() == "ran"
+        with pytest.raises(InsufficientScopeError):
+            await WRITE(plain_async_view)()
+
+
+def request_with_state(claims: Claims | None) -> Request:
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "state": {}}
+    if claims is not None:
+        scope["state"]["claims"] = claims
+    return Request(scope)
+
+
+async def test_claims_left_on_the_request_count_when_the_context_var_is_empty() -> None:
+    """A runner that does not carry the ContextVar into the view still sees the claims the
+    middleware left in ``scope["state"]``; and a refusal is the framework's response."""
+    assert READ(plain_view)(request_with_state(USER)) == "ran"
+    assert await READ(plain_async_view)(request_with_state(USER)) == "ran"
+    refused = WRITE(plain_view)(request_with_state(USER))
+    assert refused.status_code == 403
+    assert b"insufficient_scope" in refused.body
+    anonymous = await READ(plain_async_view)(request_with_state(None))
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="entra-ciam"'
+
+
+def test_what_a_guard_cannot_decorate_is_refused_at_once() -> None:
+    with pytest.raises(TypeError, match="decorates a function"):
+        READ(42)
+
+    class NotAView:
+        pass
+
+    with pytest.raises(TypeError, match="cannot guard the class"):
+        require_role("Admin")(NotAView)
+
+
+def test_decorated_views_keep_their_name_and_signature() -> None:
+    def list_items(request: Any, item_id: int) -> str:
+        return "x"
+
+    guarded = READ(list_items)
+    assert guarded.__name__ == "list_items"
+    assert guarded.__wrapped__ is list_items  # type: ignore[attr-defined]
+    assert repr(READ) == "require_scope('Todolist.Read')"
