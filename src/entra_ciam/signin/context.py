@@ -265,11 +265,20 @@ def set_current(ctx: RequestContext | None) -> None:
     _current.set(ctx)
 
 
-@contextmanager
-def activated(ctx: RequestContext) -> Iterator[RequestContext]:
-    """Make ``ctx`` current for the block (the app call), then restore what was there."""
-    token = _current.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _current.reset(token)
+class activated:  # lower case: used like the context manager function it replaced
+    """Make ``ctx`` current for the block (the app call), then restore what was there.
+
+    A class rather than a generator-based context manager: it runs on every request.
+    """
+
+    __slots__ = ("_ctx", "_token")
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self._ctx = ctx
+
+    def __enter__(self) -> RequestContext:
+        self._token = _current.set(self._ctx)
+        return self._ctx
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
