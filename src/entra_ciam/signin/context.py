@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from entra_ciam.contextvalue import bound
 from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY
 from entra_ciam.signin.errors import InteractionRequiredError, SignInNotConfiguredError
@@ -265,20 +266,6 @@ def set_current(ctx: RequestContext | None) -> None:
     _current.set(ctx)
 
 
-class activated:  # lower case: used like the context manager function it replaced
-    """Make ``ctx`` current for the block (the app call), then restore what was there.
-
-    A class rather than a generator-based context manager: it runs on every request.
-    """
-
-    __slots__ = ("_ctx", "_token")
-
-    def __init__(self, ctx: RequestContext) -> None:
-        self._ctx = ctx
-
-    def __enter__(self) -> RequestContext:
-        self._token = _current.set(self._ctx)
-        return self._ctx
-
-    def __exit__(self, *exc: object) -> None:
-        _current.reset(self._token)
+def activated(ctx: RequestContext) -> bound[RequestContext | None]:
+    """Make ``ctx`` current for the block (the app call), then restore what was there."""
+    return bound(_current, ctx)
