@@ -691,6 +691,56 @@ def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> 
     store.close()
 
 
+def test_redis_read_survives_the_server_closing_its_connections(redis_child: RedisChild) -> None:
+    """A pooled connection the server closed (idle timeout, restart, CLIENT KILL) is replaced
+    on the next read, which still answers; nothing else is lost."""
+    import redis
+
+    store = RedisStore(f"redis://127.0.0.1:{redis_child.port}/0", prefix=_redis_prefix())
+    manager = SessionManager(store)
+    session = manager.load(None)
+    session["user"] = "ada"
+    cookie = _cookie_header(manager.commit(session) or "")
+    assert manager.load(cookie).get("user") == "ada"
+    admin = redis.Redis(host="127.0.0.1", port=redis_child.port)
+    try:
+        assert admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
+        assert manager.load(cookie).get("user") == "ada"
+        assert manager.load(cookie).get("user") == "ada"
+    finally:
+        admin.close()
+        store.close()
+
+
+def test_redis_concurrent_reads_each_get_their_own_record() -> None:
+    """Many threads reading different sessions at once over the store's connections: every
+    read answers with the record it asked for (no reply is ever left for another caller)."""
+    require_redis()
+    prefix = _redis_prefix()
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    wrong: list[tuple[int, object]] = []
+    try:
+        for n in range(16):
+            store.set(f"k{n}", {"n": n}, 60)
+
+        def reader(n: int) -> None:
+            for _ in range(200):
+                got = store.get(f"k{n}")
+                if got != {"n": n}:
+                    wrong.append((n, got))
+
+        threads = [threading.Thread(target=reader, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert wrong == []
+        assert store.get("absent") is None
+    finally:
+        _delete_prefix(prefix)
+        store.close()
+
+
 def test_redis_keys_carry_prefix_and_expiry() -> None:
     require_redis()
     import redis
