@@ -666,13 +666,19 @@ def redis_child() -> Iterator[RedisChild]:
         yield child
 
 
-def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> None:
+def _ada_in(redis_child: RedisChild) -> tuple[RedisStore, SessionManager, str]:
+    """A store on ``redis_child`` holding a session of Ada's, and the Cookie header naming it."""
     store = RedisStore(f"redis://127.0.0.1:{redis_child.port}/0", prefix=_redis_prefix())
     manager = SessionManager(store)
     session = manager.load(None)
     session["user"] = "ada"
     cookie = _cookie_header(manager.commit(session) or "")
     assert manager.load(cookie).get("user") == "ada"
+    return store, manager, cookie
+
+
+def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> None:
+    store, manager, cookie = _ada_in(redis_child)
 
     redis_child.stop()
     for call in (
@@ -696,12 +702,7 @@ def test_redis_read_survives_the_server_closing_its_connections(redis_child: Red
     on the next read, which still answers; nothing else is lost."""
     import redis
 
-    store = RedisStore(f"redis://127.0.0.1:{redis_child.port}/0", prefix=_redis_prefix())
-    manager = SessionManager(store)
-    session = manager.load(None)
-    session["user"] = "ada"
-    cookie = _cookie_header(manager.commit(session) or "")
-    assert manager.load(cookie).get("user") == "ada"
+    store, manager, cookie = _ada_in(redis_child)
     admin = redis.Redis(host="127.0.0.1", port=redis_child.port)
     try:
         assert admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
