@@ -93,7 +93,7 @@ class BearerTokenMiddleware(StartupChecked):
                 raise err from None
 
 
-_HEADERS = (b"authorization", b"access-control-request-method")
+_HEADERS = frozenset((b"authorization", b"access-control-request-method"))
 
 
 async def _refuse(kind: str, err: AuthError, send: Send) -> None:

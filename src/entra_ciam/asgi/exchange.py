@@ -24,13 +24,12 @@ __all__ = [
 ]
 
 
-def header_values(scope: Scope, names: Iterable[bytes]) -> dict[bytes, list[str]]:
+def header_values(scope: Scope, names: frozenset[bytes]) -> dict[bytes, list[str]]:
     """The values of the headers ``names`` (lower-case bytes), latin-1 decoded, in one pass."""
-    wanted = frozenset(names)
     found: dict[bytes, list[str]] = {}
     for name, value in scope.get("headers") or ():
         name = name.lower()
-        if name in wanted:
+        if name in names:
             found.setdefault(name, []).append(value.decode("latin-1"))
     return found
 

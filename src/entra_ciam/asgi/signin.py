@@ -41,7 +41,7 @@ USER_STATE_KEY = "user"
 T = TypeVar("T")
 
 
-_HEADERS = (b"cookie", b"content-type", b"host", b"origin", b"sec-fetch-site")
+_HEADERS = frozenset((b"cookie", b"content-type", b"host", b"origin", b"sec-fetch-site"))
 
 
 def request_from_scope(scope: Scope) -> Request:
