@@ -49,6 +49,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_validator.py",
         "tests/test_validator_cache.py",
         "tests/test_validator_http.py",
+        "tests/test_telemetry.py::test_validations_cache_hits_refreshes_and_spans",
     ),
     "jose.py": ("tests/test_jose.py", "tests/test_validator.py"),
     "claims.py": ("tests/test_claims.py", "tests/test_validator.py"),
