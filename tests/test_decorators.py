@@ -153,3 +153,25 @@ def test_either_list_may_be_left_out_but_not_both() -> None:
         require_scope_or_app_permission(scopes=[], app_permissions="Todolist.Read.All")
     with pytest.raises(ValueError, match="at least one role"):
         require_scope_or_app_permission(scopes="Todolist.Read", app_permissions=[])
+
+
+async def test_a_callable_object_of_a_framework_is_guarded_not_taken_for_its_request() -> None:
+    """An ASGI app object (here Starlette's PlainTextResponse) is callable: the guard wraps it like
+    any view instead of treating it as the request of a FastAPI dependency call."""
+    from starlette.responses import PlainTextResponse
+
+    guarded = READ(PlainTextResponse("hello"))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with claims_context(USER):
+        await guarded(scope, receive, send)
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"hello"
+    with pytest.raises(MissingTokenError):
+        await guarded(scope, receive, send)
