@@ -28,6 +28,7 @@ class Result:
     requests: int
     seconds: float
     errors: int
+    server_cpu: float = 0.0  # seconds of the server's CPU during the run, when measured
 
     @property
     def per_second(self) -> float:

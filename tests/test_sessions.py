@@ -666,13 +666,19 @@ def redis_child() -> Iterator[RedisChild]:
         yield child
 
 
-def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> None:
+def _ada_in(redis_child: RedisChild) -> tuple[RedisStore, SessionManager, str]:
+    """A store on ``redis_child`` holding a session of Ada's, and the Cookie header naming it."""
     store = RedisStore(f"redis://127.0.0.1:{redis_child.port}/0", prefix=_redis_prefix())
     manager = SessionManager(store)
     session = manager.load(None)
     session["user"] = "ada"
     cookie = _cookie_header(manager.commit(session) or "")
     assert manager.load(cookie).get("user") == "ada"
+    return store, manager, cookie
+
+
+def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> None:
+    store, manager, cookie = _ada_in(redis_child)
 
     redis_child.stop()
     for call in (
@@ -689,6 +695,51 @@ def test_redis_going_away_mid_test_then_coming_back(redis_child: RedisChild) -> 
     store.set("k", {"back": True}, 60)
     assert store.pop("k") == {"back": True}
     store.close()
+
+
+def test_redis_read_survives_the_server_closing_its_connections(redis_child: RedisChild) -> None:
+    """A pooled connection the server closed (idle timeout, restart, CLIENT KILL) is replaced
+    on the next read, which still answers; nothing else is lost."""
+    import redis
+
+    store, manager, cookie = _ada_in(redis_child)
+    admin = redis.Redis(host="127.0.0.1", port=redis_child.port)
+    try:
+        assert admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
+        assert manager.load(cookie).get("user") == "ada"
+        assert manager.load(cookie).get("user") == "ada"
+    finally:
+        admin.close()
+        store.close()
+
+
+def test_redis_concurrent_reads_each_get_their_own_record() -> None:
+    """Many threads reading different sessions at once over the store's connections: every
+    read answers with the record it asked for (no reply is ever left for another caller)."""
+    require_redis()
+    prefix = _redis_prefix()
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    wrong: list[tuple[int, object]] = []
+    try:
+        for n in range(16):
+            store.set(f"k{n}", {"n": n}, 60)
+
+        def reader(n: int) -> None:
+            for _ in range(200):
+                got = store.get(f"k{n}")
+                if got != {"n": n}:
+                    wrong.append((n, got))
+
+        threads = [threading.Thread(target=reader, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert wrong == []
+        assert store.get("absent") is None
+    finally:
+        _delete_prefix(prefix)
+        store.close()
 
 
 def test_redis_keys_carry_prefix_and_expiry() -> None:
@@ -776,17 +827,22 @@ def test_from_url_never_shows_a_password() -> None:
     assert "***" in str(info.value)
 
 
-def test_redis_more_concurrent_callers_than_connections_wait_instead_of_failing() -> None:
+def test_redis_more_concurrent_callers_than_connections_wait_instead_of_failing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     require_redis()
-    from entra_ciam.sessions.redis import MAX_CONNECTIONS
+    from entra_ciam.sessions import redis as redis_store
 
+    # A small pool, so that twice as many threads as connections stay bounded in a test.
+    monkeypatch.setattr(redis_store, "MAX_CONNECTIONS", 8)
     prefix = _redis_prefix()
     store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    assert store.client.connection_pool.max_connections == 8
     manager = SessionManager(store)
     session = manager.load(None)
     session["user"] = "ada"
     cookie = _cookie_header(manager.commit(session) or "")
-    callers = MAX_CONNECTIONS * 2
+    callers = 8 * 2
     start_line = threading.Barrier(callers)
     failures: list[BaseException] = []
     found: list[object] = []

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from entra_ciam.contextvalue import bound
+
 T = TypeVar("T")
 
 if TYPE_CHECKING:
@@ -182,19 +184,6 @@ def set_integration(integration: Integration | None) -> None:
     _current.set(integration)
 
 
-class serving:
-    """Make ``integration`` current for the block (one request), then restore what was there.
-
-    A class rather than a generator-based context manager: it runs on every request.
-    """
-
-    __slots__ = ("_integration", "_token")
-
-    def __init__(self, integration: Integration) -> None:
-        self._integration = integration
-
-    def __enter__(self) -> None:
-        self._token = _current.set(self._integration)
-
-    def __exit__(self, *exc: object) -> None:
-        _current.reset(self._token)
+def serving(integration: Integration) -> bound[Integration | None]:
+    """Make ``integration`` current for the block (one request), then restore what was there."""
+    return bound(_current, integration)

@@ -80,7 +80,7 @@ async def _send(send: Send, response: Response) -> None:
     await send_response(send, response.status, response.headers, response.body)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Exchange:
     started: bool = False
     replaced: bool = False
@@ -132,22 +132,23 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start" and not exchange.started:
                 exchange.started = True
-                raw_headers = list(message.get("headers") or [])
-                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
-                app_response = Response(int(message["status"]), list(headers))
+                status = int(message["status"])
+                if ctx.pending is None:
+                    # The usual case: only a store failure replaces the app's answer, so its
+                    # headers go out as the app encoded them, maybe with our cookie added.
+                    app_response = Response(status)
+                else:  # the sign-in redirect replaces it, keeping the app's own cookies
+                    raw = message.get("headers") or ()
+                    decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+                    app_response = Response(status, decoded)
                 final, replaced = await self._store_call(self.signin.close, ctx, app_response)
                 if replaced:
                     exchange.replaced = True
                     await _send(send, final)
                     return
-                if final.headers[: len(headers)] == headers:
-                    # The usual case: the app's headers as they were, maybe a cookie added.
-                    # Only what was added is encoded; the app's own bytes go out untouched.
-                    added = final.headers[len(headers) :]
-                    if added:
-                        message = {**message, "headers": raw_headers + encode_headers(added)}
-                else:
-                    message = {**message, "headers": encode_headers(final.headers)}
+                if final.headers:
+                    headers = [*(message.get("headers") or ()), *encode_headers(final.headers)]
+                    message = {**message, "headers": headers}
             elif exchange.replaced and message["type"] == "http.response.body":
                 return
             await send(message)

@@ -219,10 +219,14 @@ class SessionManager:
     def presented_values(self, cookie_header: str | None) -> list[str]:
         """The values of the cookies of our name, in header order; two at most (two is enough
         to know there is no session)."""
+        name = self.cookie_name
+        if not cookie_header or name not in cookie_header:
+            return []  # the common cases (no cookies, only others) without splitting
         found: list[str] = []
-        for name, value in cookie_pairs(cookie_header):
-            if name == self.cookie_name:
-                found.append(value)
+        for pair in cookie_header.split(";"):
+            key, sep, value = pair.partition("=")
+            if sep and key.strip() == name:
+                found.append(value.strip())
                 if len(found) == 2:
                     break
         return found
@@ -235,13 +239,7 @@ class SessionManager:
         user's. Browsers order them by path length and age, not by who set them, so picking
         one would let the attacker choose; neither is used.
         """
-        values = self.presented_values(cookie_header)
-        if len(values) != 1:
-            return None
-        value = values[0]
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        return value if _SID_RE.fullmatch(value) else None
+        return _well_formed(self.presented_values(cookie_header))
 
     def cookie(self, sid: str) -> str:
         """The Set-Cookie value that hands ``sid`` to the browser."""
@@ -281,7 +279,7 @@ class SessionManager:
                 self.cookie_name,
             )
             return self.new()
-        sid = self.session_id(cookie_header)
+        sid = _well_formed(presented)
         if sid is not None:
             key = self.store_key(sid)
             record = self.store.get(key)
@@ -537,6 +535,16 @@ class SessionManager:
 
     def _expired(self, created: float, last_seen: float, now: float) -> bool:
         return now - last_seen >= self.idle_timeout or now - created >= self.absolute_timeout
+
+
+def _well_formed(values: list[str]) -> str | None:
+    """The session id in the one value of our cookie, if well-formed; None for none or several."""
+    if len(values) != 1:
+        return None
+    value = values[0]
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return value if _SID_RE.fullmatch(value) else None
 
 
 def cookie_pairs(cookie_header: str | None) -> Iterator[tuple[str, str]]:

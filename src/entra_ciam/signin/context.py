@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from entra_ciam.contextvalue import bound
 from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY
 from entra_ciam.signin.errors import InteractionRequiredError, SignInNotConfiguredError
@@ -265,11 +266,6 @@ def set_current(ctx: RequestContext | None) -> None:
     _current.set(ctx)
 
 
-@contextmanager
-def activated(ctx: RequestContext) -> Iterator[RequestContext]:
+def activated(ctx: RequestContext) -> bound[RequestContext | None]:
     """Make ``ctx`` current for the block (the app call), then restore what was there."""
-    token = _current.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _current.reset(token)
+    return bound(_current, ctx)

@@ -23,6 +23,8 @@ __all__ = ["path_info", "respond", "script_name", "text"]
 def text(environ: WSGIEnvironment, key: str) -> str:
     """``environ[key]`` as the UTF-8 text the client sent ("" when absent)."""
     raw: str = environ.get(key) or ""
+    if raw.isascii():  # the usual path: the same in latin-1 and UTF-8
+        return raw
     try:
         return raw.encode("latin-1").decode("utf-8")
     except UnicodeError:

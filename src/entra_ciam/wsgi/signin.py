@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
-from entra_ciam.frameworks import set_integration
+from entra_ciam.frameworks import Integration, set_integration
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
 from entra_ciam.signin.context import RequestContext, set_current
@@ -67,7 +67,7 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
     return data
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Exchange:
     """What happened to the response of one app call."""
 
@@ -138,8 +138,7 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
         environ[CONTEXT_ENVIRON_KEY] = ctx
         exchange = _Exchange(ctx, self.signin, start_response)
         context = contextvars.copy_context()
-        context.run(set_current, ctx)
-        context.run(set_integration, self.integration)
+        context.run(_enter, ctx, self.integration)
         try:
             body = context.run(self.app, environ, exchange.start)
         except InteractionRequiredError as exc:
@@ -154,6 +153,12 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
             _close(context, body)
             return [exchange.replacement.body]
         return _Body(context, body, exchange)
+
+
+def _enter(ctx: RequestContext, integration: Integration) -> None:
+    """Make the request's sign-in state and the wrapped framework current (in its context)."""
+    set_current(ctx)
+    set_integration(integration)
 
 
 def _close(context: contextvars.Context, body: Iterable[bytes]) -> None:
