@@ -15,6 +15,7 @@ from entra_ciam import (
     MissingTokenError,
     require_role,
     require_scope,
+    require_scope_or_app_permission,
 )
 from entra_ciam.context import claims_context
 
@@ -90,3 +91,87 @@ def test_decorated_views_keep_their_name_and_signature() -> None:
     assert guarded.__name__ == "list_items"
     assert guarded.__wrapped__ is list_items  # type: ignore[attr-defined]
     assert repr(READ) == "require_scope('Todolist.Read')"
+
+
+# -- more of the public behaviour (issue 16, point 8) ---------------------------------------------
+
+APP = Claims({"oid": "app-1", "sub": "app-1", "roles": ["Todolist.Read.All"]})
+EITHER = require_scope_or_app_permission(
+    scopes="Todolist.Read", app_permissions="Todolist.Read.All"
+)
+
+
+def test_arguments_reach_the_view_for_users_and_apps() -> None:
+    @EITHER
+    def view(item: int, *, verbose: bool = False) -> tuple[int, bool]:
+        return item, verbose
+
+    with claims_context(USER):
+        assert view(7, verbose=True) == (7, True)
+    with claims_context(APP):
+        assert view(8) == (8, False)
+
+
+async def test_an_object_with_an_async_call_is_awaited() -> None:
+    class Endpoint:
+        async def __call__(self, item: int) -> int:
+            return item * 2
+
+    endpoint = EITHER(Endpoint())
+    with claims_context(USER):
+        assert await endpoint(3) == 6
+    with pytest.raises(MissingTokenError):
+        await endpoint(4)
+
+
+def test_check_takes_explicit_claims_or_the_current_ones() -> None:
+    guard = require_role("Todolist.Read.All")
+    assert guard.check(APP) is APP
+    with claims_context(APP):
+        assert guard.check() is APP
+        with pytest.raises(InsufficientScopeError):
+            guard.check(USER)  # explicit claims win over the current ones
+    with pytest.raises(MissingTokenError):
+        guard.check()
+
+
+@pytest.mark.parametrize("target", [42, "view", None])
+def test_only_callables_can_be_decorated(target: Any) -> None:
+    with pytest.raises(TypeError, match=f"decorates a function, got {type(target).__name__}$"):
+        READ(target)
+
+
+def test_either_list_may_be_left_out_but_not_both() -> None:
+    assert EITHER.requirement.scopes == ("Todolist.Read",)
+    assert EITHER.requirement.app_permissions == ("Todolist.Read.All",)
+    assert require_scope_or_app_permission(scopes="Todolist.Read").requirement.app_permissions == ()
+    apps_only = require_scope_or_app_permission(app_permissions="Todolist.Read.All")
+    assert apps_only.requirement.scopes == ()
+    with pytest.raises(ValueError, match="needs scopes=, app_permissions= or both"):
+        require_scope_or_app_permission()
+    with pytest.raises(ValueError, match="at least one scope"):
+        require_scope_or_app_permission(scopes=[], app_permissions="Todolist.Read.All")
+    with pytest.raises(ValueError, match="at least one role"):
+        require_scope_or_app_permission(scopes="Todolist.Read", app_permissions=[])
+
+
+async def test_a_callable_object_of_a_framework_is_guarded_not_taken_for_its_request() -> None:
+    """An ASGI app object (here Starlette's PlainTextResponse) is callable: the guard wraps it like
+    any view instead of treating it as the request of a FastAPI dependency call."""
+    from starlette.responses import PlainTextResponse
+
+    guarded = READ(PlainTextResponse("hello"))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with claims_context(USER):
+        await guarded(scope, receive, send)
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"hello"
+    with pytest.raises(MissingTokenError):
+        await guarded(scope, receive, send)

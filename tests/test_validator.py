@@ -260,6 +260,9 @@ def test_claim_values_are_quoted_short(tenant: Tenant) -> None:
     exact = "https://evil.example/" + "i" * (200 - 21)
     assert len(exact) == 200
     rejected(tenant, tenant.factory.mint(iss=exact), f"^issuer {re.escape(repr(exact))} is not")
+    one_more = exact + "j"
+    shown = repr(exact + "...")
+    rejected(tenant, tenant.factory.mint(iss=one_more), f"^issuer {re.escape(shown)} is not")
 
 
 def test_audience_list_and_v1_audience(tenant: Tenant) -> None:
@@ -428,8 +431,12 @@ def test_reject_missing_tid(tenant: Tenant) -> None:
 
 
 def test_reject_ver_1(tenant: Tenant) -> None:
-    rejected(tenant, tenant.factory.mint(ver="1.0"), "version '1.0' is not accepted")
+    v1 = rejected(tenant, tenant.factory.mint(ver="1.0"), "version '1.0' is not accepted")
+    assert "set requestedAccessTokenVersion (accessTokenAcceptedVersion) to 2" in v1.description
     rejected(tenant, tenant.factory.mint(ver=None), r"version \(none\) is not accepted")
+    for other in ("2.1", "3.0", "2"):
+        rejected(tenant, tenant.factory.mint(ver=other), f"^token version '{other}' is not")
+    rejected(tenant, tenant.factory.mint(ver=2.0), r"^token version \(none\) is not")
 
 
 def test_reject_no_scp_and_no_roles(tenant: Tenant) -> None:
@@ -714,7 +721,11 @@ def test_unknown_kid_storm_in_threads_and_tasks(tenant: Tenant) -> None:
         ),
         (
             {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "verify": "/no/such"},
-            "CA bundle",
+            "^verify must be True or the path of a CA bundle, got '/no/such'",
+        ),
+        (
+            {"authority": "https://contoso.ciamlogin.com/", "audience": "a", "verify": 1},
+            "^verify must be True or the path of a CA bundle, got 1",
         ),
         (
             {

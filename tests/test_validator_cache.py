@@ -196,6 +196,22 @@ def test_the_sweep_runs_every_cache_size_insertions_and_spares_live_entries(
     assert list(validator._cache) == [digest(t) for t in [fresh[2], *later]]
 
 
+def test_each_insertion_into_a_full_cache_counts_once_towards_the_sweep(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = float(int(time.time()))
+    at_wall_time(monkeypatch, now)
+    validator = setup.validator(cache_size=4)
+    tokens = [setup.factory.mint(exp=int(now) + 3600) for _ in range(4)]
+    soon = setup.factory.mint(exp=int(now) + 60)
+    later = setup.factory.mint(exp=int(now) + 3600)
+    for token in [*tokens, soon]:
+        validator.validate(token)
+    at_wall_time(monkeypatch, now + 60)  # soon has expired, but only two insertions were made
+    validator.validate(later)
+    assert list(validator._cache) == [digest(t) for t in [tokens[2], tokens[3], soon, later]]
+
+
 def test_a_negative_cache_size_turns_the_cache_off(setup: Setup) -> None:
     validator = setup.validator(cache_size=-5)
     token = setup.factory.mint()
