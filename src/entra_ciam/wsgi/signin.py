@@ -92,12 +92,17 @@ class _Exchange:
             code = int(status.split(" ", 1)[0])
         except ValueError:
             code = 500
-        final, replaced = self.signin.close(self.ctx, Response(code, list(headers)))
+        # Only a pending sign-in redirect looks at the app's headers (it keeps their cookies);
+        # otherwise they go out as they are, maybe with our cookie added.
+        pending = self.ctx.pending is not None
+        final, replaced = self.signin.close(
+            self.ctx, Response(code, list(headers)) if pending else Response(code)
+        )
         if replaced:
             self.replacement = final
             respond(self.start_response, final.status, final.headers, final.body, exc_info)
             return _discard
-        return self.start_response(status, final.headers, exc_info)
+        return self.start_response(status, [*headers, *final.headers], exc_info)
 
     def answer(self, response: Response) -> list[bytes]:
         """Send ``response`` instead of the app's (the app raised before starting one)."""
