@@ -742,6 +742,25 @@ def test_redis_concurrent_reads_each_get_their_own_record() -> None:
         store.close()
 
 
+def test_redis_store_over_a_client_of_the_callers() -> None:
+    """Given a ready client, the store reads and writes through it and leaves it open."""
+    require_redis()
+    import redis
+
+    prefix = _redis_prefix()
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    store = RedisStore(client=client, prefix=prefix)
+    try:
+        store.set("k", {"v": 1}, 30)
+        assert store.get("k") == {"v": 1}
+        assert store.get("absent") is None
+        store.close()
+        assert client.get(prefix + "k") is not None  # still usable: it is the caller's
+    finally:
+        _delete_prefix(prefix)
+        client.close()
+
+
 def test_redis_keys_carry_prefix_and_expiry() -> None:
     require_redis()
     import redis
