@@ -888,3 +888,39 @@ def test_redis_more_concurrent_callers_than_connections_wait_instead_of_failing(
         _delete_prefix(prefix)
     assert failures == []
     assert found == ["ada"] * callers * 20
+
+
+def test_redis_reads_in_a_forked_worker_never_share_the_parents_connection() -> None:
+    """gunicorn --preload forks after the app (and its store) exist: a child must open its own."""
+    require_redis()
+    prefix = _redis_prefix()
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    try:
+        store.set("sid", {"user": "ada"}, 30)
+        assert store.get("sid") == {"user": "ada"}  # the parent now holds an idle connection
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: read through the store, report the connection's client id
+            try:
+                ok = store.get("sid") == {"user": "ada"}
+                assert store._idle is not None
+                connection = store._idle.get_nowait()
+                connection.send_command("CLIENT", "ID")
+                os.write(write, f"{int(ok)} {connection.read_response()}".encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        ok, child_id = os.read(read, 100).decode().split()
+        os.close(read)
+        assert ok == "1"
+        inherited = store._idle.get_nowait() if store._idle is not None else None
+        assert inherited is not None
+        inherited.send_command("CLIENT", "ID")
+        parents_reader = inherited.read_response()
+        # The child's read went over a connection of its own, not the parent's socket.
+        assert int(child_id) != int(parents_reader)
+        assert store.get("sid") == {"user": "ada"}  # and the parent's connection is intact
+    finally:
+        store.delete("sid")
+        store.close()

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import random
 import threading
@@ -96,6 +97,7 @@ class RedisStore:
         self._idle: queue.SimpleQueue[Any] | None = queue.SimpleQueue() if url else None
         self._made = 0
         self._made_lock = threading.Lock()
+        self._pid = os.getpid()
         self._retried: tuple[type[BaseException], ...] = (
             redis.exceptions.ConnectionError,
             redis.exceptions.TimeoutError,
@@ -145,6 +147,13 @@ class RedisStore:
     def _connection(self) -> Any:
         """An idle connection for ``_get``, a new one, or None past MAX_CONNECTIONS."""
         assert self._idle is not None
+        if os.getpid() != self._pid:
+            # A forked worker (gunicorn --preload) must never share the parent's sockets: drop
+            # the inherited ones without closing them (they are the parent's), as redis-py's
+            # own pool does after a fork.
+            self._idle = queue.SimpleQueue()
+            self._made = 0
+            self._pid = os.getpid()
         try:
             return self._idle.get_nowait()
         except queue.Empty:
