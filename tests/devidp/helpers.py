@@ -10,10 +10,12 @@ import ssl
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import msal
 
 from entra_ciam.devidp import defaults
 from entra_ciam.devidp.server import DevIdp
+from entra_ciam.devidp.testing import Browser
 from entra_ciam.http import MsalHttpClient
 
 TODO_READ = f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.Read"
@@ -71,3 +73,26 @@ def authorize_url(idp: DevIdp, **overrides: str | None) -> str:
     params.update(overrides)
     query = urlencode({k: v for k, v in params.items() if v is not None})
     return f"{idp.endpoints.authorization_endpoint}?{query}"
+
+
+def redeem_code(idp: DevIdp, scope: str) -> dict[str, Any]:
+    """Sign Ada in for ``scope`` and redeem the code by hand (PKCE, the web app's secret): the
+    token endpoint's whole answer, without MSAL adding or checking anything."""
+    verifier, challenge = pkce_pair()
+    url = authorize_url(idp, scope=scope, code_challenge=challenge)
+    with Browser() as browser:
+        code = browser.sign_in(url, email=ADA[0], password=ADA[1]).code
+    response = httpx.post(
+        idp.endpoints.token_endpoint,
+        data={
+            "grant_type": "authorization_code",
+            "client_id": defaults.WEB_APP_CLIENT_ID,
+            "client_secret": defaults.WEB_APP_CLIENT_SECRET,
+            "code": str(code),
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+        verify=tls(idp),
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())

@@ -18,13 +18,13 @@ from tests.devidp.helpers import (
     REDIRECT_URI,
     TODO_DEFAULT,
     TODO_READ,
-    authorize_url,
     claims,
     header,
     msal_app,
-    pkce_pair,
+    redeem_code,
     tls,
 )
+from tests.support.idp_tokens import app_token
 
 # DESIGN.md / issue 3: the claims a v2 access token from Entra External ID carries.
 USER_ACCESS_CLAIMS = {
@@ -132,23 +132,7 @@ def test_app_only_token_is_shaped_like_entras(idp: DevIdp) -> None:
 
 
 def test_openid_scopes_alone_give_a_graph_token(idp: DevIdp) -> None:
-    verifier, challenge = pkce_pair()
-    url = authorize_url(idp, scope="openid profile offline_access", code_challenge=challenge)
-    with Browser() as browser:
-        code = browser.sign_in(url, email=ADA[0], password=ADA[1]).code
-    response = httpx.post(
-        idp.endpoints.token_endpoint,
-        data={
-            "grant_type": "authorization_code",
-            "client_id": defaults.WEB_APP_CLIENT_ID,
-            "client_secret": defaults.WEB_APP_CLIENT_SECRET,
-            "code": code,
-            "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier,
-        },
-        verify=tls(idp),
-    )
-    body = response.json()
+    body = redeem_code(idp, "openid profile offline_access")
     assert claims(body["access_token"])["aud"] == defaults.GRAPH_CLIENT_ID
     assert claims(body["access_token"])["scp"] == "User.Read openid profile"
     assert {"id_token", "refresh_token"} <= body.keys()
@@ -171,27 +155,12 @@ def test_discovery_points_pages_at_http_and_the_back_channel_at_https(idp: DevId
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
 
 
-def _client_credentials(idp: DevIdp) -> str:
-    response = httpx.post(
-        idp.endpoints.token_endpoint,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": defaults.DAEMON_CLIENT_ID,
-            "client_secret": defaults.DAEMON_CLIENT_SECRET,
-            "scope": TODO_DEFAULT,
-        },
-        verify=tls(idp),
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
-
-
 def test_idtyp_only_when_the_api_registration_asks_for_it() -> None:
     mapping = default_mapping()
     api = next(a for a in mapping["apps"] if a["name"] == "todo-api")
     del api["optional_claims"]
     with running_devidp(Registrations.from_mapping(mapping)) as idp:
-        app_only = claims(_client_credentials(idp))
+        app_only = claims(app_token(idp))
         user = claims(sign_in_tokens(idp, [TODO_READ])["access_token"])
         assert "idtyp" not in app_only and "idtyp" not in user
         # Still recognisably app-only, the way Entra's tokens are by default.
@@ -199,7 +168,7 @@ def test_idtyp_only_when_the_api_registration_asks_for_it() -> None:
         validator = AccessTokenValidator(
             authority=idp.authority, audience=defaults.TODO_API_CLIENT_ID, verify=idp.ca_bundle
         )
-        assert validator.validate(_client_credentials(idp)).is_app_only
+        assert validator.validate(app_token(idp)).is_app_only
 
 
 def test_an_api_left_at_v1_gets_v1_tokens_and_the_validator_names_the_fix() -> None:
@@ -214,7 +183,7 @@ def test_an_api_left_at_v1_gets_v1_tokens_and_the_validator_names_the_fix() -> N
         assert c["appid"] == defaults.WEB_APP_CLIENT_ID and c["appidacr"] == "1"
         assert "azp" not in c and c["scp"] == "Todolist.Read"
         assert claims(user["id_token"])["ver"] == "2.0"  # ID tokens stay v2.0
-        app_only = claims(_client_credentials(idp))
+        app_only = claims(app_token(idp))
         assert app_only["ver"] == "1.0" and app_only["appid"] == defaults.DAEMON_CLIENT_ID
 
         validator = AccessTokenValidator(

@@ -4,36 +4,13 @@ from __future__ import annotations
 
 import httpx
 
-from entra_ciam.devidp import defaults
 from entra_ciam.devidp.server import DevIdp
-from entra_ciam.devidp.testing import Browser
-from tests.devidp.helpers import ADA, REDIRECT_URI, TODO_READ, authorize_url, claims, pkce_pair, tls
-
-
-def _tokens(idp: DevIdp, scope: str) -> dict[str, str]:
-    verifier, challenge = pkce_pair()
-    url = authorize_url(idp, scope=scope, code_challenge=challenge)
-    with Browser() as browser:
-        code = browser.sign_in(url, email=ADA[0], password=ADA[1]).code
-    response = httpx.post(
-        idp.endpoints.token_endpoint,
-        data={
-            "grant_type": "authorization_code",
-            "client_id": defaults.WEB_APP_CLIENT_ID,
-            "client_secret": defaults.WEB_APP_CLIENT_SECRET,
-            "code": str(code),
-            "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier,
-        },
-        verify=tls(idp),
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
+from tests.devidp.helpers import ADA, TODO_READ, claims, redeem_code, tls
 
 
 def test_userinfo_answers_a_graph_token_with_the_users_claims(devidp: DevIdp) -> None:
     doc = httpx.get(devidp.metadata_url, verify=tls(devidp)).json()
-    tokens = _tokens(devidp, "openid profile email")
+    tokens = redeem_code(devidp, "openid profile email")
     answer = httpx.get(
         doc["userinfo_endpoint"],
         headers={"Authorization": f"Bearer {tokens['access_token']}"},
@@ -50,7 +27,7 @@ def test_userinfo_refuses_what_is_not_a_users_graph_token(devidp: DevIdp) -> Non
     url = f"{devidp.endpoints.https_base}/oidc/userinfo"
     none = httpx.get(url, verify=tls(devidp))
     assert none.status_code == 401 and none.headers["www-authenticate"].startswith("Bearer")
-    api_token = _tokens(devidp, f"openid {TODO_READ}")["access_token"]
+    api_token = redeem_code(devidp, f"openid {TODO_READ}")["access_token"]
     wrong = httpx.get(url, headers={"Authorization": f"Bearer {api_token}"}, verify=tls(devidp))
     assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"]
     assert "Microsoft Graph" in wrong.json()["error_description"]
