@@ -372,8 +372,12 @@ def _same_keys(old: Mapping[str, RSAPublicKey], new: Mapping[str, RSAPublicKey])
     return all(old[kid].public_numbers() == new[kid].public_numbers() for kid in new)
 
 
-class MetadataClient:
-    """Sync driver: fetches with ``httpx.Client``; threads share one fetch lock (single flight)."""
+class _Driver:
+    """What both drivers share: the cache, and how they connect.
+
+    The SSL context is built on the first fetch rather than here: building it loads httpx and
+    the CA bundle, which an import or a validator that is never used should not pay for.
+    """
 
     def __init__(
         self,
@@ -386,6 +390,31 @@ class MetadataClient:
         self._verify = verify
         self._timeout = timeout
         self._ssl: ssl.SSLContext | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            from entra_ciam import http  # httpx loads on the first fetch, not on import
+
+            self._ssl = http.ssl_context(self._verify)
+        return self._ssl
+
+    def _fetch_timeout(self) -> httpx.Timeout | float:
+        from entra_ciam import http
+
+        return http.DEFAULT_TIMEOUT if self._timeout is None else self._timeout
+
+
+class MetadataClient(_Driver):
+    """Sync driver: fetches with ``httpx.Client``; threads share one fetch lock (single flight)."""
+
+    def __init__(
+        self,
+        cache: MetadataCache,
+        verify: VerifyTypes = True,
+        *,
+        timeout: httpx.Timeout | float | None = None,
+    ) -> None:
+        super().__init__(cache, verify, timeout=timeout)
         self._lock = threading.Lock()
 
     def key_for(self, kid: str) -> RSAPublicKey:
@@ -422,9 +451,7 @@ class MetadataClient:
         try:
             from entra_ciam import http
 
-            if self._ssl is None:
-                self._ssl = http.ssl_context(self._verify)
-            with http.create_client(self._ssl, timeout=within) as client:
+            with http.create_client(self._ssl_context(), timeout=within) as client:
                 http.fetch(
                     client,
                     self.cache.metadata_url,
@@ -437,12 +464,10 @@ class MetadataClient:
 
     def _run(self, refresh: Refresh) -> None:
         try:
-            from entra_ciam import http  # httpx loads on the first fetch, not on import
+            from entra_ciam import http
 
-            if self._ssl is None:
-                self._ssl = http.ssl_context(self._verify)
-            timeout = http.DEFAULT_TIMEOUT if self._timeout is None else self._timeout
-            with http.create_client(self._ssl, timeout=timeout) as client:
+            context, timeout = self._ssl_context(), self._fetch_timeout()
+            with http.create_client(context, timeout=timeout) as client:
                 while (url := refresh.next_url()) is not None:
                     try:
                         body = http.fetch(client, url, max_bytes=refresh.max_bytes)
@@ -457,7 +482,7 @@ class MetadataClient:
             refresh.finish()
 
 
-class AsyncMetadataClient:
+class AsyncMetadataClient(_Driver):
     """Async driver: fetches with ``httpx.AsyncClient``; tasks of one loop share a fetch lock."""
 
     def __init__(
@@ -467,10 +492,7 @@ class AsyncMetadataClient:
         *,
         timeout: httpx.Timeout | float | None = None,
     ) -> None:
-        self.cache = cache
-        self._verify = verify
-        self._timeout = timeout
-        self._ssl: ssl.SSLContext | None = None
+        super().__init__(cache, verify, timeout=timeout)
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -520,9 +542,7 @@ class AsyncMetadataClient:
         try:
             from entra_ciam import http
 
-            if self._ssl is None:
-                self._ssl = http.ssl_context(self._verify)
-            async with http.create_async_client(self._ssl, timeout=within) as client:
+            async with http.create_async_client(self._ssl_context(), timeout=within) as client:
                 await http.afetch(
                     client,
                     self.cache.metadata_url,
@@ -537,10 +557,8 @@ class AsyncMetadataClient:
         try:
             from entra_ciam import http
 
-            if self._ssl is None:
-                self._ssl = http.ssl_context(self._verify)
-            timeout = http.DEFAULT_TIMEOUT if self._timeout is None else self._timeout
-            async with http.create_async_client(self._ssl, timeout=timeout) as client:
+            context, timeout = self._ssl_context(), self._fetch_timeout()
+            async with http.create_async_client(context, timeout=timeout) as client:
                 while (url := refresh.next_url()) is not None:
                     try:
                         body = await http.afetch(client, url, max_bytes=refresh.max_bytes)
