@@ -51,6 +51,8 @@ from examples.flask_todo import create_app
 from examples.starlette_api import create_app as create_api
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from tests.support.otel import Points
+from tests.support.otel import points as read_points
 from tests.support.todo_api import serving
 from tests.support.todo_stack import web_config
 from tests.support.tokens import TokenFactory
@@ -65,22 +67,6 @@ from entra_ciam.sessions import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCESS_TOKEN_LIFETIME = 315  # seconds: the memo serves a token for 15 s, then MSAL refreshes it
-Series = dict[str, dict[frozenset[tuple[str, Any]], Any]]
-
-
-def collect(reader: InMemoryMetricReader) -> Series:
-    """{metric: {attributes: value}}; a histogram's value is (count, sum)."""
-    data = reader.get_metrics_data()
-    out: Series = {}
-    for resource in data.resource_metrics if data is not None else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                series = out.setdefault(metric.name, {})
-                for point in metric.data.data_points:
-                    key = frozenset((point.attributes or {}).items())
-                    has_count = hasattr(point, "count")
-                    series[key] = (point.count, point.sum) if has_count else point.value
-    return out
 
 
 @dataclass
@@ -172,7 +158,7 @@ def run(seconds: float, out: Path) -> dict[str, Any]:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     instrument(meter_provider=provider)
-    samples: list[tuple[float, Series]] = []
+    samples: list[tuple[float, Points]] = []
     events: list[tuple[float, str]] = []
     statuses: dict[str, int] = {}
     try:
@@ -248,7 +234,7 @@ def run(seconds: float, out: Path) -> dict[str, Any]:
 
             def sampler() -> None:
                 while not stop.is_set():
-                    samples.append((time.monotonic() - start, collect(reader)))
+                    samples.append((time.monotonic() - start, read_points(reader)))
                     stop.wait(1.0)
 
             threads = [
@@ -270,7 +256,7 @@ def run(seconds: float, out: Path) -> dict[str, Any]:
             stop.set()
             for thread in threads:
                 thread.join(30)
-            samples.append((time.monotonic() - start, collect(reader)))
+            samples.append((time.monotonic() - start, read_points(reader)))
             for browser in browsers:
                 browser.close()
     finally:
@@ -326,7 +312,7 @@ def client_id_token(idp: DevIdp, client_id: str) -> str:
 
 
 def rates(
-    samples: list[tuple[float, Series]], metric: str, match: Callable[[dict[str, Any]], str | None]
+    samples: list[tuple[float, Points]], metric: str, match: Callable[[dict[str, Any]], str | None]
 ) -> dict[str, list[tuple[float, float]]]:
     """Per-second increase of ``metric``, one line per label ``match`` gives (None: skipped)."""
     lines: dict[str, list[tuple[float, float]]] = {}
@@ -343,7 +329,7 @@ def rates(
     return lines
 
 
-def latencies(samples: list[tuple[float, Series]]) -> dict[str, list[tuple[float, float]]]:
+def latencies(samples: list[tuple[float, Points]]) -> dict[str, list[tuple[float, float]]]:
     """Mean token acquisition latency (ms) per interval, per source (and failures)."""
     metric = "entra_ciam.token_acquisition.duration"
     lines: dict[str, list[tuple[float, float]]] = {}
@@ -366,7 +352,7 @@ def latencies(samples: list[tuple[float, Series]]) -> dict[str, list[tuple[float
 
 
 def draw(
-    samples: list[tuple[float, Series]], events: list[tuple[float, str]], seconds: float, out: Path
+    samples: list[tuple[float, Points]], events: list[tuple[float, str]], seconds: float, out: Path
 ) -> dict[str, Any]:
     import matplotlib
 

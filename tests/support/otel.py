@@ -19,6 +19,25 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from entra_ciam.opentelemetry import instrument, uninstrument
 
 Attributes = frozenset[tuple[str, Any]]
+Points = dict[str, dict[Attributes, Any]]
+
+
+def points(reader: InMemoryMetricReader) -> Points:
+    """What ``reader`` holds now, as {metric name: {attributes: value}}; a histogram's value is
+    its (count, sum). The tests and bench/operations_plot.py read metrics through this."""
+    data = reader.get_metrics_data()
+    out: Points = {}
+    for resource in data.resource_metrics if data is not None else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                series = out.setdefault(metric.name, {})
+                for point in metric.data.data_points:
+                    key = frozenset((point.attributes or {}).items())
+                    if hasattr(point, "count"):
+                        series[key] = (point.count, point.sum)
+                    else:
+                        series[key] = point.value
+    return out
 
 
 @dataclass
@@ -26,21 +45,9 @@ class Otel:
     reader: InMemoryMetricReader
     exporter: InMemorySpanExporter
 
-    def points(self) -> dict[str, dict[Attributes, Any]]:
+    def points(self) -> Points:
         """{metric name: {attributes: value}}; a histogram's value is its (count, sum)."""
-        data = self.reader.get_metrics_data()
-        out: dict[str, dict[Attributes, Any]] = {}
-        for resource in data.resource_metrics if data is not None else []:
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    series = out.setdefault(metric.name, {})
-                    for point in metric.data.data_points:
-                        key = frozenset((point.attributes or {}).items())
-                        if hasattr(point, "count"):
-                            series[key] = (point.count, point.sum)
-                        else:
-                            series[key] = point.value
-        return out
+        return points(self.reader)
 
     def value(self, name: str, **attributes: Any) -> Any:
         """The value of ``name`` for exactly these attributes (0 when never reported)."""
