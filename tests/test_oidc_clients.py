@@ -27,12 +27,12 @@ from entra_ciam import AccessTokenValidator
 from entra_ciam.devidp import defaults
 from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.testing import Browser, running_devidp
+from tests.devidp.helpers import ISSUER
 from tests.support.todo_api import serving
 from tests.support.webapps import LateWSGI, serving_wsgi
 
 ADA = defaults.USERS[0]
 READ = f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.Read"
-ISSUER = f"https://{defaults.TENANT_ID}.ciamlogin.com/{defaults.TENANT_ID}/v2.0"
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ TODO_READ = f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.Read"
 TODO_WRITE = f"{defaults.TODO_API_IDENTIFIER_URI}/Todolist.ReadWrite"
 TODO_DEFAULT = f"{defaults.TODO_API_IDENTIFIER_URI}/.default"
 REDIRECT_URI = "http://localhost:3000/auth/redirect"
+# Entra's issuer form, which the emulator issues by default: the tenant id as the host.
+ISSUER = f"https://{defaults.TENANT_ID}.ciamlogin.com/{defaults.TENANT_ID}/v2.0"
 ADA = ("ada@example.com", "Ada-Lovelace-1815")
 
 

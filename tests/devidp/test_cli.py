@@ -22,6 +22,7 @@ import pytest
 
 from entra_ciam import AccessTokenValidator
 from entra_ciam.devidp import defaults
+from tests.devidp.helpers import ISSUER
 
 STARTUP_TIMEOUT = 20.0
 
@@ -121,12 +122,11 @@ def test_prints_what_a_newcomer_needs_and_serves_it(running: Running, tmp_path: 
         assert expected in text
 
     # Entra's issuer form: the tenant id as the host, not the authority's host.
-    issuer = f"https://{defaults.TENANT_ID}.ciamlogin.com/{defaults.TENANT_ID}/v2.0"
-    assert running.value("Issuer") == issuer
+    assert running.value("Issuer") == ISSUER
     assert running.value("MSAL") == f"oidc_authority={authority}/v2.0"
     context = ssl.create_default_context(cafile=ca_bundle)
     metadata = f"{authority}/v2.0/.well-known/openid-configuration"
-    assert httpx.get(metadata, verify=context).json()["issuer"] == issuer
+    assert httpx.get(metadata, verify=context).json()["issuer"] == ISSUER
 
     assert running.stop() == 0  # Ctrl-C
     running.wait_for("entra-ciam dev-idp: stopped.", timeout=5)

@@ -20,9 +20,8 @@ from entra_ciam.devidp.registrations import Registrations, default_mapping
 from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.testing import Browser, running_devidp
 from entra_ciam.http import MsalHttpClient
-from tests.devidp.helpers import ADA, REDIRECT_URI, TODO_READ, authorize_url, msal_app, tls
+from tests.devidp.helpers import ADA, ISSUER, REDIRECT_URI, TODO_READ, authorize_url, msal_app, tls
 
-REAL_ISSUER = f"https://{defaults.TENANT_ID}.ciamlogin.com/{defaults.TENANT_ID}/v2.0"
 DOMAIN = f"{defaults.TENANT_SUBDOMAIN}.onmicrosoft.com"
 
 
@@ -48,7 +47,7 @@ def test_discovery_and_keys_answer_on_the_https_origin_for_every_path_form(
         # Microsoft's identity package reads end_session_endpoint from the path without /v2.0.
         bare = client.get(f"{prefix}/.well-known/openid-configuration")
         assert v2.status_code == bare.status_code == 200
-        assert v2.json()["issuer"] == bare.json()["issuer"] == REAL_ISSUER
+        assert v2.json()["issuer"] == bare.json()["issuer"] == ISSUER
         assert bare.json()["end_session_endpoint"] == idp.endpoints.end_session_endpoint
         keys = client.get(f"{prefix}/discovery/v2.0/keys")
         assert keys.status_code == 200 and keys.json()["keys"]
@@ -108,7 +107,7 @@ def test_the_root_urls_show_the_tenant(idp: DevIdp, where: str) -> None:
     page = httpx.get(url, verify=tls(idp))
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    for expected in (defaults.TENANT_ID, idp.authority, REAL_ISSUER, idp.metadata_url):
+    for expected in (defaults.TENANT_ID, idp.authority, ISSUER, idp.metadata_url):
         assert expected in page.text
     for app in ("web-app", "todo-api", "daemon"):
         assert idp.app(app).client_id in page.text
@@ -139,7 +138,7 @@ def test_msal_python_unmodified_with_oidc_authority_and_with_authority(idp: DevI
             result = browser.sign_in(flow["auth_uri"], email=ADA[0], password=ADA[1])
         tokens = app.acquire_token_by_auth_code_flow(flow, result.params)
         assert "access_token" in tokens, tokens.get("error_description")
-        assert tokens["id_token_claims"]["iss"] == REAL_ISSUER
+        assert tokens["id_token_claims"]["iss"] == ISSUER
         assert validator.validate(tokens["access_token"]).scopes == {"Todolist.Read"}
 
 

@@ -15,6 +15,7 @@ from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.testing import Browser, running_devidp
 from tests.devidp.helpers import (
     ADA,
+    ISSUER,
     REDIRECT_URI,
     TODO_DEFAULT,
     TODO_READ,
@@ -34,7 +35,6 @@ USER_ACCESS_CLAIMS = {
 APP_ACCESS_CLAIMS = {
     "iss", "aud", "tid", "oid", "sub", "azp", "azpacr", "roles", "ver", "iat", "nbf", "exp", "uti",
 }  # fmt: skip
-ISSUER = f"https://{defaults.TENANT_ID}.ciamlogin.com/{defaults.TENANT_ID}/v2.0"
 ID_TOKEN_CLAIMS = {
     "iss", "aud", "tid", "oid", "sub", "name", "preferred_username", "ver", "iat", "nbf", "exp",
     "nonce",
