@@ -32,6 +32,7 @@ __all__ = [
     "SessionData",
     "SessionStore",
     "SessionStoreUnavailableError",
+    "copy_data",
     "decode_record",
     "encode_record",
 ]
@@ -84,6 +85,22 @@ class SessionStore(Protocol):
         ``apply`` returns new data (saved to expire ``ttl`` seconds from now), None (nothing is
         written) or ``DELETE``. The return value is the data under ``sid`` afterwards.
         """
+
+
+_CONTAINERS = (dict, list)
+
+
+def copy_data(value: Any) -> Any:
+    """A copy of JSON data: containers are new, strings and numbers (immutable) are shared.
+
+    For stores that hold decoded records in this process (memory, Redis's near cache): callers
+    never share mutable data with them, yet a several-kilobyte token cache string is not rebuilt.
+    """
+    if type(value) is dict:
+        return {k: copy_data(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    if type(value) is list:
+        return [copy_data(v) if type(v) in _CONTAINERS else v for v in value]
+    return value
 
 
 def encode_record(data: SessionData) -> bytes:

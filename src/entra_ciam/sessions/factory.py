@@ -21,13 +21,14 @@ _EXAMPLES = (
     "sqlite:///var/lib/myapp/sessions.db (one host; sqlite:relative/path.db for a relative path), "
     "redis://127.0.0.1:6379/0?prefix=myapp: (several app instances)"
 )
-_REDIS_OPTIONS = ("prefix", "timeout", "ssl_ca_certs", "ssl_cert_reqs")
+_REDIS_OPTIONS = ("prefix", "timeout", "near_cache", "ssl_ca_certs", "ssl_cert_reqs")
 
 
 def from_url(url: str) -> SessionStore:
     """``memory://``, ``sqlite:///abs/path.db``, ``sqlite:rel/path.db`` or ``redis[s]://host:port/db``.
 
-    Redis takes ``?prefix=`` (key prefix) and ``?timeout=`` (seconds); for ``rediss://`` also
+    Redis takes ``?prefix=`` (key prefix), ``?timeout=`` (seconds) and ``?near_cache=`` (bytes of
+    sessions kept in this process, 0 for none; see ``RedisStore``); for ``rediss://`` also
     ``ssl_ca_certs`` and ``ssl_cert_reqs``. Every mistake is a ConfigError that shows examples.
     """
     if not isinstance(url, str) or not url.strip():
@@ -107,10 +108,18 @@ def _redis(url: str, scheme: str) -> SessionStore:
             raise _bad(f"{shown!r}: timeout must be a number of seconds") from exc
         if not 0 < timeout <= 60:
             raise _bad(f"{shown!r}: timeout must be between 0 and 60 seconds")
+    near_cache = options.pop("near_cache", None)
+    if near_cache is not None and not near_cache.isdigit():
+        raise _bad(f"{shown!r}: near_cache must be a number of bytes (0 turns it off)")
     client_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(options), ""))
-    from entra_ciam.sessions.redis import DEFAULT_PREFIX, RedisStore
+    from entra_ciam.sessions.redis import DEFAULT_PREFIX, NEAR_CACHE_BYTES, RedisStore
 
-    return RedisStore(client_url, prefix=prefix or DEFAULT_PREFIX, timeout=timeout)
+    return RedisStore(
+        client_url,
+        prefix=prefix or DEFAULT_PREFIX,
+        timeout=timeout,
+        near_cache=NEAR_CACHE_BYTES if near_cache is None else int(near_cache),
+    )
 
 
 def _redacted(url: str) -> str:

@@ -5,25 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
 
-from entra_ciam.sessions.base import DELETE, Apply, SessionData, encode_record
+from entra_ciam.sessions.base import DELETE, Apply, SessionData, copy_data, encode_record
 
 __all__ = ["MemoryStore"]
 
 _PURGE_EVERY = 60.0  # seconds between sweeps of expired entries
-
-
-_CONTAINERS = (dict, list)
-
-
-def _copy(value: Any) -> Any:
-    """A copy of JSON data: containers are new, strings and numbers (immutable) are shared."""
-    if type(value) is dict:
-        return {k: _copy(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
-    if type(value) is list:
-        return [_copy(v) if type(v) in _CONTAINERS else v for v in value]
-    return value
 
 
 def _as_json(data: SessionData) -> SessionData:
@@ -57,7 +44,7 @@ class MemoryStore:
             if item[0] <= now:
                 del self._items[sid]
                 return None
-        copied: SessionData = _copy(item[1])
+        copied: SessionData = copy_data(item[1])
         return copied
 
     def set(self, sid: str, data: SessionData, ttl: float) -> None:
@@ -87,7 +74,7 @@ class MemoryStore:
         now = time.monotonic()
         with self._lock:
             item = self._items.get(sid)
-            current = _copy(item[1]) if item is not None and item[0] > now else None
+            current = copy_data(item[1]) if item is not None and item[0] > now else None
             new = apply(current)
             if new is None:
                 return current

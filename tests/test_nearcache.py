@@ -1,0 +1,290 @@
+"""The Redis store's near cache: sessions kept in the process, never served after Redis changed them.
+
+Every test runs its own redis-server (``RedisChild``), so the commands Redis counts are this
+test's alone. "Another process" is a plain redis-py client of the test's: what it writes must be
+what the store reads next. After such a write the test waits for one more reply from Redis on that
+client (``_settled``): Redis has then finished the pass that sent its invalidation message, as it
+has long before a browser's next request reaches another app process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from entra_ciam.sessions import RedisStore, SessionStoreUnavailableError, from_url
+from entra_ciam.sessions.base import encode_record
+from tests.support.external import RedisChild
+
+pytest.importorskip("redis")
+import redis
+
+
+@pytest.fixture
+def child() -> Iterator[RedisChild]:
+    with RedisChild() as server:
+        yield server
+
+
+@pytest.fixture
+def other(child: RedisChild) -> Iterator[redis.Redis]:
+    """Another app process's client, writing behind the store's back."""
+    client = redis.Redis(host="127.0.0.1", port=child.port, protocol=2)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(child: RedisChild) -> Iterator[RedisStore]:
+    made = RedisStore(child.url, prefix="t:")
+    yield made
+    made.close()
+
+
+def _gets(client: redis.Redis) -> int:
+    stats: dict[str, Any] = client.info("commandstats")
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+
+def _settled(client: redis.Redis) -> None:
+    assert client.ping()
+
+
+def _warm(store: RedisStore, sid: str, record: dict[str, Any]) -> None:
+    """Write ``record`` and read it until the store holds a copy (after a lost listener, the
+    store waits a little before it subscribes again)."""
+    store.set(sid, record, 60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert store.get(sid) == record
+        if store._near is not None and store._near.size:
+            return
+        time.sleep(0.01)
+    pytest.fail("the near cache never kept a record")
+
+
+def test_an_unchanged_session_is_read_from_redis_once(
+    store: RedisStore, other: redis.Redis
+) -> None:
+    record = {"c": 1.0, "a": 2.0, "d": {"user": {"name": "Ada"}, "blob": "x" * 10_000}}
+    store.set("sid", record, 60)
+    before = _gets(other)
+    for _ in range(50):
+        assert store.get("sid") == record
+    assert _gets(other) - before == 1
+
+
+def test_copies_never_share_data_with_the_cache(store: RedisStore) -> None:
+    _warm(store, "sid", {"d": {"roles": ["reader"]}})
+    first = store.get("sid")
+    assert first is not None
+    first["d"]["roles"].append("admin")
+    first["d"]["extra"] = True
+    assert store.get("sid") == {"d": {"roles": ["reader"]}}
+
+
+def test_a_write_by_another_process_is_what_the_next_read_sees(
+    store: RedisStore, other: redis.Redis
+) -> None:
+    _warm(store, "sid", {"user": "ada"})
+    other.set("t:sid", encode_record({"user": "grace"}), px=60_000)
+    _settled(other)
+    assert store.get("sid") == {"user": "grace"}
+
+    other.delete("t:sid")  # a sign-out elsewhere
+    _settled(other)
+    assert store.get("sid") is None
+
+
+def test_a_session_that_expired_in_redis_is_gone_here_too(
+    store: RedisStore, other: redis.Redis
+) -> None:
+    _warm(store, "sid", {"user": "ada"})
+    other.pexpire("t:sid", 1)
+    while other.exists("t:sid"):  # touching it makes Redis expire it (and say so)
+        pass
+    _settled(other)
+    assert store.get("sid") is None
+
+
+def test_this_processs_own_writes_are_seen_at_once(store: RedisStore) -> None:
+    _warm(store, "sid", {"n": 1})
+    store.set("sid", {"n": 2}, 60)
+    assert store.get("sid") == {"n": 2}
+    store.update("sid", lambda current: {"n": 3}, 60)
+    assert store.get("sid") == {"n": 3}
+    assert store.pop("sid") == {"n": 3}
+    assert store.get("sid") is None
+    _warm(store, "sid", {"n": 4})
+    store.delete("sid")
+    assert store.get("sid") is None
+
+
+def test_flushall_empties_the_cache(store: RedisStore, other: redis.Redis) -> None:
+    for n in range(3):
+        _warm(store, f"s{n}", {"n": n})
+    other.flushall()
+    _settled(other)
+    assert [store.get(f"s{n}") for n in range(3)] == [None, None, None]
+
+
+def test_a_lost_listener_serves_nothing_it_may_have_missed(
+    store: RedisStore, other: redis.Redis
+) -> None:
+    _warm(store, "sid", {"user": "ada"})
+    assert other.client_kill_filter(_type="pubsub") == 1  # the invalidation listener
+    other.set("t:sid", encode_record({"user": "grace"}), px=60_000)
+    _settled(other)
+    assert store.get("sid") == {"user": "grace"}
+    _warm(store, "sid", {"user": "alan"})  # and it subscribes again
+
+
+def test_a_restarted_redis_leaves_no_copy_behind(child: RedisChild, store: RedisStore) -> None:
+    _warm(store, "sid", {"user": "ada"})
+    child.stop()
+    with pytest.raises(SessionStoreUnavailableError):
+        store.get("sid")
+    child.start()  # empty: nothing persists
+    assert store.get("sid") is None
+    _warm(store, "sid", {"user": "grace"})
+
+
+def test_unknown_session_ids_are_never_kept(store: RedisStore) -> None:
+    """Anonymous traffic with made-up cookies must not grow the cache."""
+    _warm(store, "sid", {"user": "ada"})
+    for _ in range(1000):
+        assert store.get(secrets.token_urlsafe(32)) is None
+    assert store._near is not None
+    assert store._near.size == 1
+
+
+def test_the_cache_holds_at_most_its_bytes(child: RedisChild, other: redis.Redis) -> None:
+    store = RedisStore(child.url, prefix="t:", near_cache=20_000)
+    try:
+        records = {f"s{n}": {"n": n, "blob": "x" * 5_000} for n in range(10)}
+        for sid, record in records.items():
+            store.set(sid, record, 60)
+        for _ in range(3):
+            for sid, record in records.items():
+                assert store.get(sid) == record
+        assert store._near is not None
+        assert 1 <= store._near.size <= 3
+    finally:
+        store.close()
+
+
+def test_near_cache_zero_reads_every_session_from_redis(
+    child: RedisChild, other: redis.Redis
+) -> None:
+    store = from_url(f"{child.url}?prefix=t:&near_cache=0")
+    assert isinstance(store, RedisStore)
+    try:
+        store.set("sid", {"user": "ada"}, 60)
+        before = _gets(other)
+        for _ in range(10):
+            assert store.get("sid") == {"user": "ada"}
+        assert _gets(other) - before == 10
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "1.5"])
+def test_near_cache_must_be_a_number_of_bytes(value: str) -> None:
+    from entra_ciam.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="near_cache"):
+        from_url(f"redis://127.0.0.1:6379/0?near_cache={value}")
+
+
+def test_a_redis_that_refuses_tracking_is_read_every_time(
+    child: RedisChild, other: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ACL user without CLIENT (or a Redis before 6): one warning, and every read is a GET."""
+    other.acl_setuser(
+        "app", enabled=True, passwords=["+s3cret"], keys=["*"], commands=["+@all", "-client"]
+    )
+    store = RedisStore(f"redis://app:s3cret@127.0.0.1:{child.port}/0", prefix="t:")
+    try:
+        store.set("sid", {"user": "ada"}, 60)
+        before = _gets(other)
+        with caplog.at_level(logging.WARNING, logger="entra_ciam.sessions"):
+            for _ in range(10):
+                assert store.get("sid") == {"user": "ada"}
+        assert _gets(other) - before == 10
+        warnings = [
+            r.getMessage() for r in caplog.records if "reads every session" in r.getMessage()
+        ]
+        assert len(warnings) == 1
+        assert "s3cret" not in warnings[0]
+    finally:
+        store.close()
+
+
+def test_readers_in_many_threads_end_on_the_last_write(
+    store: RedisStore, other: redis.Redis
+) -> None:
+    """Threads reading one session while another process rewrites it: once the writes stop,
+    every thread reads the last one (no stale copy survives a race of reply and message)."""
+    _warm(store, "sid", {"n": -1})
+    stop = threading.Event()
+    wrong: list[object] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            got = store.get("sid")
+            if not (isinstance(got, dict) and isinstance(got.get("n"), int)):
+                wrong.append(got)
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        for n in range(300):
+            other.set("t:sid", encode_record({"n": n}), px=60_000)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    _settled(other)
+    assert wrong == []
+    finals = []
+
+    def final() -> None:
+        finals.append(store.get("sid"))
+
+    readers = [threading.Thread(target=final) for _ in range(8)]
+    for thread in readers:
+        thread.start()
+    for thread in readers:
+        thread.join()
+    assert finals == [{"n": 299}] * 8
+
+
+def test_a_forked_worker_hears_for_itself(store: RedisStore, other: redis.Redis) -> None:
+    """gunicorn --preload: the parent's listener is not the child's; the child still sees a
+    write made after the fork."""
+    _warm(store, "sid", {"user": "ada"})
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            seen = [store.get("sid"), store.get("sid")]
+            other.set("t:sid", encode_record({"user": "grace"}), px=60_000)
+            _settled(other)
+            seen.append(store.get("sid"))
+            ok = seen == [{"user": "ada"}, {"user": "ada"}, {"user": "grace"}]
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(write)
+    assert os.read(read, 10) == b"1"
+    os.close(read)
+    assert store.get("sid") == {"user": "grace"}  # the parent heard it too
