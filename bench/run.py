@@ -205,6 +205,15 @@ def store_rows(part: dict[str, Any]) -> list[Row]:
         )
         rows.append(
             (
+                f"{kind} store: read of an unchanged session p50/p99",
+                f"{r['reread_p50_us']:,.0f}/{r['reread_p99_us']:,.0f} us",
+                None,
+                "(shown)",
+                True,
+            )
+        )
+        rows.append(
+            (
                 f"{kind} store: session write p50/p99 ({clients} clients)",
                 f"{r['write_p50_us']:,.0f}/{r['write_p99_us']:,.0f} us",
                 None,

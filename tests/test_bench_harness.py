@@ -101,5 +101,6 @@ def test_store_benchmark_reads_and_writes_signed_in_sessions(tmp_path: Path) -> 
     result = stores.measure("memory", data, clients=4, seconds=0.2, workdir=tmp_path)
     assert result["operations"] > 0
     assert result["failures"] == 0
+    assert result["reread_p50_us"] > 0
     assert result["record_bytes"] > len(json.dumps(data)) // 2
     assert result["cookie_bytes"] > 43

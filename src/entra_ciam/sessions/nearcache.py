@@ -28,8 +28,8 @@ Why a copy is never served after the change it missed:
 - **This process's own writes** drop the key at once (read-your-writes needs no message).
 
 No thread: lookups drain the listening socket themselves. A lookup polls it (one system call,
-no lock) and takes the drain lock only when something arrived or a PING is due; a lock held for
-long (a message still arriving) means "ask Redis this time". Only records that exist are kept (a flood of unknown session ids
+no lock) and takes the drain lock only when something arrived or a PING is due; a lookup that
+finds another thread draining asks Redis instead of waiting. Only records that exist are kept (a flood of unknown session ids
 adds nothing), within ``max_bytes``; the least recently used go first. After a ``fork`` the child
 starts empty with its own listener, as the store's own connections do.
 """
@@ -55,7 +55,6 @@ CHANNEL = "__redis__:invalidate"
 PING_AFTER = 1.0  # seconds of silence on the listening socket before it is asked for a PONG
 SILENT_AFTER = 3.0  # seconds of silence after which no copy is trusted (a dead peer sends nothing)
 _RETRY_FIRST, _RETRY_MAX = 0.05, 5.0  # back-off between attempts to subscribe again
-_DRAIN_WAIT = 0.05  # seconds a read waits for another thread's drain before asking Redis
 _READABLE = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 # What a read holds between asking the cache and storing Redis's reply: the listener's client id
@@ -94,7 +93,13 @@ class NearCache:
     # -- the read path -----------------------------------------------------------------------------
 
     def lookup(self, key: str) -> SessionData | None:
-        """A copy of the record held for ``key``, current as of now; None: ask Redis."""
+        """A copy of the record held for ``key``, current as of now; None: ask Redis.
+
+        Only a hit needs the listener's news: a key not held costs no system call (a reply kept
+        later under an out-of-date epoch is dropped by the news the next hit applies first).
+        """
+        if key not in self._entries and self._fd is not None:
+            return None
         if not self._serve():
             return None
         with self._lock:
@@ -172,8 +177,8 @@ class NearCache:
                     self._io.release()
             return False
         if self._pending(fd) or time.monotonic() - self._heard >= PING_AFTER:
-            if not self._io.acquire(timeout=_DRAIN_WAIT):
-                return False
+            if not self._io.acquire(blocking=False):
+                return False  # another thread is applying what arrived: ask Redis meanwhile
             try:
                 if self._fd == fd:  # still the same listener
                     self._drain()
