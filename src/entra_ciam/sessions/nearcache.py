@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import select
+import ssl
 import threading
 import time
 from typing import Any
@@ -83,6 +84,7 @@ class NearCache:
         self._listener: Any = None
         self._client_id: int | None = None  # set while subscribed
         self._fd: int | None = None  # the listening socket's, while subscribed
+        self._tls: ssl.SSLSocket | None = None
         self._threads = threading.local()  # each thread's poll object for it
         self._heard = 0.0  # monotonic time of the last bytes from the listener
         self._pinged = False
@@ -141,6 +143,7 @@ class NearCache:
             self._epoch += 1
             self._client_id = None
             self._fd = None
+            self._tls = None
             listener, self._listener = self._listener, None
         if listener is not None:
             try:
@@ -176,7 +179,8 @@ class NearCache:
                 finally:
                     self._io.release()
             return False
-        if self._pending(fd) or time.monotonic() - self._heard >= PING_AFTER:
+        # A drain in progress may hold bytes already taken off the socket but not yet applied.
+        if self._pending(fd) or self._io.locked() or time.monotonic() - self._heard >= PING_AFTER:
             if not self._io.acquire(blocking=False):
                 return False  # another thread is applying what arrived: ask Redis meanwhile
             try:
@@ -196,7 +200,8 @@ class NearCache:
             mine.poller = select.poll()
             mine.poller.register(fd, _READABLE)
             mine.fd = fd
-        return bool(mine.poller.poll(0))
+        tls = self._tls
+        return bool(mine.poller.poll(0)) or (tls is not None and tls.pending() > 0)
 
     def _subscribe(self) -> None:
         now = time.monotonic()
@@ -210,7 +215,8 @@ class NearCache:
             client_id = int(listener.read_response())
             listener.send_command("SUBSCRIBE", CHANNEL)
             listener.read_response()  # [b"subscribe", channel, 1]
-            fd = listener._sock.fileno()  # redis-py keeps the socket there
+            sock = listener._sock  # redis-py keeps the socket there
+            fd = sock.fileno()
         except BaseException:
             listener.disconnect()
             raise
@@ -220,6 +226,8 @@ class NearCache:
             self._epoch += 1
             self._heard = time.monotonic()
             self._pinged = False
+            # With TLS, a record OpenSSL already read is not on the socket any more.
+            self._tls = sock if isinstance(sock, ssl.SSLSocket) else None
             self._fd = fd
         self._retry_delay = _RETRY_FIRST
 
