@@ -137,6 +137,10 @@ class Session(MutableMapping[str, Any]):
         self.modified = True
         self._changed.update(self._data)
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """As ``Mapping.get``, in one call: it runs several times on every request."""
+        return self._data.get(key, default)
+
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
