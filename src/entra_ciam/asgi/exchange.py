@@ -67,7 +67,9 @@ async def send_response(
 
 
 def with_state(scope: Scope, **values: Any) -> Scope:
-    """A copy of ``scope`` whose ``state`` (also copied) holds ``values`` as well."""
-    state = dict(scope.get("state") or {})
-    state.update(values)
-    return {**scope, "state": state}
+    """A copy of ``scope`` whose ``state`` (also copied) holds ``values`` as well.
+
+    ``values`` is a new dict on every call: without a state to copy, it is the new state.
+    """
+    state = scope.get("state")
+    return {**scope, "state": {**state, **values} if state else values}

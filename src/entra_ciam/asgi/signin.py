@@ -82,8 +82,46 @@ async def _send(send: Send, response: Response) -> None:
 
 @dataclasses.dataclass(slots=True)
 class _Exchange:
+    """What happened to the response of one app call; the app sends through :meth:`send`.
+
+    A bound method of this one per-request object, rather than a closure built on every request,
+    as the WSGI adapter's ``_Exchange.start``.
+    """
+
+    middleware: SignInMiddleware
+    ctx: RequestContext
+    downstream: Send
     started: bool = False
     replaced: bool = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and not self.started:
+            self.started = True
+            ctx = self.ctx
+            status = int(message["status"])
+            if ctx.pending is None:
+                # The usual case: only a store failure replaces the app's answer, so its
+                # headers go out as the app encoded them, maybe with our cookie added.
+                app_response = Response(status)
+            else:  # the sign-in redirect replaces it, keeping the app's own cookies
+                raw = message.get("headers") or ()
+                decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+                app_response = Response(status, decoded)
+            signin = self.middleware.signin
+            if signin.sessions.store.blocking:
+                final, replaced = await asyncio.to_thread(signin.close, ctx, app_response)
+            else:  # see SignInMiddleware.__call__: no worker thread, no coroutine
+                final, replaced = signin.close(ctx, app_response)
+            if replaced:
+                self.replaced = True
+                await _send(self.downstream, final)
+                return
+            if final.headers:
+                headers = [*(message.get("headers") or ()), *encode_headers(final.headers)]
+                message = {**message, "headers": headers}
+        elif self.replaced and message["type"] == "http.response.body":
+            return
+        await self.downstream(message)
 
 
 class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
@@ -105,19 +143,24 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        signin = self.signin
         request = request_from_scope(scope)
-        if self.signin.needs_body(request):
+        if signin.needs_body(request):
             request = dataclasses.replace(request, body=await _read_body(receive))
-        opened = await self._store_call(
-            self.signin.open, request, self.integration.interaction_error
-        )
+        make_error = self.integration.interaction_error
+        if signin.sessions.store.blocking:
+            opened = await asyncio.to_thread(signin.open, request, make_error)
+        else:
+            # _store_call written out: every request opens and closes its session, and a store
+            # that does not block (memory) is called right here, without a coroutine around it.
+            opened = signin.open(request, make_error)
         if isinstance(opened, Response):
             await _send(send, opened)
             return
         ctx = opened
-        if self.signin.is_route(request.path):
-            response = await asyncio.to_thread(self.signin.handle, ctx)
-            final, _ = await self._store_call(self.signin.close, ctx, response)
+        if signin.is_route(request.path):
+            response = await asyncio.to_thread(signin.handle, ctx)
+            final, _ = await self._store_call(signin.close, ctx, response)
             await _send(send, final)
             return
         scope = with_state(scope, **{USER_STATE_KEY: ctx.user})
@@ -127,34 +170,9 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
     async def _call_app(
         self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        exchange = _Exchange()
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start" and not exchange.started:
-                exchange.started = True
-                status = int(message["status"])
-                if ctx.pending is None:
-                    # The usual case: only a store failure replaces the app's answer, so its
-                    # headers go out as the app encoded them, maybe with our cookie added.
-                    app_response = Response(status)
-                else:  # the sign-in redirect replaces it, keeping the app's own cookies
-                    raw = message.get("headers") or ()
-                    decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-                    app_response = Response(status, decoded)
-                final, replaced = await self._store_call(self.signin.close, ctx, app_response)
-                if replaced:
-                    exchange.replaced = True
-                    await _send(send, final)
-                    return
-                if final.headers:
-                    headers = [*(message.get("headers") or ()), *encode_headers(final.headers)]
-                    message = {**message, "headers": headers}
-            elif exchange.replaced and message["type"] == "http.response.body":
-                return
-            await send(message)
-
+        exchange = _Exchange(self, ctx, send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, exchange.send)
         except InteractionRequiredError as exc:
             # Raised through the app (no framework, or a framework that re-raises after
             # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
