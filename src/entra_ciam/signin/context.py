@@ -76,7 +76,7 @@ class SignInFlow(Protocol):
     def handle(self, ctx: RequestContext) -> Response: ...
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class RequestContext:
     """One request seen by the sign-in middleware: its session and what must happen to it."""
 
