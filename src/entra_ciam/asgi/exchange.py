@@ -30,7 +30,10 @@ def header_values(scope: Scope, names: frozenset[bytes]) -> dict[bytes, list[str
     for name, value in scope.get("headers") or ():
         name = name.lower()
         if name in names:
-            found.setdefault(name, []).append(value.decode("latin-1"))
+            if name in found:
+                found[name].append(value.decode("latin-1"))
+            else:
+                found[name] = [value.decode("latin-1")]
     return found
 
 

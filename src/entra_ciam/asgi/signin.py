@@ -45,18 +45,20 @@ _HEADERS = frozenset((b"cookie", b"content-type", b"host", b"origin", b"sec-fetc
 
 
 def request_from_scope(scope: Scope) -> Request:
-    headers = header_values(scope, _HEADERS)
+    header = header_values(scope, _HEADERS).get
+    content_type = header(b"content-type")
+    host = header(b"host")
     return Request(
         method=str(scope.get("method", "GET")).upper(),
         path=route_path(scope),
         root_path=root_path(scope),
         query_string=bytes(scope.get("query_string") or b"").decode("latin-1"),
-        cookie_header="; ".join(headers.get(b"cookie", [])),
-        content_type=(headers.get(b"content-type") or [""])[0],
-        host=(headers.get(b"host") or ["localhost"])[0],
+        cookie_header="; ".join(header(b"cookie", ())),
+        content_type=content_type[0] if content_type else "",
+        host=host[0] if host else "localhost",
         # Repeated, they join into a value no check accepts.
-        origin=", ".join(headers.get(b"origin", [])),
-        fetch_site=", ".join(headers.get(b"sec-fetch-site", [])),
+        origin=", ".join(header(b"origin", ())),
+        fetch_site=", ".join(header(b"sec-fetch-site", ())),
     )
 
 
@@ -164,25 +166,20 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
             await _send(send, final)
             return
         scope = with_state(scope, **{USER_STATE_KEY: ctx.user})
-        with activated(ctx), serving(self.integration):
-            await self._call_app(ctx, scope, receive, send)
-
-    async def _call_app(
-        self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
-    ) -> None:
         exchange = _Exchange(self, ctx, send)
-        try:
-            await self.app(scope, receive, exchange.send)
-        except InteractionRequiredError as exc:
-            # Raised through the app (no framework, or a framework that re-raises after
-            # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
-            if not exchange.started:
-                pending = ctx.pending or exc.redirect_response
-                final, _ = await self._store_call(self.signin.close, ctx, pending)
-                await _send(send, final)
-            elif not exchange.replaced:
-                raise
-        except SessionStoreUnavailableError:
-            if exchange.started:
-                raise
-            await _send(send, store_unavailable_page())
+        with activated(ctx), serving(self.integration):
+            try:
+                await self.app(scope, receive, exchange.send)
+            except InteractionRequiredError as exc:
+                # Raised through the app (no framework, or a framework that re-raises after
+                # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
+                if not exchange.started:
+                    pending = ctx.pending or exc.redirect_response
+                    final, _ = await self._store_call(signin.close, ctx, pending)
+                    await _send(send, final)
+                elif not exchange.replaced:
+                    raise
+            except SessionStoreUnavailableError:
+                if exchange.started:
+                    raise
+                await _send(send, store_unavailable_page())
