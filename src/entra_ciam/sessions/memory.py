@@ -76,14 +76,18 @@ class MemoryStore:
         self._next_purge = time.monotonic() + _PURGE_EVERY
 
     def get(self, sid: str) -> SessionData | None:
+        # One dict read is atomic, and a kept record is never changed (a write replaces it), so
+        # the lock is only taken to drop an expired entry, not for every request's read.
         now = time.monotonic()
-        with self._lock:
-            item = self._items.get(sid)
-            if item is None:
-                return None
-            if item[0] <= now:
-                del self._items[sid]
-                return None
+        item = self._items.get(sid)
+        if item is not None and item[0] <= now:
+            with self._lock:  # it may have been written again meanwhile
+                item = self._items.get(sid)
+                if item is not None and item[0] <= now:
+                    del self._items[sid]
+                    return None
+        if item is None:
+            return None
         return item[1].deep_copy()
 
     def set(self, sid: str, data: SessionData, ttl: float) -> None:
