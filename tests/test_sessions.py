@@ -159,6 +159,20 @@ def test_nested_copies_are_independent(store: Any) -> None:
     assert store.get("k") == {"user": {"amr": ["pwd"], "claims": {"tid": "t"}}, "blob": "x" * 4096}
 
 
+def test_no_container_is_shared_at_any_depth(store: Any) -> None:
+    kept = {"a": [[1, {"b": [2]}], {"c": {"d": []}}], "e": {"f": [{"g": "h"}]}, "blob": "x"}
+    store.set("k", kept, 60)
+    first, second = store.get("k"), store.get("k")
+    first["a"][0][1]["b"].append(3)
+    first["a"][1]["c"]["d"].append(4)
+    first["e"]["f"][0]["g"] = "changed"
+    first["e"]["new"] = True
+    assert second == kept
+    assert store.get("k") == kept
+    store.update("k", lambda current: current["a"][0].append(5), 60)  # changes, returns None
+    assert store.get("k") == kept
+
+
 def test_values_come_back_as_json_gives_them(store: Any) -> None:
     store.set("k", {"pair": (1, 2), "n": 1.5, "none": None}, 60)
     assert store.get("k") == {"pair": [1, 2], "n": 1.5, "none": None}

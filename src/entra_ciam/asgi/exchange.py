@@ -30,7 +30,10 @@ def header_values(scope: Scope, names: frozenset[bytes]) -> dict[bytes, list[str
     for name, value in scope.get("headers") or ():
         name = name.lower()
         if name in names:
-            found.setdefault(name, []).append(value.decode("latin-1"))
+            if name in found:
+                found[name].append(value.decode("latin-1"))
+            else:
+                found[name] = [value.decode("latin-1")]
     return found
 
 
@@ -67,7 +70,9 @@ async def send_response(
 
 
 def with_state(scope: Scope, **values: Any) -> Scope:
-    """A copy of ``scope`` whose ``state`` (also copied) holds ``values`` as well."""
-    state = dict(scope.get("state") or {})
-    state.update(values)
-    return {**scope, "state": state}
+    """A copy of ``scope`` whose ``state`` (also copied) holds ``values`` as well.
+
+    ``values`` is a new dict on every call: without a state to copy, it is the new state.
+    """
+    state = scope.get("state")
+    return {**scope, "state": {**state, **values} if state else values}

@@ -45,18 +45,20 @@ _HEADERS = frozenset((b"cookie", b"content-type", b"host", b"origin", b"sec-fetc
 
 
 def request_from_scope(scope: Scope) -> Request:
-    headers = header_values(scope, _HEADERS)
+    header = header_values(scope, _HEADERS).get
+    content_type = header(b"content-type")
+    host = header(b"host")
     return Request(
         method=str(scope.get("method", "GET")).upper(),
         path=route_path(scope),
         root_path=root_path(scope),
         query_string=bytes(scope.get("query_string") or b"").decode("latin-1"),
-        cookie_header="; ".join(headers.get(b"cookie", [])),
-        content_type=(headers.get(b"content-type") or [""])[0],
-        host=(headers.get(b"host") or ["localhost"])[0],
+        cookie_header="; ".join(header(b"cookie", ())),
+        content_type=content_type[0] if content_type else "",
+        host=host[0] if host else "localhost",
         # Repeated, they join into a value no check accepts.
-        origin=", ".join(headers.get(b"origin", [])),
-        fetch_site=", ".join(headers.get(b"sec-fetch-site", [])),
+        origin=", ".join(header(b"origin", ())),
+        fetch_site=", ".join(header(b"sec-fetch-site", ())),
     )
 
 
@@ -82,8 +84,46 @@ async def _send(send: Send, response: Response) -> None:
 
 @dataclasses.dataclass(slots=True)
 class _Exchange:
+    """What happened to the response of one app call; the app sends through :meth:`send`.
+
+    A bound method of this one per-request object, rather than a closure built on every request,
+    as the WSGI adapter's ``_Exchange.start``.
+    """
+
+    middleware: SignInMiddleware
+    ctx: RequestContext
+    downstream: Send
     started: bool = False
     replaced: bool = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and not self.started:
+            self.started = True
+            ctx = self.ctx
+            status = int(message["status"])
+            if ctx.pending is None:
+                # The usual case: only a store failure replaces the app's answer, so its
+                # headers go out as the app encoded them, maybe with our cookie added.
+                app_response = Response(status)
+            else:  # the sign-in redirect replaces it, keeping the app's own cookies
+                raw = message.get("headers") or ()
+                decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+                app_response = Response(status, decoded)
+            signin = self.middleware.signin
+            if signin.sessions.store.blocking:
+                final, replaced = await asyncio.to_thread(signin.close, ctx, app_response)
+            else:  # see SignInMiddleware.__call__: no worker thread, no coroutine
+                final, replaced = signin.close(ctx, app_response)
+            if replaced:
+                self.replaced = True
+                await _send(self.downstream, final)
+                return
+            if final.headers:
+                headers = [*(message.get("headers") or ()), *encode_headers(final.headers)]
+                message = {**message, "headers": headers}
+        elif self.replaced and message["type"] == "http.response.body":
+            return
+        await self.downstream(message)
 
 
 class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
@@ -105,66 +145,41 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        signin = self.signin
         request = request_from_scope(scope)
-        if self.signin.needs_body(request):
+        if signin.needs_body(request):
             request = dataclasses.replace(request, body=await _read_body(receive))
-        opened = await self._store_call(
-            self.signin.open, request, self.integration.interaction_error
-        )
+        make_error = self.integration.interaction_error
+        if signin.sessions.store.blocking:
+            opened = await asyncio.to_thread(signin.open, request, make_error)
+        else:
+            # _store_call written out: every request opens and closes its session, and a store
+            # that does not block (memory) is called right here, without a coroutine around it.
+            opened = signin.open(request, make_error)
         if isinstance(opened, Response):
             await _send(send, opened)
             return
         ctx = opened
-        if self.signin.is_route(request.path):
-            response = await asyncio.to_thread(self.signin.handle, ctx)
-            final, _ = await self._store_call(self.signin.close, ctx, response)
+        if signin.is_route(request.path):
+            response = await asyncio.to_thread(signin.handle, ctx)
+            final, _ = await self._store_call(signin.close, ctx, response)
             await _send(send, final)
             return
         scope = with_state(scope, **{USER_STATE_KEY: ctx.user})
+        exchange = _Exchange(self, ctx, send)
         with activated(ctx), serving(self.integration):
-            await self._call_app(ctx, scope, receive, send)
-
-    async def _call_app(
-        self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        exchange = _Exchange()
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start" and not exchange.started:
-                exchange.started = True
-                status = int(message["status"])
-                if ctx.pending is None:
-                    # The usual case: only a store failure replaces the app's answer, so its
-                    # headers go out as the app encoded them, maybe with our cookie added.
-                    app_response = Response(status)
-                else:  # the sign-in redirect replaces it, keeping the app's own cookies
-                    raw = message.get("headers") or ()
-                    decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-                    app_response = Response(status, decoded)
-                final, replaced = await self._store_call(self.signin.close, ctx, app_response)
-                if replaced:
-                    exchange.replaced = True
+            try:
+                await self.app(scope, receive, exchange.send)
+            except InteractionRequiredError as exc:
+                # Raised through the app (no framework, or a framework that re-raises after
+                # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
+                if not exchange.started:
+                    pending = ctx.pending or exc.redirect_response
+                    final, _ = await self._store_call(signin.close, ctx, pending)
                     await _send(send, final)
-                    return
-                if final.headers:
-                    headers = [*(message.get("headers") or ()), *encode_headers(final.headers)]
-                    message = {**message, "headers": headers}
-            elif exchange.replaced and message["type"] == "http.response.body":
-                return
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except InteractionRequiredError as exc:
-            # Raised through the app (no framework, or a framework that re-raises after
-            # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
-            if not exchange.started:
-                pending = ctx.pending or exc.redirect_response
-                final, _ = await self._store_call(self.signin.close, ctx, pending)
-                await _send(send, final)
-            elif not exchange.replaced:
-                raise
-        except SessionStoreUnavailableError:
-            if exchange.started:
-                raise
-            await _send(send, store_unavailable_page())
+                elif not exchange.replaced:
+                    raise
+            except SessionStoreUnavailableError:
+                if exchange.started:
+                    raise
+                await _send(send, store_unavailable_page())

@@ -20,7 +20,7 @@ the tokens alone, and a session another request ended (sign-out) is not brought 
 
 from __future__ import annotations
 
-import base64
+import binascii
 import contextlib
 import hashlib
 import logging
@@ -80,9 +80,14 @@ def default_cookie_name(*, secure: bool, cookie_path: str = "/") -> str:
     return ("__Host-" if cookie_path == "/" else "__Secure-") + DEFAULT_COOKIE_NAME
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _digest(value: str) -> str:
+    """SHA-256, URL-safe base64 without padding (``base64.urlsafe_b64encode`` spelled out: it
+    runs on every request, to find the session in the store)."""
     raw = hashlib.sha256(value.encode()).digest()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 class Session(MutableMapping[str, Any]):
@@ -115,6 +120,7 @@ class Session(MutableMapping[str, Any]):
         last_seen: float,
         browser_id: str | None,
         presented: bool,
+        versions: dict[str, int] | None = None,
     ) -> None:
         self.id = sid
         self._data = data
@@ -125,7 +131,8 @@ class Session(MutableMapping[str, Any]):
         self._presented = presented  # the request carried a cookie of our name
         self._stale_ids: list[str] = []
         self._changed: set[str] = set()  # keys set or deleted by this request
-        self._versions: dict[str, int] = {}  # each key's version when this request read it
+        # Each key's version when this request read it.
+        self._versions: dict[str, int] = {} if versions is None else versions
 
     @property
     def is_new(self) -> bool:
@@ -136,6 +143,10 @@ class Session(MutableMapping[str, Any]):
         """Some value was changed in place: every key is written back (unless changed elsewhere)."""
         self.modified = True
         self._changed.update(self._data)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """As ``Mapping.get``, in one call: it runs several times on every request."""
+        return self._data.get(key, default)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -286,16 +297,15 @@ class SessionManager:
             data, created, last_seen = _unpack(record) if record is not None else (None, 0, 0)
             if data is not None:
                 if not self._expired(created, last_seen, self.clock()):
-                    session = Session(
+                    return Session(
                         sid,
                         data,
                         created=created,
                         last_seen=last_seen,
                         browser_id=sid,
                         presented=True,
+                        versions=_versions_of(record or {}),
                     )
-                    session._versions = _versions_of(record or {})
-                    return session
                 self.store.delete(key)
         return self.new(presented=bool(presented))
 
@@ -555,20 +565,32 @@ def cookie_pairs(cookie_header: str | None) -> Iterator[tuple[str, str]]:
             yield name.strip(), value.strip()
 
 
+_NUMBER = (int, float)  # a tuple: isinstance checks it faster than the union int | float
+
+
 def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:
     data, created, last_seen = record.get("d"), record.get("c"), record.get("a")
     if (
         not isinstance(data, dict)
-        or not isinstance(created, int | float)
-        or not isinstance(last_seen, int | float)
+        or not isinstance(created, _NUMBER)
+        or not isinstance(last_seen, _NUMBER)
     ):
         return None, 0.0, 0.0
     return data, float(created), float(last_seen)
 
 
 def _versions_of(record: SessionData) -> dict[str, int]:
-    """Each key's version in a stored record; records written before versions count as 0."""
+    """Each key's version in a stored record; records written before versions count as 0.
+
+    A new dict, as the caller may change it. Versions are plain ints unless a record was
+    tampered with, so the common case is one copy and one C-level check of their types.
+    """
     versions = record.get("v")
     if not isinstance(versions, dict):
         return {}
+    if set(map(type, versions.values())) <= _INT:
+        return dict(versions)
     return {k: v for k, v in versions.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+_INT = {int}

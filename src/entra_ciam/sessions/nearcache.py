@@ -46,7 +46,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from entra_ciam.sessions.base import SessionData, copy_data
+from entra_ciam.sessions.base import KeptRecord, SessionData, decode_record
 
 __all__ = ["NearCache"]
 
@@ -77,7 +77,7 @@ class NearCache:
         self._refused = refused  # errors meaning "this Redis will never track for us"
         self._lock = threading.Lock()  # copies, epoch, listener state: always held briefly
         self._io = threading.Lock()  # the listening connection: never waited for
-        self._entries: LRUCache[str, tuple[SessionData, int]] = LRUCache(
+        self._entries: LRUCache[str, tuple[KeptRecord, int]] = LRUCache(
             max_bytes, getsizeof=lambda entry: entry[1]
         )
         self._epoch = 0
@@ -106,7 +106,7 @@ class NearCache:
             return None
         with self._lock:
             entry = self._entries.get(key)
-        return None if entry is None else copy_data(entry[0])
+        return None if entry is None else entry[0].deep_copy()
 
     def ticket(self) -> Ticket | None:
         """What a read from Redis needs to be kept (None: do not keep it)."""
@@ -115,13 +115,21 @@ class NearCache:
                 return None
             return self._client_id, self._epoch
 
-    def keep(self, key: str, record: SessionData, size: int, ticket: Ticket) -> None:
-        """Hold ``record`` (read under ``ticket`` on a connection tracking to it) for ``key``."""
+    def keep(self, key: str, raw: bytes | str, ticket: Ticket) -> None:
+        """Hold the record Redis sent as ``raw`` (read under ``ticket`` on a connection tracking
+        to it) for ``key``; decoded here again, so the cache shares nothing with the reader."""
         with self._lock:
             if (self._client_id, self._epoch) != ticket:
                 return  # something changed while the reply travelled
+        record = decode_record(raw)
+        if record is None:
+            return
+        kept = KeptRecord(record, decoded=True)
+        with self._lock:
+            if (self._client_id, self._epoch) != ticket:
+                return
             with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
-                self._entries[key] = (copy_data(record), size)
+                self._entries[key] = (kept, len(raw))
 
     def forget(self, key: str) -> None:
         """This process wrote ``key``: drop its copy and any reply of it still travelling."""

@@ -76,7 +76,7 @@ class SignInFlow(Protocol):
     def handle(self, ctx: RequestContext) -> Response: ...
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class RequestContext:
     """One request seen by the sign-in middleware: its session and what must happen to it."""
 
@@ -91,14 +91,29 @@ class RequestContext:
     # Tokens MSAL gave this request, remembered at the end of it against the blob then stored.
     _fresh_tokens: list[tuple[ScopeSet, str, float]] = dataclasses.field(default_factory=list)
     _opened_id: str = dataclasses.field(init=False)
+    # The claims ``user`` last saw and its read-only view of them.
+    _user: tuple[dict[str, Any], Mapping[str, Any]] | None = dataclasses.field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self._opened_id = self.session.id
 
     @property
     def user(self) -> Mapping[str, Any] | None:
+        """The signed-in user's claims, read-only; None when nobody is signed in.
+
+        Asked for several times per request (the middleware, ``login_required``,
+        ``current_user()``): the view is made once per claims dict. It is read from the session
+        every time, so a sign-in or sign-out during the request shows at once.
+        """
         claims = self.session.get(USER_KEY)
-        return MappingProxyType(claims) if isinstance(claims, dict) else None
+        if not isinstance(claims, dict):
+            return None
+        seen = self._user
+        if seen is None or seen[0] is not claims:
+            seen = self._user = (claims, MappingProxyType(claims))
+        return seen[1]
 
     def token_cache(self) -> msal.SerializableTokenCache:
         """The user's MSAL cache, decrypted once per request; written back only if it changes."""
