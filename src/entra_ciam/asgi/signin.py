@@ -148,7 +148,7 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
         signin = self.signin
         request = request_from_scope(scope)
         if signin.needs_body(request):
-            request = dataclasses.replace(request, body=await _read_body(receive))
+            request = request.with_body(await _read_body(receive))
         make_error = self.integration.interaction_error
         if signin.sessions.store.blocking:
             opened = await asyncio.to_thread(signin.open, request, make_error)

@@ -162,7 +162,7 @@ class SignInMiddleware(_Middleware):
                 body = request.read(MAX_FORM_BYTES + 1)
             except OSError:
                 body = b""
-            seen = Request(**{**_fields(seen), "body": body})
+            seen = seen.with_body(body)
         opened = self.signin.open(seen, INTEGRATION.interaction_error)
         if isinstance(opened, RequestContext):
             request.entra_signin = opened
@@ -214,7 +214,3 @@ class SignInMiddleware(_Middleware):
             page = store_unavailable_page()
             return http_response(page.status, page.headers, page.body)
         return None
-
-
-def _fields(request: Request) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in Request.__slots__}

@@ -130,7 +130,7 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = request_from_environ(environ)
         if self.signin.needs_body(request):
-            request = dataclasses.replace(request, body=_read_body(environ))
+            request = request.with_body(_read_body(environ))
         opened = self.signin.open(request, self.integration.interaction_error)
         if isinstance(opened, Response):
             return _send(start_response, opened)
