@@ -146,6 +146,31 @@ def test_a_lost_listener_serves_nothing_it_may_have_missed(
     _warm(store, "sid", {"user": "alan"})  # and it subscribes again
 
 
+def test_a_listener_that_stops_answering_is_replaced(
+    store: RedisStore, other: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer that vanishes without closing the connection sends nothing, invalidations
+    included: past SILENT_AFTER with a PING unanswered, no copy is served and the listener is
+    dropped and subscribed again. Redis paused (CLIENT PAUSE) stands in for the silent peer."""
+    from entra_ciam.sessions import nearcache
+
+    monkeypatch.setattr(nearcache, "PING_AFTER", 0.05)
+    monkeypatch.setattr(nearcache, "SILENT_AFTER", 0.3)
+    _warm(store, "sid", {"user": "ada"})
+    near = store._near
+    assert near is not None
+    first_listener = near._client_id
+    other.client_pause(3000, all=True)
+    time.sleep(0.4)
+    assert near.lookup("t:sid") is None  # silent past SILENT_AFTER: nothing served; a PING goes out
+    assert near._client_id == first_listener
+    time.sleep(0.4)
+    assert near.lookup("t:sid") is None  # the PING unanswered: the listener is dropped
+    assert near._client_id is None
+    _warm(store, "sid", {"user": "grace"})  # after the pause: subscribed again, serving again
+    assert near._client_id not in (None, first_listener)
+
+
 def test_a_restarted_redis_leaves_no_copy_behind(child: RedisChild, store: RedisStore) -> None:
     _warm(store, "sid", {"user": "ada"})
     child.stop()

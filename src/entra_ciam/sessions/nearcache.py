@@ -245,7 +245,10 @@ class NearCache:
             self._handle(listener.read_response())
             self._heard = time.monotonic()
             self._pinged = False
-        if time.monotonic() - self._heard >= PING_AFTER and not self._pinged:
+        silent = time.monotonic() - self._heard
+        if self._pinged and silent >= SILENT_AFTER:  # a peer gone without a word (no FIN, no RST)
+            raise ConnectionError(f"no answer to a PING for {silent:.1f} s")
+        if silent >= PING_AFTER and not self._pinged:
             listener.send_command("PING")  # answered in the subscribed state as [b"pong", b""]
             self._pinged = True
 
