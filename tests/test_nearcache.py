@@ -171,6 +171,31 @@ def test_a_listener_that_stops_answering_is_replaced(
     assert near._client_id not in (None, first_listener)
 
 
+def test_a_health_check_interval_in_the_url_leaves_the_listener_alone(
+    child: RedisChild,
+) -> None:
+    """redis-py's health check expects a plain PONG, which a subscribed connection never sends:
+    the listener must not run it, or it would be dropped at every interval."""
+    store = RedisStore(f"{child.url}?health_check_interval=1", prefix="t:")
+    other = redis.Redis(host="127.0.0.1", port=child.port)
+    try:
+        _warm(store, "sid", {"user": "ada"})
+        time.sleep(1.3)  # idle past the interval: the next lookup sends the listener a PING
+        assert store.get("sid") == {"user": "ada"}
+        time.sleep(0.05)
+        assert store.get("sid") == {"user": "ada"}  # and reads its answer
+        near = store._near
+        assert near is not None
+        subscribed = [int(c["id"]) for c in other.client_list(_type="pubsub")]
+        assert subscribed == [near._client_id]  # the listener is the one still subscribed
+        other.set("t:sid", encode_record({"user": "grace"}), px=60_000)
+        _settled(other)
+        assert store.get("sid") == {"user": "grace"}  # and still told of changes
+    finally:
+        other.close()
+        store.close()
+
+
 def test_a_restarted_redis_leaves_no_copy_behind(child: RedisChild, store: RedisStore) -> None:
     _warm(store, "sid", {"user": "ada"})
     child.stop()

@@ -213,7 +213,10 @@ class RedisStore:
         }
 
         def connect(*, protocol: int) -> Any:
-            connection = pool.connection_class(**{**settings, "protocol": protocol})
+            # No health check: redis-py's expects a plain PONG, which a subscribed connection
+            # does not send; the near cache checks its listener itself.
+            kwargs = {**settings, "protocol": protocol, "health_check_interval": 0}
+            connection = pool.connection_class(**kwargs)
             connection.connect()
             return connection
 
