@@ -90,6 +90,18 @@ def test_copies_never_share_data_with_the_cache(store: RedisStore) -> None:
     assert store.get("sid") == {"d": {"roles": ["reader"]}}
 
 
+def test_the_read_that_fills_the_cache_shares_nothing_with_it(store: RedisStore) -> None:
+    store.set("sid", {"d": {"roles": ["reader"]}}, 60)
+    near = store._near
+    assert near is not None
+    deadline = time.monotonic() + 10
+    while not near.size and time.monotonic() < deadline:
+        filling = store.get("sid")  # the last of these is the read whose reply was kept
+    assert near.size == 1 and filling is not None
+    filling["d"]["roles"].append("admin")
+    assert store.get("sid") == {"d": {"roles": ["reader"]}}
+
+
 def test_a_write_by_another_process_is_what_the_next_read_sees(
     store: RedisStore, other: redis.Redis
 ) -> None:

@@ -36,7 +36,6 @@ starts empty with its own listener, as the store's own connections do.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import select
 import ssl
@@ -46,7 +45,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from entra_ciam.sessions.base import KeptRecord, SessionData, decode_record
+from entra_ciam.sessions.base import KeptRecord, SessionData
 
 __all__ = ["NearCache"]
 
@@ -115,21 +114,22 @@ class NearCache:
                 return None
             return self._client_id, self._epoch
 
-    def keep(self, key: str, raw: bytes | str, ticket: Ticket) -> None:
-        """Hold the record Redis sent as ``raw`` (read under ``ticket`` on a connection tracking
-        to it) for ``key``; decoded here again, so the cache shares nothing with the reader."""
+    def keep(self, key: str, record: SessionData, size: int, ticket: Ticket) -> SessionData:
+        """Hold ``record``, as Redis sent it (``size`` bytes) on a connection tracking to
+        ``ticket``, for ``key``; return what the reader gets: ``record`` itself when it is not
+        kept, else a copy, so the cache never shares a container with a reader."""
         with self._lock:
             if (self._client_id, self._epoch) != ticket:
-                return  # something changed while the reply travelled
-        record = decode_record(raw)
-        if record is None:
-            return
+                return record  # something changed while the reply travelled
         kept = KeptRecord(record, decoded=True)
         with self._lock:
             if (self._client_id, self._epoch) != ticket:
-                return
-            with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
-                self._entries[key] = (kept, len(raw))
+                return record
+            try:
+                self._entries[key] = (kept, size)
+            except ValueError:  # larger than the whole cache: not kept
+                return record
+        return kept.deep_copy()
 
     def forget(self, key: str) -> None:
         """This process wrote ``key``: drop its copy and any reply of it still travelling."""

@@ -130,7 +130,7 @@ class RedisStore:
             raise self._unavailable(exc) from exc
         record = decode_record(raw)
         if record is not None and tracked and near is not None and ticket is not None:
-            near.keep(key, raw, ticket)
+            return near.keep(key, record, len(raw), ticket)
         return record
 
     def _get(self, key: str, ticket: Ticket | None = None) -> tuple[Any, bool]:
