@@ -25,7 +25,7 @@ from tests.devidp.helpers import (
     redeem_code,
     tls,
 )
-from tests.support.idp_tokens import app_token
+from tests.support.idp_tokens import app_token, app_token_response
 
 # DESIGN.md / issue 3: the claims a v2 access token from Entra External ID carries.
 USER_ACCESS_CLAIMS = {
@@ -110,17 +110,7 @@ def test_max_age_and_email_scope_add_auth_time_and_email(idp: DevIdp) -> None:
 
 
 def test_app_only_token_is_shaped_like_entras(idp: DevIdp) -> None:
-    response = httpx.post(
-        idp.endpoints.token_endpoint,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": defaults.DAEMON_CLIENT_ID,
-            "client_secret": defaults.DAEMON_CLIENT_SECRET,
-            "scope": TODO_DEFAULT,
-        },
-        verify=tls(idp),
-    )
-    body = response.json()
+    body = app_token_response(idp)
     c = claims(body["access_token"])
     assert c.keys() >= APP_ACCESS_CLAIMS
     assert "scp" not in c and "name" not in c and "preferred_username" not in c

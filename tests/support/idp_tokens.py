@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import httpx
 import msal
@@ -12,7 +13,7 @@ from entra_ciam.devidp.server import DevIdp
 from entra_ciam.devidp.testing import sign_in
 from entra_ciam.http import MsalHttpClient
 
-__all__ = ["app_token", "user_token"]
+__all__ = ["app_token", "app_token_response", "user_token"]
 
 
 def user_token(idp: DevIdp, email: str, password: str, scope: str = "Todolist.Read") -> str:
@@ -35,9 +36,9 @@ def user_token(idp: DevIdp, email: str, password: str, scope: str = "Todolist.Re
     return str(tokens["access_token"])
 
 
-def app_token(idp: DevIdp) -> str:
-    """An app-only token of the built-in daemon for the todo API: client credentials, as MSAL's
-    ``acquire_token_for_client`` sends them."""
+def app_token_response(idp: DevIdp) -> dict[str, Any]:
+    """The token endpoint's whole answer to the built-in daemon's client credentials request for
+    the todo API, sent as MSAL's ``acquire_token_for_client`` sends it."""
     response = httpx.post(
         idp.endpoints.token_endpoint,
         data={
@@ -49,4 +50,9 @@ def app_token(idp: DevIdp) -> str:
         verify=ssl.create_default_context(cafile=idp.ca_bundle),
     )
     assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
+    return dict(response.json())
+
+
+def app_token(idp: DevIdp) -> str:
+    """An app-only token of the built-in daemon for the todo API (:func:`app_token_response`)."""
+    return str(app_token_response(idp)["access_token"])
