@@ -6,17 +6,23 @@ context) and stays private to each request and task, so no framework object is n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from entra_ciam.contextvalue import Binding, bound
 from entra_ciam.errors import MissingTokenError
 
 if TYPE_CHECKING:
     from entra_ciam.claims import Claims
 
-__all__ = ["ENVIRON_KEY", "STATE_KEY", "claims_context", "current_claims", "get_claims"]
+__all__ = [
+    "ENVIRON_KEY",
+    "STATE_KEY",
+    "claims_binding",
+    "claims_context",
+    "current_claims",
+    "get_claims",
+]
 
 # Where the WSGI middleware leaves the claims: ``environ["entra_ciam.claims"]``.
 ENVIRON_KEY = "entra_ciam.claims"
@@ -44,14 +50,15 @@ def get_claims() -> Claims | None:
     return _claims.get()
 
 
-@contextmanager
-def claims_context(claims: Claims | None) -> Iterator[None]:
+def claims_binding(claims: Claims | None) -> Binding:
+    """What makes ``claims`` current for the app call: the middlewares bind it with the framework
+    serving the request, in one object: ``with serving(integration, claims_binding(claims))``."""
+    return (_claims, claims)
+
+
+def claims_context(claims: Claims | None) -> bound:
     """Make ``claims`` current for the duration of the block, then restore what was there."""
-    token = _claims.set(claims)
-    try:
-        yield
-    finally:
-        _claims.reset(token)
+    return bound(claims_binding(claims))
 
 
 def set_claims(claims: Claims | None) -> None:

@@ -1,30 +1,38 @@
-"""A ContextVar set for one ``with`` block (one request), then restored: the middlewares' one way.
+"""ContextVars set for one ``with`` block (one request), then restored: the middlewares' one way.
 
-A class rather than a generator-based context manager, because it runs on every request.
+A class rather than a generator-based context manager, because it runs on every request; and
+one object binds every variable a request needs (the sign-in state or the claims, and the
+framework serving it), so a request pays for one enter and one exit however many there are.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from typing import Generic, TypeVar
+from typing import Any
 
-__all__ = ["bound"]
+__all__ = ["Binding", "bound"]
 
-T = TypeVar("T")
+# A ContextVar and the value it holds inside the block.
+Binding = tuple[ContextVar[Any], Any]
 
 
-class bound(Generic[T]):  # lower case: it reads as a function, ``with bound(var, value):``
-    """``var`` holds ``value`` inside the block; afterwards what it held before."""
+class bound:  # lower case: it reads as a function, ``with bound((var, value)):``
+    """Each ``var`` holds its ``value`` inside the block; afterwards what it held before.
 
-    __slots__ = ("_token", "_value", "_var")
+    Variables are set in order and restored in reverse order, also when the block raises.
+    """
 
-    def __init__(self, var: ContextVar[T], value: T) -> None:
-        self._var = var
-        self._value = value
+    __slots__ = ("_bindings", "_tokens")
 
-    def __enter__(self) -> T:
-        self._token: Token[T] = self._var.set(self._value)
-        return self._value
+    def __init__(self, *bindings: Binding) -> None:
+        self._bindings = bindings
+
+    def __enter__(self) -> None:
+        tokens: list[tuple[ContextVar[Any], Token[Any]]] = []
+        for var, value in self._bindings:  # a loop, not a comprehension: no frame of its own
+            tokens.append((var, var.set(value)))
+        self._tokens = tokens
 
     def __exit__(self, *exc: object) -> None:
-        self._var.reset(self._token)
+        for var, token in reversed(self._tokens):
+            var.reset(token)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from entra_ciam.contextvalue import bound
+from entra_ciam.contextvalue import Binding, bound
 
 T = TypeVar("T")
 
@@ -184,6 +184,10 @@ def set_integration(integration: Integration | None) -> None:
     _current.set(integration)
 
 
-def serving(integration: Integration) -> bound[Integration | None]:
-    """Make ``integration`` current for the block (one request), then restore what was there."""
-    return bound(_current, integration)
+def serving(integration: Integration, *also: Binding) -> bound:
+    """Make ``integration`` current for the block (one request), then restore what was there.
+
+    ``also``: the request's other state, bound by the same object (``activation(ctx)`` of the
+    sign-in, ``claims_binding(claims)`` of the bearer middlewares).
+    """
+    return bound((_current, integration), *also)

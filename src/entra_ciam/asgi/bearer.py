@@ -20,7 +20,7 @@ from entra_ciam.bearer import (
     close_reason,
     error_response,
 )
-from entra_ciam.context import STATE_KEY, claims_context
+from entra_ciam.context import STATE_KEY, claims_binding
 from entra_ciam.errors import AuthError
 from entra_ciam.frameworks import integration_for_app, serving
 
@@ -75,8 +75,8 @@ class BearerTokenMiddleware(StartupChecked):
         except AuthError as err:
             await _refuse(kind, err, send)
             return
-        with claims_context(claims), serving(self.integration):
-            await self._call_app(with_state(scope, **{STATE_KEY: claims}), receive, send)
+        with serving(self.integration, claims_binding(claims)):
+            await self._call_app(with_state(scope, STATE_KEY, claims), receive, send)
 
     async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; answer an AuthError it raises (a guard with no framework to answer).

@@ -42,10 +42,14 @@ def root_path(scope: Scope) -> str:
     return str(scope.get("root_path") or "").rstrip("/")
 
 
-def route_path(scope: Scope) -> str:
-    """The path the app routes on: ``path`` less ``root_path`` (ASGI gives both, decoded)."""
+def route_path(scope: Scope, root: str | None = None) -> str:
+    """The path the app routes on: ``path`` less ``root_path`` (ASGI gives both, decoded).
+
+    ``root``: ``root_path(scope)``, when the caller has it already.
+    """
     path: str = scope.get("path") or "/"
-    root = root_path(scope)
+    if root is None:
+        root = root_path(scope)
     if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
         return path[len(root) :] or "/"
     return path
@@ -69,10 +73,7 @@ async def send_response(
     await send({"type": "http.response.body", "body": body})
 
 
-def with_state(scope: Scope, **values: Any) -> Scope:
-    """A copy of ``scope`` whose ``state`` (also copied) holds ``values`` as well.
-
-    ``values`` is a new dict on every call: without a state to copy, it is the new state.
-    """
+def with_state(scope: Scope, key: str, value: Any) -> Scope:
+    """A copy of ``scope`` whose ``state`` (also copied) holds ``value`` under ``key`` as well."""
     state = scope.get("state")
-    return {**scope, "state": {**state, **values} if state else values}
+    return {**scope, "state": {**state, key: value} if state else {key: value}}

@@ -28,7 +28,7 @@ from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from entra_ciam.frameworks import serving
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
-from entra_ciam.signin.context import RequestContext, activated
+from entra_ciam.signin.context import RequestContext, activation
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
@@ -45,20 +45,27 @@ _HEADERS = frozenset((b"cookie", b"content-type", b"host", b"origin", b"sec-fetc
 
 
 def request_from_scope(scope: Scope) -> Request:
+    # Every request builds one: the fields are passed in order (a named tuple's keyword
+    # arguments cost more than its whole construction), absent headers skip their join.
     header = header_values(scope, _HEADERS).get
+    root = root_path(scope)
+    cookies = header(b"cookie")
     content_type = header(b"content-type")
     host = header(b"host")
+    origin = header(b"origin")
+    fetch_site = header(b"sec-fetch-site")
     return Request(
-        method=str(scope.get("method", "GET")).upper(),
-        path=route_path(scope),
-        root_path=root_path(scope),
-        query_string=bytes(scope.get("query_string") or b"").decode("latin-1"),
-        cookie_header="; ".join(header(b"cookie", ())),
-        content_type=content_type[0] if content_type else "",
-        host=host[0] if host else "localhost",
+        str(scope.get("method", "GET")).upper(),
+        route_path(scope, root),
+        root,
+        bytes(scope.get("query_string") or b"").decode("latin-1"),
+        "; ".join(cookies) if cookies else "",
+        content_type[0] if content_type else "",
+        b"",
+        host[0] if host else "localhost",
         # Repeated, they join into a value no check accepts.
-        origin=", ".join(header(b"origin", ())),
-        fetch_site=", ".join(header(b"sec-fetch-site", ())),
+        ", ".join(origin) if origin else "",
+        ", ".join(fetch_site) if fetch_site else "",
     )
 
 
@@ -165,9 +172,9 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
             final, _ = await self._store_call(signin.close, ctx, response)
             await _send(send, final)
             return
-        scope = with_state(scope, **{USER_STATE_KEY: ctx.user})
+        scope = with_state(scope, USER_STATE_KEY, ctx.user)
         exchange = _Exchange(self, ctx, send)
-        with activated(ctx), serving(self.integration):
+        with serving(self.integration, activation(ctx)):
             try:
                 await self.app(scope, receive, exchange.send)
             except InteractionRequiredError as exc:

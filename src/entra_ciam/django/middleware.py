@@ -18,13 +18,13 @@ from django.http import HttpRequest, HttpResponse
 
 from entra_ciam.acquirer import TokenAcquirer
 from entra_ciam.bearer import error_response
-from entra_ciam.context import claims_context
+from entra_ciam.context import claims_binding
 from entra_ciam.django import settings as entra_settings
 from entra_ciam.django.integration import INTEGRATION, add_cookie, http_response
 from entra_ciam.errors import AuthError
 from entra_ciam.frameworks import serving
 from entra_ciam.sessions import SessionStoreUnavailableError
-from entra_ciam.signin.context import RequestContext, activated
+from entra_ciam.signin.context import RequestContext, activation
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.flow import SignIn
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
@@ -95,7 +95,7 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        with claims_context(claims), serving(INTEGRATION):
+        with serving(INTEGRATION, claims_binding(claims)):
             response: HttpResponse = self.get_response(request)
         return response
 
@@ -106,7 +106,7 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        with claims_context(claims), serving(INTEGRATION):
+        with serving(INTEGRATION, claims_binding(claims)):
             response: HttpResponse = await self.get_response(request)
         return response
 
@@ -186,7 +186,7 @@ class SignInMiddleware(_Middleware):
         opened = self._open(request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        with activated(opened), serving(INTEGRATION):
+        with serving(INTEGRATION, activation(opened)):
             response = self.get_response(request)
         return self._close(opened, response)
 
@@ -194,7 +194,7 @@ class SignInMiddleware(_Middleware):
         opened = await self._store(self._open, request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        with activated(opened), serving(INTEGRATION):
+        with serving(INTEGRATION, activation(opened)):
             response = await self.get_response(request)
         return await self._store(self._close, opened, response)
 

@@ -111,11 +111,12 @@ class Session(MutableMapping[str, Any]):
         "modified",
     )
 
+    # Positional parameters: every request builds one, and a class called with keyword arguments
+    # takes CPython's slow path (twice the cost of the whole construction).
     def __init__(
         self,
         sid: str,
         data: SessionData,
-        *,
         created: float,
         last_seen: float,
         browser_id: str | None,
@@ -273,9 +274,8 @@ class SessionManager:
     def new(self, *, presented: bool = False) -> Session:
         """A fresh empty session; nothing is stored until it is modified and committed."""
         now = self.clock()
-        return Session(
-            new_session_id(), {}, created=now, last_seen=now, browser_id=None, presented=presented
-        )
+        # (id, data, created, last seen, the id the browser holds, whether it presented a cookie)
+        return Session(new_session_id(), {}, now, now, None, presented)
 
     def load(self, cookie_header: str | None) -> Session:
         """The live session the cookie names, or a new empty one (unknown, expired, malformed,
@@ -294,19 +294,16 @@ class SessionManager:
         if sid is not None:
             key = self.store_key(sid)
             record = self.store.get(key)
-            data, created, last_seen = _unpack(record) if record is not None else (None, 0, 0)
-            if data is not None:
-                if not self._expired(created, last_seen, self.clock()):
-                    return Session(
-                        sid,
-                        data,
-                        created=created,
-                        last_seen=last_seen,
-                        browser_id=sid,
-                        presented=True,
-                        versions=_versions_of(record or {}),
-                    )
-                self.store.delete(key)
+            if record is not None:
+                data, created, last_seen = _unpack(record)
+                if data is not None:
+                    if not self._expired(created, last_seen, self.clock()):
+                        # (id, data, created, last seen, the id the browser holds,
+                        # whether it presented a cookie, each key's version)
+                        return Session(
+                            sid, data, created, last_seen, sid, True, _versions_of(record)
+                        )
+                    self.store.delete(key)
         return self.new(presented=bool(presented))
 
     def rotate(self, session: Session) -> None:
@@ -341,6 +338,13 @@ class SessionManager:
         new record is written.
         """
         now = self.clock()
+        if (
+            not session.modified
+            and session._browser_id == session.id
+            and now - session.last_seen < self.touch_interval
+            and not session._stale_ids
+        ):
+            return None  # most requests: a stored session, unchanged, written a moment ago
         write = session.modified or (
             not session.is_new and now - session.last_seen >= self.touch_interval
         )
@@ -582,15 +586,16 @@ def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:
 def _versions_of(record: SessionData) -> dict[str, int]:
     """Each key's version in a stored record; records written before versions count as 0.
 
-    A new dict, as the caller may change it. Versions are plain ints unless a record was
-    tampered with, so the common case is one copy and one C-level check of their types.
+    The caller may change the dict: it is the record's own, which is the caller's too (every
+    store hands out a fresh copy of a record, sharing nothing with what it keeps). Versions are
+    plain ints unless a record was tampered with; then a new dict holds only those.
     """
     versions = record.get("v")
     if not isinstance(versions, dict):
         return {}
-    if set(map(type, versions.values())) <= _INT:
-        return dict(versions)
-    return {k: v for k, v in versions.items() if isinstance(v, int) and not isinstance(v, bool)}
-
-
-_INT = {int}
+    for version in versions.values():
+        if type(version) is not int:
+            return {
+                k: v for k, v in versions.items() if isinstance(v, int) and not isinstance(v, bool)
+            }
+    return versions

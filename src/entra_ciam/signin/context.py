@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from entra_ciam.contextvalue import bound
+from entra_ciam.contextvalue import Binding, bound
 from entra_ciam.errors import EntraCiamError
 from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY
 from entra_ciam.signin.errors import InteractionRequiredError, SignInNotConfiguredError
@@ -281,6 +281,12 @@ def set_current(ctx: RequestContext | None) -> None:
     _current.set(ctx)
 
 
-def activated(ctx: RequestContext) -> bound[RequestContext | None]:
-    """Make ``ctx`` current for the block (the app call), then restore what was there."""
-    return bound(_current, ctx)
+def activation(ctx: RequestContext) -> Binding:
+    """What makes ``ctx`` current for the app call: the middlewares bind it with the framework
+    serving the request, in one object: ``with serving(integration, activation(ctx))``."""
+    return (_current, ctx)
+
+
+def activated(ctx: RequestContext) -> bound:
+    """Make ``ctx`` current for the block, then restore what was there (without a framework)."""
+    return bound(activation(ctx))
