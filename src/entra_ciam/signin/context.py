@@ -210,6 +210,12 @@ class RequestContext:
 
         A session whose id changed (sign-out, sign-in) loses what the memo held for it.
         """
+        if (
+            self._token_cache is None
+            and not self._fresh_tokens
+            and self.session.id == self._opened_id
+        ):
+            return  # most requests: no token asked for, nothing to store or forget
         self.save_token_cache_blob()
         memo = self.signin.clients.user_tokens
         if self.session.id != self._opened_id:
