@@ -183,6 +183,34 @@ def test_a_listener_that_stops_answering_is_replaced(
     assert near._client_id not in (None, first_listener)
 
 
+def test_a_listener_idle_for_long_is_kept_while_its_ping_is_on_the_way(
+    store: RedisStore, other: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an idle spell longer than SILENT_AFTER, the first lookup sends a PING; a lookup
+    before its answer arrives (another thread's, on a busy server) must not take the silence
+    since the last message for an unanswered PING and drop the listener. Redis is paused so the
+    answer is sure to be late."""
+    from entra_ciam.sessions import nearcache
+
+    monkeypatch.setattr(nearcache, "PING_AFTER", 0.05)
+    monkeypatch.setattr(nearcache, "SILENT_AFTER", 0.3)
+    _warm(store, "sid", {"user": "ada"})
+    near = store._near
+    assert near is not None
+    listener = near._client_id
+    time.sleep(0.4)  # idle: nothing heard for longer than SILENT_AFTER
+    other.client_pause(200, all=True)
+    assert near.lookup("t:sid") is None  # long silent: nothing served, a PING goes out
+    assert near.lookup("t:sid") is None  # its answer is not in yet: still nothing served
+    assert near._client_id == listener  # but the listener is kept
+    deadline = time.monotonic() + 5
+    while near.lookup("t:sid") is None:  # the PONG arrives after the pause: serving again
+        assert time.monotonic() < deadline, "the listener never answered its PING"
+        time.sleep(0.01)
+    assert near._client_id == listener
+    assert near.lookup("t:sid") == {"user": "ada"}
+
+
 def test_a_health_check_interval_in_the_url_leaves_the_listener_alone(
     child: RedisChild,
 ) -> None:

@@ -87,6 +87,7 @@ class NearCache:
         self._threads = threading.local()  # each thread's poll object for it
         self._heard = 0.0  # monotonic time of the last bytes from the listener
         self._pinged = False
+        self._pinged_at = 0.0  # monotonic time of the PING awaiting its answer
         self._retry_at = 0.0
         self._retry_delay = _RETRY_FIRST
         self._disabled: str | None = None  # why Redis cannot track for us, once known
@@ -245,12 +246,18 @@ class NearCache:
             self._handle(listener.read_response())
             self._heard = time.monotonic()
             self._pinged = False
-        silent = time.monotonic() - self._heard
-        if self._pinged and silent >= SILENT_AFTER:  # a peer gone without a word (no FIN, no RST)
-            raise ConnectionError(f"no answer to a PING for {silent:.1f} s")
-        if silent >= PING_AFTER and not self._pinged:
+        now = time.monotonic()
+        if self._pinged:
+            # A peer gone without a word (no FIN, no RST). Counted from the PING, not from the
+            # last message: after an idle spell the first lookups find the listener long silent,
+            # and one of them may come before the answer to the PING another has just sent.
+            unanswered = now - self._pinged_at
+            if unanswered >= SILENT_AFTER:
+                raise ConnectionError(f"no answer to a PING for {unanswered:.1f} s")
+        elif now - self._heard >= PING_AFTER:
             listener.send_command("PING")  # answered in the subscribed state as [b"pong", b""]
             self._pinged = True
+            self._pinged_at = now
 
     def _handle(self, message: Any) -> None:
         if not isinstance(message, list) or len(message) != 3 or _text(message[0]) != "message":
