@@ -21,6 +21,7 @@ import pytest
 
 from entra_ciam.sessions import RedisStore, SessionStoreUnavailableError, from_url
 from entra_ciam.sessions.base import encode_record
+from entra_ciam.sessions.nearcache import NearCache
 from tests.support.external import RedisChild
 
 pytest.importorskip("redis")
@@ -158,12 +159,9 @@ def test_a_lost_listener_serves_nothing_it_may_have_missed(
     _warm(store, "sid", {"user": "alan"})  # and it subscribes again
 
 
-def test_a_listener_that_stops_answering_is_replaced(
-    store: RedisStore, other: redis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A peer that vanishes without closing the connection sends nothing, invalidations
-    included: past SILENT_AFTER with a PING unanswered, no copy is served and the listener is
-    dropped and subscribed again. Redis paused (CLIENT PAUSE) stands in for the silent peer."""
+def _warm_with_quick_pings(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> NearCache:
+    """The store's near cache holding ``sid``, its liveness timings shortened for a test:
+    a PING after 0.05 s of silence, no copy trusted after 0.3 s."""
     from entra_ciam.sessions import nearcache
 
     monkeypatch.setattr(nearcache, "PING_AFTER", 0.05)
@@ -171,6 +169,16 @@ def test_a_listener_that_stops_answering_is_replaced(
     _warm(store, "sid", {"user": "ada"})
     near = store._near
     assert near is not None
+    return near
+
+
+def test_a_listener_that_stops_answering_is_replaced(
+    store: RedisStore, other: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer that vanishes without closing the connection sends nothing, invalidations
+    included: past SILENT_AFTER with a PING unanswered, no copy is served and the listener is
+    dropped and subscribed again. Redis paused (CLIENT PAUSE) stands in for the silent peer."""
+    near = _warm_with_quick_pings(store, monkeypatch)
     first_listener = near._client_id
     other.client_pause(3000, all=True)
     time.sleep(0.4)
@@ -190,13 +198,7 @@ def test_a_listener_idle_for_long_is_kept_while_its_ping_is_on_the_way(
     before its answer arrives (another thread's, on a busy server) must not take the silence
     since the last message for an unanswered PING and drop the listener. Redis is paused so the
     answer is sure to be late."""
-    from entra_ciam.sessions import nearcache
-
-    monkeypatch.setattr(nearcache, "PING_AFTER", 0.05)
-    monkeypatch.setattr(nearcache, "SILENT_AFTER", 0.3)
-    _warm(store, "sid", {"user": "ada"})
-    near = store._near
-    assert near is not None
+    near = _warm_with_quick_pings(store, monkeypatch)
     listener = near._client_id
     time.sleep(0.4)  # idle: nothing heard for longer than SILENT_AFTER
     other.client_pause(200, all=True)

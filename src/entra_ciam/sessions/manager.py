@@ -338,13 +338,6 @@ class SessionManager:
         new record is written.
         """
         now = self.clock()
-        if (
-            not session.modified
-            and session._browser_id == session.id
-            and now - session.last_seen < self.touch_interval
-            and not session._stale_ids
-        ):
-            return None  # most requests: a stored session, unchanged, written a moment ago
         write = session.modified or (
             not session.is_new and now - session.last_seen >= self.touch_interval
         )
@@ -360,9 +353,10 @@ class SessionManager:
                 if session.is_new:
                     cookie = self.cookie(session.id)
                 session._browser_id = session.id
-        for old in session._stale_ids:
-            self.store.delete(self.store_key(old))
-        session._stale_ids.clear()
+        if session._stale_ids:  # most requests have none: no loop, no clear
+            for old in session._stale_ids:
+                self.store.delete(self.store_key(old))
+            session._stale_ids.clear()
         if not write and session._presented and session.is_new:
             cookie = self.deletion_cookie()
             session._presented = False

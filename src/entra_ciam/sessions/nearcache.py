@@ -86,8 +86,7 @@ class NearCache:
         self._tls: ssl.SSLSocket | None = None
         self._threads = threading.local()  # each thread's poll object for it
         self._heard = 0.0  # monotonic time of the last bytes from the listener
-        self._pinged = False
-        self._pinged_at = 0.0  # monotonic time of the PING awaiting its answer
+        self._pinged_at: float | None = None  # monotonic time of the PING awaiting its answer
         self._retry_at = 0.0
         self._retry_delay = _RETRY_FIRST
         self._disabled: str | None = None  # why Redis cannot track for us, once known
@@ -234,7 +233,7 @@ class NearCache:
             self._client_id = client_id
             self._epoch += 1
             self._heard = time.monotonic()
-            self._pinged = False
+            self._pinged_at = None
             # With TLS, a record OpenSSL already read is not on the socket any more.
             self._tls = sock if isinstance(sock, ssl.SSLSocket) else None
             self._fd = fd
@@ -245,9 +244,9 @@ class NearCache:
         while listener.can_read(timeout=0):
             self._handle(listener.read_response())
             self._heard = time.monotonic()
-            self._pinged = False
+            self._pinged_at = None
         now = time.monotonic()
-        if self._pinged:
+        if self._pinged_at is not None:
             # A peer gone without a word (no FIN, no RST). Counted from the PING, not from the
             # last message: after an idle spell the first lookups find the listener long silent,
             # and one of them may come before the answer to the PING another has just sent.
@@ -256,7 +255,6 @@ class NearCache:
                 raise ConnectionError(f"no answer to a PING for {unanswered:.1f} s")
         elif now - self._heard >= PING_AFTER:
             listener.send_command("PING")  # answered in the subscribed state as [b"pong", b""]
-            self._pinged = True
             self._pinged_at = now
 
     def _handle(self, message: Any) -> None:

@@ -210,20 +210,16 @@ class RequestContext:
 
         A session whose id changed (sign-out, sign-in) loses what the memo held for it.
         """
-        if (
-            self._token_cache is None
-            and not self._fresh_tokens
-            and self.session.id == self._opened_id
-        ):
-            return  # most requests: no token asked for, nothing to store or forget
         self.save_token_cache_blob()
-        memo = self.signin.clients.user_tokens
+        # The memo is looked up only when there is something to tell it (most requests: nothing).
         if self.session.id != self._opened_id:
-            memo.forget(self._opened_id)
+            self.signin.clients.user_tokens.forget(self._opened_id)
         if self._fresh_tokens:
             user_key, blob = self._memo_key()
             if user_key is not None and blob is not None:
-                memo.put(self.session.id, blob, user_key, self._fresh_tokens)
+                self.signin.clients.user_tokens.put(
+                    self.session.id, blob, user_key, self._fresh_tokens
+                )
             self._fresh_tokens = []
 
     def _memo_key(self) -> tuple[str | None, str | None]:
