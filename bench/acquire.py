@@ -55,7 +55,8 @@ OTHER_SCOPES = ["api://orders/Orders.Read", "api://billing/Invoices.Read"]
 
 
 def _open(signin: SignIn, browser: StepBrowser) -> RequestContext:
-    opened = signin.open(browser.request("GET", "/page"))
+    request = browser.request("GET", "/page")
+    opened = signin.open(request.cookie_header, lambda: request)
     assert isinstance(opened, RequestContext)
     return opened
 

@@ -179,7 +179,7 @@ def _first_cookie(signin: SignIn, host: str) -> str:
     flow, session = "", ""
     for cookie_header in ("", f"{signin.sessions.cookie_name}=junk"):
         request = Request(method="GET", path="/auth/signin", host=host, cookie_header=cookie_header)
-        ctx = signin.open(request)
+        ctx = signin.open(request.cookie_header, lambda request=request: request)
         assert not isinstance(ctx, Response)
         response, _ = signin.close(ctx, signin.handle(ctx))
         cookies = [v for k, v in response.headers if k == "Set-Cookie"]

@@ -275,7 +275,7 @@ def entra() -> Iterator[FakeEntra]:
 
 
 def request_context(browser: StepBrowser) -> RequestContext:
-    opened = browser.signin.open(browser.request("GET", "/page"))
+    opened = browser.open("GET", "/page")
     assert isinstance(opened, RequestContext)
     return opened
 

@@ -52,7 +52,7 @@ def signin(entra: FakeEntra, store: MemoryStore) -> SignIn:
 
 def request_context(browser: StepBrowser, path: str = "/page?x=1") -> RequestContext:
     path_only, _, query = path.partition("?")
-    opened = browser.signin.open(browser.request("GET", path_only, query))
+    opened = browser.open("GET", path_only, query)
     assert isinstance(opened, RequestContext)
     return opened
 

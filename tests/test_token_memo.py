@@ -140,7 +140,7 @@ def signin(entra: FakeEntra) -> SignIn:
 
 def _request(browser: StepBrowser, scopes: str | list[str] = API_SCOPE) -> str:
     """One whole request of ``browser`` that asks for a token; returns the token."""
-    opened = browser.signin.open(browser.request("GET", "/page"))
+    opened = browser.open("GET", "/page")
     assert isinstance(opened, RequestContext)
     with activated(opened):
         token = TokenAcquirer().acquire_token_for_user(scopes)
@@ -238,7 +238,7 @@ def test_sign_out_forgets_the_session_and_the_old_cookie_gets_no_token(
     assert browser.get("/auth/signout").status == 302
     assert not signin.clients.user_tokens.knows(old_id)
     browser.cookies = old_cookies  # someone kept the cookie and sends it again
-    replay = signin.open(browser.request("GET", "/page"))
+    replay = browser.open("GET", "/page")
     assert isinstance(replay, RequestContext)
     assert replay.session.id != old_id and replay.user is None
     with activated(replay), pytest.raises(InteractionRequiredError):
@@ -271,7 +271,7 @@ def test_a_claims_challenge_bypasses_the_memo(signin: SignIn, entra: FakeEntra) 
     browser = signed_in(signin, entra)
     _request(browser)
     _plant(browser, READ, "planted-token", 600)
-    opened = signin.open(browser.request("GET", "/page"))
+    opened = browser.open("GET", "/page")
     assert isinstance(opened, RequestContext)
     with activated(opened):
         token = TokenAcquirer().acquire_token_for_user(
@@ -285,7 +285,7 @@ async def test_the_async_twin_uses_the_same_memo(signin: SignIn, entra: FakeEntr
     browser = signed_in(signin, entra)
     _request(browser)
     _plant(browser, READ, "planted-token", 600)
-    opened = signin.open(browser.request("GET", "/page"))
+    opened = browser.open("GET", "/page")
     assert isinstance(opened, RequestContext)
     with activated(opened):
         assert await TokenAcquirer().acquire_token_for_user_async(API_SCOPE) == "planted-token"

@@ -6,11 +6,10 @@ context) and stays private to each request and task, so no framework object is n
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from entra_ciam.contextvalue import Binding, bound
 from entra_ciam.errors import MissingTokenError
+from entra_ciam.requeststate import REQUEST, RequestState, bound
 
 if TYPE_CHECKING:
     from entra_ciam.claims import Claims
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ENVIRON_KEY",
     "STATE_KEY",
-    "claims_binding",
     "claims_context",
     "current_claims",
     "get_claims",
@@ -30,8 +28,6 @@ ENVIRON_KEY = "entra_ciam.claims"
 # FastAPI show as ``request.state.claims``.
 STATE_KEY = "claims"
 
-_claims: ContextVar[Claims | None] = ContextVar("entra_ciam.claims", default=None)
-
 
 def current_claims() -> Claims:
     """The validated claims of the current request.
@@ -39,7 +35,7 @@ def current_claims() -> Claims:
     Raises MissingTokenError (401) when the request was not authenticated by a bearer middleware,
     so code that forgets the middleware fails closed instead of running without a user.
     """
-    claims = _claims.get()
+    claims = REQUEST.get().claims
     if claims is None:
         raise MissingTokenError()
     return claims
@@ -47,20 +43,10 @@ def current_claims() -> Claims:
 
 def get_claims() -> Claims | None:
     """The validated claims of the current request, or None (for optional authentication)."""
-    return _claims.get()
-
-
-def claims_binding(claims: Claims | None) -> Binding:
-    """What makes ``claims`` current for the app call: the middlewares bind it with the framework
-    serving the request, in one object: ``with serving(integration, claims_binding(claims))``."""
-    return (_claims, claims)
+    return REQUEST.get().claims
 
 
 def claims_context(claims: Claims | None) -> bound:
     """Make ``claims`` current for the duration of the block, then restore what was there."""
-    return bound(claims_binding(claims))
-
-
-def set_claims(claims: Claims | None) -> None:
-    """Set the claims in the current context; for drivers that run the request in a copied one."""
-    _claims.set(claims)
+    outer = REQUEST.get()
+    return bound(RequestState(outer.integration, outer.signin, claims))

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from entra_ciam.contextvalue import Binding, bound
+from entra_ciam.requeststate import REQUEST
 
 T = TypeVar("T")
 
@@ -47,7 +46,6 @@ __all__ = [
     "integration_for_app",
     "integration_for_type",
     "integration_in",
-    "serving",
 ]
 
 # The package that defines a class -> the module holding that framework's integration.
@@ -113,7 +111,6 @@ class Integration:
 
 PLAIN = Integration()
 
-_current: ContextVar[Integration | None] = ContextVar("entra_ciam.integration", default=None)
 _by_type: dict[type, Integration | None] = {}
 
 
@@ -176,18 +173,4 @@ def integration_in(args: Iterable[Any]) -> tuple[Integration, Any] | None:
 
 def current_integration() -> Integration | None:
     """The integration the middleware serving this request found, if any."""
-    return _current.get()
-
-
-def set_integration(integration: Integration | None) -> None:
-    """For drivers that run the app in a copied context (WSGI)."""
-    _current.set(integration)
-
-
-def serving(integration: Integration, *also: Binding) -> bound:
-    """Make ``integration`` current for the block (one request), then restore what was there.
-
-    ``also``: the request's other state, bound by the same object (``activation(ctx)`` of the
-    sign-in, ``claims_binding(claims)`` of the bearer middlewares).
-    """
-    return bound((_current, integration), *also)
+    return REQUEST.get().integration

@@ -20,9 +20,10 @@ from entra_ciam.bearer import (
     close_reason,
     error_response,
 )
-from entra_ciam.context import STATE_KEY, claims_binding
+from entra_ciam.context import STATE_KEY
 from entra_ciam.errors import AuthError
-from entra_ciam.frameworks import integration_for_app, serving
+from entra_ciam.frameworks import integration_for_app
+from entra_ciam.requeststate import REQUEST, RequestState
 
 __all__ = ["BearerTokenMiddleware"]
 
@@ -67,16 +68,20 @@ class BearerTokenMiddleware(StartupChecked):
                 query_string=scope.get("query_string", b""),
                 preflight=b"access-control-request-method" in found and kind == "http",
             )
-            if token is None:
-                with serving(self.integration):
-                    await self._call_app(scope, receive, send)
-                return
-            claims = await self.validator.validate_async(token)
+            claims = None if token is None else await self.validator.validate_async(token)
         except AuthError as err:
             await _refuse(kind, err, send)
             return
-        with serving(self.integration, claims_binding(claims)):
-            await self._call_app(with_state(scope, STATE_KEY, claims), receive, send)
+        outer = REQUEST.get()
+        if claims is None:  # a public path: whatever an outer middleware validated stays
+            claims = outer.claims
+        else:
+            scope = with_state(scope, STATE_KEY, claims)
+        bound = REQUEST.set(RequestState(self.integration, outer.signin, claims))
+        try:
+            await self._call_app(scope, receive, send)
+        finally:
+            REQUEST.reset(bound)
 
     async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; answer an AuthError it raises (a guard with no framework to answer).

@@ -15,6 +15,7 @@ from typing import Any
 from entra_ciam.asgi.types import Scope, Send
 
 __all__ = [
+    "cookie_header",
     "encode_headers",
     "header_values",
     "root_path",
@@ -37,6 +38,19 @@ def header_values(scope: Scope, names: frozenset[bytes]) -> dict[bytes, list[str
     return found
 
 
+def cookie_header(scope: Scope) -> str:
+    """The Cookie header, latin-1 decoded; several (HTTP/2 splits them) joined with ``"; "``.
+
+    One pass over the headers for the one header a signed-in page needs (see
+    ``header_values`` for several).
+    """
+    found = ""
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"cookie":
+            found = f"{found}; {value.decode('latin-1')}" if found else value.decode("latin-1")
+    return found
+
+
 def root_path(scope: Scope) -> str:
     """Where the app is mounted, without a trailing slash."""
     return str(scope.get("root_path") or "").rstrip("/")
@@ -49,6 +63,8 @@ def route_path(scope: Scope, root: str | None = None) -> str:
     """
     path: str = scope.get("path") or "/"
     if root is None:
+        if not scope.get("root_path"):  # the usual case: not mounted
+            return path
         root = root_path(scope)
     if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
         return path[len(root) :] or "/"

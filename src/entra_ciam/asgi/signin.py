@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from entra_ciam.asgi.exchange import (
+    cookie_header,
     encode_headers,
     header_values,
     root_path,
@@ -25,10 +26,10 @@ from entra_ciam.asgi.exchange import (
 )
 from entra_ciam.asgi.startup import StartupChecked
 from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
-from entra_ciam.frameworks import serving
+from entra_ciam.requeststate import REQUEST, RequestState
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
-from entra_ciam.signin.context import RequestContext, activation
+from entra_ciam.signin.context import RequestContext
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
@@ -143,6 +144,22 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
     sharing this middleware's MSAL set-up. WebSocket and lifespan traffic passes untouched.
     """
 
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One of the sign-in routes: the whole request is read (and the body of a form_post)."""
+        signin = self.signin
+        request = request_from_scope(scope)
+        if signin.needs_body(request):
+            request = request.with_body(await _read_body(receive))
+        opened = await self._store_call(
+            signin.open, request.cookie_header, lambda: request, self.integration.interaction_error
+        )
+        if isinstance(opened, Response):
+            await _send(send, opened)
+            return
+        response = await asyncio.to_thread(signin.handle, opened)
+        final, _ = await self._store_call(signin.close, opened, response)
+        await _send(send, final)
+
     async def _store_call(self, func: Callable[..., T], *args: Any) -> T:
         if self.signin.sessions.store.blocking:
             return await asyncio.to_thread(func, *args)
@@ -153,40 +170,41 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
             await self.app(scope, receive, send)
             return
         signin = self.signin
-        request = request_from_scope(scope)
-        if signin.needs_body(request):
-            request = request.with_body(await _read_body(receive))
+        if signin.is_route(route_path(scope)):
+            await self._route(scope, receive, send)
+            return
         make_error = self.integration.interaction_error
+        # A page: the request's view is built only if something asks (a redirect to sign in).
+        describe = lambda: request_from_scope(scope)  # noqa: E731 (a closure: cheaper than partial)
         if signin.sessions.store.blocking:
-            opened = await asyncio.to_thread(signin.open, request, make_error)
+            opened = await asyncio.to_thread(
+                signin.open, cookie_header(scope), describe, make_error
+            )
         else:
             # _store_call written out: every request opens and closes its session, and a store
             # that does not block (memory) is called right here, without a coroutine around it.
-            opened = signin.open(request, make_error)
+            opened = signin.open(cookie_header(scope), describe, make_error)
         if isinstance(opened, Response):
             await _send(send, opened)
             return
         ctx = opened
-        if signin.is_route(request.path):
-            response = await asyncio.to_thread(signin.handle, ctx)
-            final, _ = await self._store_call(signin.close, ctx, response)
-            await _send(send, final)
-            return
-        scope = with_state(scope, USER_STATE_KEY, ctx.user)
+        inner = with_state(scope, USER_STATE_KEY, ctx.user)  # ``scope`` stays what describe reads
         exchange = _Exchange(self, ctx, send)
-        with serving(self.integration, activation(ctx)):
-            try:
-                await self.app(scope, receive, exchange.send)
-            except InteractionRequiredError as exc:
-                # Raised through the app (no framework, or a framework that re-raises after
-                # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
-                if not exchange.started:
-                    pending = ctx.pending or exc.redirect_response
-                    final, _ = await self._store_call(signin.close, ctx, pending)
-                    await _send(send, final)
-                elif not exchange.replaced:
-                    raise
-            except SessionStoreUnavailableError:
-                if exchange.started:
-                    raise
-                await _send(send, store_unavailable_page())
+        bound = REQUEST.set(RequestState(self.integration, ctx, REQUEST.get().claims))
+        try:
+            await self.app(inner, receive, exchange.send)
+        except InteractionRequiredError as exc:
+            # Raised through the app (no framework, or a framework that re-raises after
+            # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
+            if not exchange.started:
+                pending = ctx.pending or exc.redirect_response
+                final, _ = await self._store_call(signin.close, ctx, pending)
+                await _send(send, final)
+            elif not exchange.replaced:
+                raise
+        except SessionStoreUnavailableError:
+            if exchange.started:
+                raise
+            await _send(send, store_unavailable_page())
+        finally:
+            REQUEST.reset(bound)

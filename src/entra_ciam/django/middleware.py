@@ -18,13 +18,13 @@ from django.http import HttpRequest, HttpResponse
 
 from entra_ciam.acquirer import TokenAcquirer
 from entra_ciam.bearer import error_response
-from entra_ciam.context import claims_binding
+from entra_ciam.claims import Claims
 from entra_ciam.django import settings as entra_settings
 from entra_ciam.django.integration import INTEGRATION, add_cookie, http_response
 from entra_ciam.errors import AuthError
-from entra_ciam.frameworks import serving
+from entra_ciam.requeststate import REQUEST, RequestState
 from entra_ciam.sessions import SessionStoreUnavailableError
-from entra_ciam.signin.context import RequestContext, activation
+from entra_ciam.signin.context import RequestContext
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.flow import SignIn
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
@@ -95,8 +95,11 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        with serving(INTEGRATION, claims_binding(claims)):
+        bound = REQUEST.set(_with_claims(claims))
+        try:
             response: HttpResponse = self.get_response(request)
+        finally:
+            REQUEST.reset(bound)
         return response
 
     async def acall(self, request: HttpRequest) -> HttpResponse:
@@ -106,8 +109,11 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        with serving(INTEGRATION, claims_binding(claims)):
+        bound = REQUEST.set(_with_claims(claims))
+        try:
             response: HttpResponse = await self.get_response(request)
+        finally:
+            REQUEST.reset(bound)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
@@ -163,7 +169,7 @@ class SignInMiddleware(_Middleware):
             except OSError:
                 body = b""
             seen = seen.with_body(body)
-        opened = self.signin.open(seen, INTEGRATION.interaction_error)
+        opened = self.signin.open(seen.cookie_header, lambda: seen, INTEGRATION.interaction_error)
         if isinstance(opened, RequestContext):
             request.entra_signin = opened
             request.entra_user = opened.user
@@ -186,16 +192,22 @@ class SignInMiddleware(_Middleware):
         opened = self._open(request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        with serving(INTEGRATION, activation(opened)):
+        bound = REQUEST.set(_with_signin(opened))
+        try:
             response = self.get_response(request)
+        finally:
+            REQUEST.reset(bound)
         return self._close(opened, response)
 
     async def acall(self, request: HttpRequest) -> HttpResponse:
         opened = await self._store(self._open, request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        with serving(INTEGRATION, activation(opened)):
+        bound = REQUEST.set(_with_signin(opened))
+        try:
             response = await self.get_response(request)
+        finally:
+            REQUEST.reset(bound)
         return await self._store(self._close, opened, response)
 
     async def _store(self, func: Callable[..., Any], *args: Any) -> Any:
@@ -214,3 +226,13 @@ class SignInMiddleware(_Middleware):
             page = store_unavailable_page()
             return http_response(page.status, page.headers, page.body)
         return None
+
+
+def _with_claims(claims: Claims | None) -> RequestState:
+    """The request's state with Django serving it and ``claims`` validated (None: public path)."""
+    return RequestState(INTEGRATION, REQUEST.get().signin, claims)
+
+
+def _with_signin(ctx: RequestContext) -> RequestState:
+    """The request's state with Django serving it and ``ctx`` its sign-in state."""
+    return RequestState(INTEGRATION, ctx, REQUEST.get().claims)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from entra_ciam.contextvalue import Binding, bound
 from entra_ciam.errors import EntraCiamError
+from entra_ciam.requeststate import REQUEST, RequestState, bound
 from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY
 from entra_ciam.signin.errors import InteractionRequiredError, SignInNotConfiguredError
 from entra_ciam.signin.messages import Request, Response
@@ -44,9 +43,6 @@ InteractionErrorFactory = Callable[[str, Response], InteractionRequiredError]
 
 class SessionEndedError(EntraCiamError):
     """The session this request loaded is no longer stored (signed out or expired elsewhere)."""
-
-
-_current: ContextVar[RequestContext | None] = ContextVar("entra_ciam.signin", default=None)
 
 
 class SignInFlow(Protocol):
@@ -81,23 +77,34 @@ class RequestContext:
     """One request seen by the sign-in middleware: its session and what must happen to it."""
 
     signin: SignInFlow
-    request: Request
+    # Builds the request's view the first time ``request`` is read (most pages never do).
+    describe: Callable[[], Request]
     session: Session
     # Adapters pass a subclass their framework turns into a response by itself.
     make_interaction_error: InteractionErrorFactory = InteractionRequiredError
     # Set when token acquisition needs the user: the middleware answers with it.
     pending: Response | None = None
     _token_cache: msal.SerializableTokenCache | None = None
-    # Tokens MSAL gave this request, remembered at the end of it against the blob then stored.
-    _fresh_tokens: list[tuple[ScopeSet, str, float]] = dataclasses.field(default_factory=list)
-    _opened_id: str = dataclasses.field(init=False)
+    # Tokens MSAL gave this request, remembered at the end of it against the blob then stored
+    # (None until there is one: most requests get none).
+    _fresh_tokens: list[tuple[ScopeSet, str, float]] | None = None
+    _request: Request | None = dataclasses.field(default=None, init=False, repr=False)
     # The claims ``user`` last saw and its read-only view of them.
     _user: tuple[dict[str, Any], Mapping[str, Any]] | None = dataclasses.field(
         default=None, init=False, repr=False
     )
+    # The session id the request came with (its memo entries go if the id changes).
+    _opened_id: str = dataclasses.field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._opened_id = self.session.id
+
+    @property
+    def request(self) -> Request:
+        """The request being handled, built from the adapter's ``describe`` when first read."""
+        if self._request is None:
+            self._request = self.describe()
+        return self._request
 
     @property
     def user(self) -> Mapping[str, Any] | None:
@@ -187,7 +194,7 @@ class RequestContext:
         user_key, blob = self._memo_key()
         if user_key is None or blob is None:
             return None
-        for remembered, token, until in self._fresh_tokens:
+        for remembered, token, until in self._fresh_tokens or ():
             if remembered == scopes and self.signin.clients.user_tokens.clock() < until:
                 return token
         return self.signin.clients.user_tokens.get(self.session.id, blob, user_key, scopes)
@@ -198,6 +205,8 @@ class RequestContext:
         until = valid_until(result, memo.clock(), memo.margin)
         token = result.get("access_token")
         if until is not None and isinstance(token, str):
+            if self._fresh_tokens is None:
+                self._fresh_tokens = []
             self._fresh_tokens.append((scopes, token, until))
 
     def save_token_cache_blob(self) -> None:
@@ -220,7 +229,7 @@ class RequestContext:
                 self.signin.clients.user_tokens.put(
                     self.session.id, blob, user_key, self._fresh_tokens
                 )
-            self._fresh_tokens = []
+            self._fresh_tokens = None
 
     def _memo_key(self) -> tuple[str | None, str | None]:
         """The signed-in user's id and the stored cache blob, the memo's view of the session."""
@@ -259,7 +268,7 @@ class RequestContext:
 
 
 def current_context() -> RequestContext | None:
-    return _current.get()
+    return REQUEST.get().signin
 
 
 def current_user() -> Mapping[str, Any] | None:
@@ -269,7 +278,7 @@ def current_user() -> Mapping[str, Any] | None:
     handled the request (``SignInNotConfiguredError``): an app that forgot the middleware must
     not quietly treat everyone as signed out.
     """
-    ctx = _current.get()
+    ctx = REQUEST.get().signin
     if ctx is None:
         raise SignInNotConfiguredError(
             "current_user() needs SignInMiddleware around the app (no sign-in middleware "
@@ -278,17 +287,7 @@ def current_user() -> Mapping[str, Any] | None:
     return ctx.user
 
 
-def set_current(ctx: RequestContext | None) -> None:
-    """Make ``ctx`` current; for drivers that run the app in a copied context."""
-    _current.set(ctx)
-
-
-def activation(ctx: RequestContext) -> Binding:
-    """What makes ``ctx`` current for the app call: the middlewares bind it with the framework
-    serving the request, in one object: ``with serving(integration, activation(ctx))``."""
-    return (_current, ctx)
-
-
 def activated(ctx: RequestContext) -> bound:
-    """Make ``ctx`` current for the block, then restore what was there (without a framework)."""
-    return bound(activation(ctx))
+    """Make ``ctx`` current for the block, then restore what was there (without a middleware)."""
+    outer = REQUEST.get()
+    return bound(RequestState(outer.integration, ctx, outer.claims))

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -203,16 +203,22 @@ class SignIn:
 
     def open(
         self,
-        request: Request,
+        cookie_header: str,
+        describe: Callable[[], Request],
         make_interaction_error: InteractionErrorFactory = InteractionRequiredError,
     ) -> RequestContext | Response:
-        """Load the browser's session (store I/O); a 503 page if the store is down."""
+        """Load the browser's session (store I/O); a 503 page if the store is down.
+
+        Only the Cookie header is read now. ``describe`` builds the rest of the request's view
+        when something first asks for it (a sign-in route, a redirect to sign in): a page of a
+        signed-in user never does, and every request would pay for it.
+        """
         try:
-            session = self.sessions.load(request.cookie_header)
+            session = self.sessions.load(cookie_header)
         except SessionStoreUnavailableError:
             _telemetry.session_store_error("load")
             return store_unavailable_page()
-        return RequestContext(self, request, session, make_interaction_error)
+        return RequestContext(self, describe, session, make_interaction_error)
 
     def handle(self, ctx: RequestContext) -> Response:
         """Answer a request to one of the sign-in routes (may call Entra)."""

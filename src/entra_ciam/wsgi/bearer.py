@@ -12,9 +12,10 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from entra_ciam.bearer import BearerPolicy, SyncTokenValidator, error_response
-from entra_ciam.context import ENVIRON_KEY, set_claims
+from entra_ciam.context import ENVIRON_KEY
 from entra_ciam.errors import AuthError
-from entra_ciam.frameworks import integration_for_app, set_integration
+from entra_ciam.frameworks import integration_for_app
+from entra_ciam.requeststate import REQUEST, RequestState
 from entra_ciam.wsgi.exchange import path_info, respond
 
 if TYPE_CHECKING:
@@ -65,10 +66,12 @@ class BearerTokenMiddleware:
         # A copied context keeps the claims out of the server thread's own context entirely,
         # so nothing is left behind for the next request that thread serves.
         ctx = contextvars.copy_context()
-        ctx.run(set_integration, self.integration)
-        if claims is not None:
+        outer = REQUEST.get()
+        if claims is None:  # a public path: whatever an outer middleware validated stays
+            claims = outer.claims
+        else:
             environ[ENVIRON_KEY] = claims
-            ctx.run(set_claims, claims)
+        ctx.run(REQUEST.set, RequestState(self.integration, outer.signin, claims))
         started = False
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

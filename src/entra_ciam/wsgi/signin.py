@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
-from entra_ciam.frameworks import Integration, set_integration
+from entra_ciam.requeststate import REQUEST, RequestState
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
-from entra_ciam.signin.context import RequestContext, set_current
+from entra_ciam.signin.context import RequestContext
 from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.flow import SignIn
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
@@ -127,23 +128,37 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
     ``TokenAcquirer`` sharing this middleware's MSAL set-up.
     """
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def _route(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        """One of the sign-in routes: the whole request is read (and the body of a form_post)."""
         request = request_from_environ(environ)
         if self.signin.needs_body(request):
             request = request.with_body(_read_body(environ))
-        opened = self.signin.open(request, self.integration.interaction_error)
+        opened = self.signin.open(
+            request.cookie_header, lambda: request, self.integration.interaction_error
+        )
+        if isinstance(opened, Response):
+            return _send(start_response, opened)
+        final, _ = self.signin.close(opened, self.signin.handle(opened))
+        return _send(start_response, final)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.signin.is_route(path_info(environ)):
+            return self._route(environ, start_response)
+        # A page: the request's view is built only if something asks (a redirect to sign in).
+        opened = self.signin.open(
+            str(environ.get("HTTP_COOKIE", "")),
+            functools.partial(request_from_environ, environ),
+            self.integration.interaction_error,
+        )
         if isinstance(opened, Response):
             return _send(start_response, opened)
         ctx = opened
-        if self.signin.is_route(request.path):
-            final, _ = self.signin.close(ctx, self.signin.handle(ctx))
-            return _send(start_response, final)
 
         environ[USER_ENVIRON_KEY] = ctx.user
         environ[CONTEXT_ENVIRON_KEY] = ctx
         exchange = _Exchange(ctx, self.signin, start_response)
         context = contextvars.copy_context()
-        context.run(_enter, ctx, self.integration)
+        context.run(REQUEST.set, RequestState(self.integration, ctx, REQUEST.get().claims))
         try:
             body = context.run(self.app, environ, exchange.start)
         except InteractionRequiredError as exc:
@@ -158,12 +173,6 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
             _close(context, body)
             return [exchange.replacement.body]
         return _Body(context, body, exchange)
-
-
-def _enter(ctx: RequestContext, integration: Integration) -> None:
-    """Make the request's sign-in state and the wrapped framework current (in its context)."""
-    set_current(ctx)
-    set_integration(integration)
 
 
 def _close(context: contextvars.Context, body: Iterable[bytes]) -> None:

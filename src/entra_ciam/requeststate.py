@@ -1,0 +1,56 @@
+"""What the library knows of the request being served: one immutable value in one ContextVar.
+
+Views, guards and ``TokenAcquirer`` read it anywhere below the middleware, in whatever task or
+worker thread the request's context reaches (Flask's and Starlette's runners copy the context),
+and it never leaks to another request:
+
+- ``integration``: the framework answering the request (``entra_ciam.frameworks``);
+- ``signin``: the sign-in state, a ``RequestContext`` (``entra_ciam.signin.context``);
+- ``claims``: the claims a bearer middleware validated (``entra_ciam.context``).
+
+One value rather than a ContextVar each, because every page pays for each set and reset, and
+for each context-manager frame around them: a middleware makes one :class:`RequestState` (the
+fields it does not own, such as an outer bearer middleware's claims, copied from the current
+one), sets :data:`REQUEST` once and resets it once, in ``try``/``finally``.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from entra_ciam.claims import Claims
+    from entra_ciam.frameworks import Integration
+    from entra_ciam.signin.context import RequestContext
+
+__all__ = ["NOTHING", "REQUEST", "RequestState", "bound"]
+
+
+class RequestState(NamedTuple):
+    """The library's state for one request; None where no middleware supplied it."""
+
+    integration: Integration | None = None
+    signin: RequestContext | None = None
+    claims: Claims | None = None
+
+
+NOTHING = RequestState()
+REQUEST: ContextVar[RequestState] = ContextVar("entra_ciam.request", default=NOTHING)
+
+
+class bound:  # lower case: it reads as a function, ``with bound(state):``
+    """``state`` is current inside the block, then what was current before, also when the block
+    raises. For code that runs a request's work without a middleware (tests, scripts)."""
+
+    __slots__ = ("_state", "_token")
+
+    def __init__(self, state: RequestState) -> None:
+        self._state = state
+
+    def __enter__(self) -> RequestState:
+        self._token: Token[RequestState] = REQUEST.set(self._state)
+        return self._state
+
+    def __exit__(self, *exc: object) -> None:
+        REQUEST.reset(self._token)
