@@ -31,6 +31,7 @@ from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
 from entra_ciam.signin.context import RequestContext
 from entra_ciam.signin.errors import InteractionRequiredError
+from entra_ciam.signin.flow import SignIn
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
 
@@ -98,7 +99,7 @@ class _Exchange:
     as the WSGI adapter's ``_Exchange.start``.
     """
 
-    middleware: SignInMiddleware
+    signin: SignIn
     ctx: RequestContext
     downstream: Send
     started: bool = False
@@ -117,7 +118,7 @@ class _Exchange:
                 raw = message.get("headers") or ()
                 decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
                 app_response = Response(status, decoded)
-            signin = self.middleware.signin
+            signin = self.signin
             if signin.sessions.store.blocking:
                 final, replaced = await asyncio.to_thread(signin.close, ctx, app_response)
             else:  # see SignInMiddleware.__call__: no worker thread, no coroutine
@@ -189,7 +190,7 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
             return
         ctx = opened
         inner = with_state(scope, USER_STATE_KEY, ctx.user)  # ``scope`` stays what describe reads
-        exchange = _Exchange(self, ctx, send)
+        exchange = _Exchange(signin, ctx, send)
         bound = REQUEST.set(RequestState(self.integration, ctx, REQUEST.get().claims))
         try:
             await self.app(inner, receive, exchange.send)

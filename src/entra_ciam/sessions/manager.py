@@ -50,7 +50,9 @@ __all__ = [
 ]
 
 DEFAULT_COOKIE_NAME = "entra_ciam_session"  # the name on http; prefixed on https
-_SID_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+# A cookie value holding a session id (secrets.token_urlsafe(32)), maybe in quotes (RFC 6265
+# allows them), maybe with spaces around it; the id is group 2.
+_SID_VALUE_RE = re.compile(r'\s*(")?([A-Za-z0-9_-]{43})(?(1)")\s*')
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: a valid cookie name
 _PATH_RE = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # no ';', spaces or controls
 _PREFIXES = ("__Host-", "__Secure-")  # names browsers accept only with Secure, from https
@@ -557,10 +559,8 @@ def _well_formed(values: list[str]) -> str | None:
     """The session id in the one value of our cookie, if well-formed; None for none or several."""
     if len(values) != 1:
         return None
-    value = values[0].strip()
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1]
-    return value if _SID_RE.fullmatch(value) else None
+    found = _SID_VALUE_RE.fullmatch(values[0])
+    return None if found is None else found[2]
 
 
 def cookie_pairs(cookie_header: str | None) -> Iterator[tuple[str, str]]:
@@ -576,6 +576,8 @@ _NUMBER = (int, float)  # a tuple: isinstance checks it faster than the union in
 
 def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:
     data, created, last_seen = record.get("d"), record.get("c"), record.get("a")
+    if type(data) is dict and type(created) is float and type(last_seen) is float:
+        return data, created, last_seen  # what this module writes: checked in three reads
     if (
         not isinstance(data, dict)
         or not isinstance(created, _NUMBER)

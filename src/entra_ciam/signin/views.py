@@ -19,6 +19,7 @@ from entra_ciam.frameworks import (
     integration_for_type,
     integration_in,
 )
+from entra_ciam.requeststate import REQUEST
 from entra_ciam.signin.context import RequestContext, current_context
 from entra_ciam.signin.errors import SignInNotConfiguredError
 from entra_ciam.signin.messages import Response
@@ -44,18 +45,18 @@ def login_required(func: F) -> F:
 
         @functools.wraps(func)
         async def async_guarded(*args: Any, **kwargs: Any) -> Any:
-            refusal = _sign_in_redirect()
-            if refusal is not None:
-                return _answer(refusal, args, kwargs)
+            ctx = REQUEST.get().signin
+            if ctx is None or ctx.user is None:  # the usual case, a user, costs two reads
+                return _answer(_sign_in_redirect(), args, kwargs)
             return await func(*args, **kwargs)
 
         return async_guarded  # type: ignore[return-value]
 
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        refusal = _sign_in_redirect()
-        if refusal is not None:
-            return _answer(refusal, args, kwargs)
+        ctx = REQUEST.get().signin
+        if ctx is None or ctx.user is None:
+            return _answer(_sign_in_redirect(), args, kwargs)
         return func(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
@@ -68,10 +69,9 @@ def _context() -> RequestContext:
     return ctx
 
 
-def _sign_in_redirect() -> Response | None:
-    ctx = _context()
-    if ctx.user is not None:
-        return None
+def _sign_in_redirect() -> Response:
+    """Where a visitor who is not signed in goes: sign-in, then back to this page."""
+    ctx = _context()  # raises without the middleware
     try:
         target = check_return_path(ctx.request.return_path)
     except UnsafeReturnPathError:
