@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,13 @@ from entra_ciam.frameworks import PLAIN, current_integration
 from entra_ciam.requeststate import NOTHING, REQUEST, RequestState, bound
 from entra_ciam.signin.context import current_context
 
-OUTER = RequestState(PLAIN, None, {"sub": "outer"})
-INNER = RequestState(None, None, {"sub": "inner"})
+
+def outer() -> RequestState:
+    return RequestState(PLAIN, None, {"sub": "outer"})
+
+
+def inner() -> RequestState:
+    return RequestState(None, None, {"sub": "inner"})
 
 
 def test_nothing_is_current_outside_a_request() -> None:
@@ -22,23 +28,24 @@ def test_nothing_is_current_outside_a_request() -> None:
 
 
 def test_state_holds_inside_the_block_and_is_restored_after() -> None:
-    with bound(OUTER):
-        assert REQUEST.get() is OUTER
+    first, second = outer(), inner()
+    with bound(first):
+        assert REQUEST.get() is first
         assert current_integration() is PLAIN and get_claims() == {"sub": "outer"}
-        with bound(INNER):
-            assert REQUEST.get() is INNER
-        assert REQUEST.get() is OUTER
+        with bound(second):
+            assert REQUEST.get() is second
+        assert REQUEST.get() is first and get_claims() == {"sub": "outer"}
     assert REQUEST.get() is NOTHING
 
 
 def test_restored_when_the_block_raises() -> None:
-    with pytest.raises(RuntimeError), bound(OUTER):
+    with pytest.raises(RuntimeError), bound(outer()):
         raise RuntimeError("boom")
     assert REQUEST.get() is NOTHING
 
 
 def test_claims_context_keeps_what_an_outer_middleware_set() -> None:
-    with bound(OUTER), claims_context({"sub": "api"}):
+    with bound(outer()), claims_context({"sub": "api"}):
         assert current_integration() is PLAIN
         assert get_claims() == {"sub": "api"}
     assert REQUEST.get() is NOTHING
@@ -50,14 +57,62 @@ def test_each_task_sees_only_its_own_request() -> None:
             await asyncio.sleep(0.01)  # the other task binds its state meanwhile
             return REQUEST.get()
 
-    async def both() -> list[RequestState]:
-        return list(await asyncio.gather(request(OUTER), request(INNER)))
+    first, second = outer(), inner()
 
-    assert asyncio.run(both()) == [OUTER, INNER]
+    async def both() -> list[RequestState]:
+        return list(await asyncio.gather(request(first), request(second)))
+
+    assert asyncio.run(both()) == [first, second]
 
 
 def test_a_copied_context_carries_the_state_into_a_worker() -> None:
-    with bound(OUTER):
+    state = outer()
+    with bound(state):
         copied = contextvars.copy_context()
-    assert copied.run(REQUEST.get) is OUTER
+    assert copied.run(REQUEST.get) is state
     assert REQUEST.get() is NOTHING
+
+
+def test_a_context_captured_during_the_request_holds_nothing_after_it() -> None:
+    # A server's callbacks capture the context while the request runs (uvicorn's keep-alive
+    # timer, for seconds): once the request is over they must not keep its user alive.
+    state = RequestState(PLAIN, None, {"sub": "user"})
+    with bound(state):
+        captured = contextvars.copy_context()
+        assert captured.run(get_claims) == {"sub": "user"}
+    assert captured.run(get_claims) is None
+    assert captured.run(REQUEST.get).integration is PLAIN  # the framework is no secret
+
+
+def test_nothing_is_never_ended() -> None:
+    with bound(RequestState(PLAIN)):
+        pass
+    assert (NOTHING.integration, NOTHING.signin, NOTHING.claims) == (None, None, None)
+
+
+def test_the_asgi_sign_in_middleware_ends_the_state_of_its_requests() -> None:
+    from entra_ciam.asgi import SignInMiddleware
+    from entra_ciam.sessions import MemoryStore
+    from tests.support.fake_entra import make_signin
+
+    captured: list[contextvars.Context] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert current_context() is not None  # the request's sign-in state, while it runs
+        captured.append(contextvars.copy_context())  # as a server's timer would
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = SignInMiddleware(app, signin=make_signin(MemoryStore()))
+    scope = {"type": "http", "method": "GET", "path": "/page", "headers": [], "query_string": b""}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(middleware(scope, receive, send))
+    assert sent[0]["status"] == 204
+    assert captured[0].run(current_context) is None

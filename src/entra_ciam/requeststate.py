@@ -11,13 +11,20 @@ and it never leaks to another request:
 One value rather than a ContextVar each, because every page pays for each set and reset, and
 for each context-manager frame around them: a middleware makes one :class:`RequestState` (the
 fields it does not own, such as an outer bearer middleware's claims, copied from the current
-one), sets :data:`REQUEST` once and resets it once, in ``try``/``finally``.
+one), sets :data:`REQUEST` once and resets it once, in ``try``/``finally``, then ends the state.
+
+Ending it matters: a callback the server schedules while the request runs captures the
+context as it is then (uvicorn's keep-alive timer does, for seconds, and a cancelled timer
+stays in the event loop until it is swept), so without ``end()`` every request's session,
+claims and sign-in state stayed alive long after it, and the garbage collector, counting
+them, ran every few dozen requests (a tenth of a signed-in page's time in
+``bench/signin_load.py``). Ended, a captured state holds no user either.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from entra_ciam.claims import Claims
@@ -27,21 +34,40 @@ if TYPE_CHECKING:
 __all__ = ["NOTHING", "REQUEST", "RequestState", "bound"]
 
 
-class RequestState(NamedTuple):
+class RequestState:
     """The library's state for one request; None where no middleware supplied it."""
 
-    integration: Integration | None = None
-    signin: RequestContext | None = None
-    claims: Claims | None = None
+    __slots__ = ("claims", "integration", "signin")
+
+    def __init__(
+        self,
+        integration: Integration | None = None,
+        signin: RequestContext | None = None,
+        claims: Claims | None = None,
+    ) -> None:
+        self.integration = integration
+        self.signin = signin
+        self.claims = claims
+
+    def end(self) -> None:
+        """The request is over: drop what it held (see the module docstring)."""
+        self.signin = None
+        self.claims = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<RequestState integration={self.integration!r} signed_in={self.signin is not None}>"
+        )
 
 
-NOTHING = RequestState()
+NOTHING = RequestState()  # never ended: nothing to drop
 REQUEST: ContextVar[RequestState] = ContextVar("entra_ciam.request", default=NOTHING)
 
 
 class bound:  # lower case: it reads as a function, ``with bound(state):``
     """``state`` is current inside the block, then what was current before, also when the block
-    raises. For code that runs a request's work without a middleware (tests, scripts)."""
+    raises; the state is ended afterwards. For code that runs a request's work without a
+    middleware (tests, scripts)."""
 
     __slots__ = ("_state", "_token")
 
@@ -54,3 +80,4 @@ class bound:  # lower case: it reads as a function, ``with bound(state):``
 
     def __exit__(self, *exc: object) -> None:
         REQUEST.reset(self._token)
+        self._state.end()

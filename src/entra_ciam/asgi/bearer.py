@@ -77,11 +77,13 @@ class BearerTokenMiddleware(StartupChecked):
             claims = outer.claims
         else:
             scope = with_state(scope, STATE_KEY, claims)
-        bound = REQUEST.set(RequestState(self.integration, outer.signin, claims))
+        state = RequestState(self.integration, outer.signin, claims)
+        bound = REQUEST.set(state)
         try:
             await self._call_app(scope, receive, send)
         finally:
             REQUEST.reset(bound)
+            state.end()
 
     async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; answer an AuthError it raises (a guard with no framework to answer).

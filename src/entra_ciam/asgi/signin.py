@@ -191,7 +191,8 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
         ctx = opened
         inner = with_state(scope, USER_STATE_KEY, ctx.user)  # ``scope`` stays what describe reads
         exchange = _Exchange(signin, ctx, send)
-        bound = REQUEST.set(RequestState(self.integration, ctx, REQUEST.get().claims))
+        state = RequestState(self.integration, ctx, REQUEST.get().claims)
+        bound = REQUEST.set(state)
         try:
             await self.app(inner, receive, exchange.send)
         except InteractionRequiredError as exc:
@@ -209,3 +210,4 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
             await _send(send, store_unavailable_page())
         finally:
             REQUEST.reset(bound)
+            state.end()

@@ -95,11 +95,13 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        bound = REQUEST.set(_with_claims(claims))
+        state = _with_claims(claims)
+        bound = REQUEST.set(state)
         try:
             response: HttpResponse = self.get_response(request)
         finally:
             REQUEST.reset(bound)
+            state.end()
         return response
 
     async def acall(self, request: HttpRequest) -> HttpResponse:
@@ -109,11 +111,13 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        bound = REQUEST.set(_with_claims(claims))
+        state = _with_claims(claims)
+        bound = REQUEST.set(state)
         try:
             response: HttpResponse = await self.get_response(request)
         finally:
             REQUEST.reset(bound)
+            state.end()
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
@@ -192,22 +196,26 @@ class SignInMiddleware(_Middleware):
         opened = self._open(request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        bound = REQUEST.set(_with_signin(opened))
+        state = _with_signin(opened)
+        bound = REQUEST.set(state)
         try:
             response = self.get_response(request)
         finally:
             REQUEST.reset(bound)
+            state.end()
         return self._close(opened, response)
 
     async def acall(self, request: HttpRequest) -> HttpResponse:
         opened = await self._store(self._open, request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        bound = REQUEST.set(_with_signin(opened))
+        state = _with_signin(opened)
+        bound = REQUEST.set(state)
         try:
             response = await self.get_response(request)
         finally:
             REQUEST.reset(bound)
+            state.end()
         return await self._store(self._close, opened, response)
 
     async def _store(self, func: Callable[..., Any], *args: Any) -> Any:

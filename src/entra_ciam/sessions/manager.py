@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import functools
 import hashlib
 import logging
 import re
@@ -91,18 +90,6 @@ def _digest(value: str) -> str:
     runs on every request, to find the session in the store)."""
     raw = hashlib.sha256(value.encode()).digest()
     return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
-
-
-@functools.lru_cache(maxsize=4096)
-def _session_key(sid: str) -> str:
-    """Where the store keeps the session whose cookie value is ``sid``.
-
-    Every request needs it, and a digest is a tenth of what a signed-in page costs the
-    middleware: the keys of the ids seen last are kept in this process, a bounded number however
-    many ids anonymous traffic makes up (those only push others out). The process holds those
-    sessions' records too (memory store, near cache); the store holds only digests.
-    """
-    return "s:" + _digest(sid)
 
 
 class Session(MutableMapping[str, Any]):
@@ -541,8 +528,14 @@ class SessionManager:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    # Where the store keeps the session whose cookie value is ``sid`` (a C-level call, no frame).
-    store_key = staticmethod(_session_key)
+    @staticmethod
+    def store_key(sid: str) -> str:
+        """Where the store keeps the session whose cookie value is ``sid``.
+
+        Worked out on every request rather than remembered: a memo of ids to keys would keep
+        live cookie values in this process, beside a store keyed by their digests.
+        """
+        return "s:" + _digest(sid)
 
     @staticmethod
     def _stash_key(sid: str, name: str) -> str:
