@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import functools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
@@ -144,11 +143,12 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.signin.is_route(path_info(environ)):
             return self._route(environ, start_response)
-        # A page: the request's view is built only if something asks (a redirect to sign in).
+        # Built now, not when asked for as the ASGI adapter does: a view built later would hold
+        # the environ, which holds the context (CONTEXT_ENVIRON_KEY), and that cycle kept every
+        # request alive until the garbage collector ran, which it then did twice as often.
+        request = request_from_environ(environ)
         opened = self.signin.open(
-            str(environ.get("HTTP_COOKIE", "")),
-            functools.partial(request_from_environ, environ),
-            self.integration.interaction_error,
+            request.cookie_header, lambda: request, self.integration.interaction_error
         )
         if isinstance(opened, Response):
             return _send(start_response, opened)
