@@ -14,13 +14,7 @@ from entra_ciam.requeststate import REQUEST, RequestState, bound
 if TYPE_CHECKING:
     from entra_ciam.claims import Claims
 
-__all__ = [
-    "ENVIRON_KEY",
-    "STATE_KEY",
-    "claims_context",
-    "current_claims",
-    "get_claims",
-]
+__all__ = ["ENVIRON_KEY", "STATE_KEY", "claims_context", "current_claims", "get_claims"]
 
 # Where the WSGI middleware leaves the claims: ``environ["entra_ciam.claims"]``.
 ENVIRON_KEY = "entra_ciam.claims"

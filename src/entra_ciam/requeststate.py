@@ -1,4 +1,4 @@
-"""What the library knows of the request being served: one immutable value in one ContextVar.
+"""What the library knows of the request being served: one value in one ContextVar.
 
 Views, guards and ``TokenAcquirer`` read it anywhere below the middleware, in whatever task or
 worker thread the request's context reaches (Flask's and Starlette's runners copy the context),
@@ -8,10 +8,13 @@ and it never leaks to another request:
 - ``signin``: the sign-in state, a ``RequestContext`` (``entra_ciam.signin.context``);
 - ``claims``: the claims a bearer middleware validated (``entra_ciam.context``).
 
-One value rather than a ContextVar each, because every page pays for each set and reset, and
-for each context-manager frame around them: a middleware makes one :class:`RequestState` (the
-fields it does not own, such as an outer bearer middleware's claims, copied from the current
-one), sets :data:`REQUEST` once and resets it once, in ``try``/``finally``, then ends the state.
+One value rather than a ContextVar each, because every page pays for each set and reset: a
+middleware makes one :class:`RequestState` (the fields it does not own, such as an outer bearer
+middleware's claims, copied from the current one) and makes it current for the app call with
+:class:`bound`, which sets :data:`REQUEST` once, resets it once and ends the state. The ASGI
+middlewares write those three steps out in ``try``/``finally`` (three frames fewer on every
+page); the WSGI ones set it in the copied context they run the app
+in, which is dropped with the response.
 
 Ending it matters: a callback the server schedules while the request runs captures the
 context as it is then (uvicorn's keep-alive timer does, for seconds, and a cancelled timer
@@ -66,8 +69,7 @@ REQUEST: ContextVar[RequestState] = ContextVar("entra_ciam.request", default=NOT
 
 class bound:  # lower case: it reads as a function, ``with bound(state):``
     """``state`` is current inside the block, then what was current before, also when the block
-    raises; the state is ended afterwards. For code that runs a request's work without a
-    middleware (tests, scripts)."""
+    raises; the state is ended afterwards."""
 
     __slots__ = ("_state", "_token")
 

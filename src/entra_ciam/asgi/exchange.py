@@ -15,7 +15,6 @@ from typing import Any
 from entra_ciam.asgi.types import Scope, Send
 
 __all__ = [
-    "cookie_header",
     "encode_headers",
     "header_values",
     "root_path",
@@ -35,19 +34,6 @@ def header_values(scope: Scope, names: frozenset[bytes]) -> dict[bytes, list[str
                 found[name].append(value.decode("latin-1"))
             else:
                 found[name] = [value.decode("latin-1")]
-    return found
-
-
-def cookie_header(scope: Scope) -> str:
-    """The Cookie header, latin-1 decoded; several (HTTP/2 splits them) joined with ``"; "``.
-
-    One pass over the headers for the one header a signed-in page needs (see
-    ``header_values`` for several).
-    """
-    found = ""
-    for name, value in scope.get("headers") or ():
-        if name.lower() == b"cookie":
-            found = f"{found}; {value.decode('latin-1')}" if found else value.decode("latin-1")
     return found
 
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from entra_ciam.asgi.exchange import (
-    cookie_header,
     encode_headers,
     header_values,
     root_path,
@@ -44,6 +43,7 @@ T = TypeVar("T")
 
 
 _HEADERS = frozenset((b"cookie", b"content-type", b"host", b"origin", b"sec-fetch-site"))
+_COOKIE = frozenset((b"cookie",))  # all a page of a signed-in user reads of the request
 
 
 def request_from_scope(scope: Scope) -> Request:
@@ -175,16 +175,15 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
             await self._route(scope, receive, send)
             return
         make_error = self.integration.interaction_error
+        cookies = "; ".join(header_values(scope, _COOKIE).get(b"cookie", ()))
         # A page: the request's view is built only if something asks (a redirect to sign in).
         describe = lambda: request_from_scope(scope)  # noqa: E731 (a closure: cheaper than partial)
         if signin.sessions.store.blocking:
-            opened = await asyncio.to_thread(
-                signin.open, cookie_header(scope), describe, make_error
-            )
+            opened = await asyncio.to_thread(signin.open, cookies, describe, make_error)
         else:
             # _store_call written out: every request opens and closes its session, and a store
             # that does not block (memory) is called right here, without a coroutine around it.
-            opened = signin.open(cookie_header(scope), describe, make_error)
+            opened = signin.open(cookies, describe, make_error)
         if isinstance(opened, Response):
             await _send(send, opened)
             return

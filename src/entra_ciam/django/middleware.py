@@ -22,7 +22,7 @@ from entra_ciam.claims import Claims
 from entra_ciam.django import settings as entra_settings
 from entra_ciam.django.integration import INTEGRATION, add_cookie, http_response
 from entra_ciam.errors import AuthError
-from entra_ciam.requeststate import REQUEST, RequestState
+from entra_ciam.requeststate import REQUEST, RequestState, bound
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.context import RequestContext
 from entra_ciam.signin.errors import InteractionRequiredError
@@ -95,13 +95,8 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        state = _with_claims(claims)
-        bound = REQUEST.set(state)
-        try:
+        with bound(_with_claims(claims)):
             response: HttpResponse = self.get_response(request)
-        finally:
-            REQUEST.reset(bound)
-            state.end()
         return response
 
     async def acall(self, request: HttpRequest) -> HttpResponse:
@@ -111,13 +106,8 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        state = _with_claims(claims)
-        bound = REQUEST.set(state)
-        try:
+        with bound(_with_claims(claims)):
             response: HttpResponse = await self.get_response(request)
-        finally:
-            REQUEST.reset(bound)
-            state.end()
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
@@ -196,26 +186,16 @@ class SignInMiddleware(_Middleware):
         opened = self._open(request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        state = _with_signin(opened)
-        bound = REQUEST.set(state)
-        try:
+        with bound(_with_signin(opened)):
             response = self.get_response(request)
-        finally:
-            REQUEST.reset(bound)
-            state.end()
         return self._close(opened, response)
 
     async def acall(self, request: HttpRequest) -> HttpResponse:
         opened = await self._store(self._open, request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        state = _with_signin(opened)
-        bound = REQUEST.set(state)
-        try:
+        with bound(_with_signin(opened)):
             response = await self.get_response(request)
-        finally:
-            REQUEST.reset(bound)
-            state.end()
         return await self._store(self._close, opened, response)
 
     async def _store(self, func: Callable[..., Any], *args: Any) -> Any:

@@ -88,13 +88,12 @@ class RequestContext:
     # Tokens MSAL gave this request, remembered at the end of it against the blob then stored
     # (None until there is one: most requests get none).
     _fresh_tokens: list[tuple[ScopeSet, str, float]] | None = None
+    _opened_id: str = dataclasses.field(init=False)
     _request: Request | None = dataclasses.field(default=None, init=False, repr=False)
     # The claims ``user`` last saw and its read-only view of them.
     _user: tuple[dict[str, Any], Mapping[str, Any]] | None = dataclasses.field(
         default=None, init=False, repr=False
     )
-    # The session id the request came with (its memo entries go if the id changes).
-    _opened_id: str = dataclasses.field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._opened_id = self.session.id

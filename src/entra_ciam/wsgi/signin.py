@@ -127,8 +127,10 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
     ``TokenAcquirer`` sharing this middleware's MSAL set-up.
     """
 
-    def _route(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
-        """One of the sign-in routes: the whole request is read (and the body of a form_post)."""
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # The view is built now, not when asked for as the ASGI adapter does: built later it
+        # would hold the environ, which holds the context (CONTEXT_ENVIRON_KEY), a cycle that
+        # kept every request alive until the garbage collector ran.
         request = request_from_environ(environ)
         if self.signin.needs_body(request):
             request = request.with_body(_read_body(environ))
@@ -137,22 +139,10 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
         )
         if isinstance(opened, Response):
             return _send(start_response, opened)
-        final, _ = self.signin.close(opened, self.signin.handle(opened))
-        return _send(start_response, final)
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self.signin.is_route(path_info(environ)):
-            return self._route(environ, start_response)
-        # Built now, not when asked for as the ASGI adapter does: a view built later would hold
-        # the environ, which holds the context (CONTEXT_ENVIRON_KEY), and that cycle kept every
-        # request alive until the garbage collector ran, which it then did twice as often.
-        request = request_from_environ(environ)
-        opened = self.signin.open(
-            request.cookie_header, lambda: request, self.integration.interaction_error
-        )
-        if isinstance(opened, Response):
-            return _send(start_response, opened)
         ctx = opened
+        if self.signin.is_route(request.path):
+            final, _ = self.signin.close(ctx, self.signin.handle(ctx))
+            return _send(start_response, final)
 
         environ[USER_ENVIRON_KEY] = ctx.user
         environ[CONTEXT_ENVIRON_KEY] = ctx
