@@ -131,6 +131,7 @@ def test_valid_cookie_among_others(manager: SessionManager) -> None:
     loaded = manager.load(header)
     assert loaded.id == session.id and loaded["user"] == "ada"
     assert manager.load(f'{manager.cookie_name}="{session.id}"').id == session.id
+    assert manager.load(f"{manager.cookie_name}= {session.id} ; other=1").id == session.id
 
 
 @pytest.mark.parametrize(
@@ -144,6 +145,12 @@ def test_valid_cookie_among_others(manager: SessionManager) -> None:
         "a" * 42 + "=",
         "a" * 42 + ".",
         "a" * 42 + "\x00",
+        # 43 characters, one outside the id's alphabet (the length alone does not make an id)
+        "a" * 42 + "\u00e9",
+        "\udcff" + "a" * 42,
+        "a" * 21 + "+" + "a" * 21,
+        "a" * 21 + "/" + "a" * 21,
+        "a" * 21 + " " + "a" * 21,
         "'" + "a" * 43 + "'",
         "../../../etc/passwd",
         "%41" * 15,

@@ -15,6 +15,7 @@ from typing import Any
 from entra_ciam.asgi.types import Scope, Send
 
 __all__ = [
+    "cookie_header",
     "encode_headers",
     "header_values",
     "root_path",
@@ -34,6 +35,20 @@ def header_values(scope: Scope, names: frozenset[bytes]) -> dict[bytes, list[str
                 found[name].append(value.decode("latin-1"))
             else:
                 found[name] = [value.decode("latin-1")]
+    return found
+
+
+def cookie_header(scope: Scope) -> str:
+    """The Cookie header, "" when absent; several (HTTP/2 and 3 may split it) joined with "; ".
+
+    ``header_values`` for one header, without its dict and lists: every page of a signed-in
+    user reads this, and nothing else, of the request.
+    """
+    found = ""
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"cookie":
+            text = value.decode("latin-1")
+            found = f"{found}; {text}" if found else text
     return found
 
 

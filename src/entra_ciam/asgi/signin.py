@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from entra_ciam.asgi.exchange import (
+    cookie_header,
     encode_headers,
     header_values,
     root_path,
@@ -43,7 +44,6 @@ T = TypeVar("T")
 
 
 _HEADERS = frozenset((b"cookie", b"content-type", b"host", b"origin", b"sec-fetch-site"))
-_COOKIE = frozenset((b"cookie",))  # all a page of a signed-in user reads of the request
 
 
 def request_from_scope(scope: Scope) -> Request:
@@ -108,29 +108,34 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start" and not self.started:
             self.started = True
-            ctx = self.ctx
-            status = int(message["status"])
+            ctx, signin = self.ctx, self.signin
+            blocking = signin.sessions.store.blocking  # if not, no worker thread (see __call__)
             if ctx.pending is None:
-                # The usual case: only a store failure replaces the app's answer, so its
-                # headers go out as the app encoded them, maybe with our cookie added.
-                app_response = Response(status)
+                # The usual case: the app's answer goes out as the app encoded it, maybe with
+                # our cookie added; only a store failure replaces it.
+                if blocking:
+                    added = await asyncio.to_thread(signin.finish, ctx)
+                else:
+                    added = signin.finish(ctx)
+                if not isinstance(added, Response):
+                    if added:
+                        headers = [*(message.get("headers") or ()), *encode_headers(added)]
+                        message = {**message, "headers": headers}
+                    await self.downstream(message)
+                    return
+                final = added
             else:  # the sign-in redirect replaces it, keeping the app's own cookies
                 raw = message.get("headers") or ()
                 decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-                app_response = Response(status, decoded)
-            signin = self.signin
-            if signin.sessions.store.blocking:
-                final, replaced = await asyncio.to_thread(signin.close, ctx, app_response)
-            else:  # see SignInMiddleware.__call__: no worker thread, no coroutine
-                final, replaced = signin.close(ctx, app_response)
-            if replaced:
-                self.replaced = True
-                await _send(self.downstream, final)
-                return
-            if final.headers:
-                headers = [*(message.get("headers") or ()), *encode_headers(final.headers)]
-                message = {**message, "headers": headers}
-        elif self.replaced and message["type"] == "http.response.body":
+                app_response = Response(int(message["status"]), decoded)
+                if blocking:
+                    final, _ = await asyncio.to_thread(signin.close, ctx, app_response)
+                else:
+                    final, _ = signin.close(ctx, app_response)
+            self.replaced = True
+            await _send(self.downstream, final)
+            return
+        if self.replaced and message["type"] == "http.response.body":
             return
         await self.downstream(message)
 
@@ -175,7 +180,7 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
             await self._route(scope, receive, send)
             return
         make_error = self.integration.interaction_error
-        cookies = "; ".join(header_values(scope, _COOKIE).get(b"cookie", ()))
+        cookies = cookie_header(scope)  # all a page of a signed-in user reads of the request
         # A page: the request's view is built only if something asks (a redirect to sign in).
         describe = lambda: request_from_scope(scope)  # noqa: E731 (a closure: cheaper than partial)
         if signin.sessions.store.blocking:

@@ -52,6 +52,10 @@ DEFAULT_COOKIE_NAME = "entra_ciam_session"  # the name on http; prefixed on http
 # A cookie value holding a session id (secrets.token_urlsafe(32)), maybe in quotes (RFC 6265
 # allows them), maybe with spaces around it; the id is group 2.
 _SID_VALUE_RE = re.compile(r'\s*(")?([A-Za-z0-9_-]{43})(?(1)")\s*')
+# The same id bare, the usual cookie value: all of it is the id when deleting the id's alphabet
+# from it leaves nothing (one C call, half the pattern's cost; ``str.strip`` costs twice it).
+_SID_LENGTH = 43
+_SID_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: a valid cookie name
 _PATH_RE = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # no ';', spaces or controls
 _PREFIXES = ("__Host-", "__Secure-")  # names browsers accept only with Secure, from https
@@ -278,32 +282,44 @@ class SessionManager:
 
     def load(self, cookie_header: str | None) -> Session:
         """The live session the cookie names, or a new empty one (unknown, expired, malformed,
-        or more than one cookie of our name)."""
-        presented = self.presented_values(cookie_header)
-        if len(presented) > 1:
-            # Deleting "our" cookie would leave the planted one alone in the jar: answer as if
-            # there were none, and let a sign-in overwrite the user's.
-            log.warning(
-                "a request carried several %s cookies (a sibling subdomain or a plain-http "
-                "response may be planting one); it was given no session",
-                self.cookie_name,
-            )
+        or more than one cookie of our name).
+
+        Every request of every page runs this: the usual cookie, one bare id, is read without
+        a call of its own (``presented_values`` and ``_well_formed`` cover the rest).
+        """
+        if not cookie_header or self.cookie_name not in cookie_header:
+            return self.new()  # no cookies, or only others: without the regex
+        presented: list[str] = self._values(cookie_header)
+        if len(presented) != 1:
+            if presented:
+                # Deleting "our" cookie would leave the planted one alone in the jar: answer
+                # as if there were none, and let a sign-in overwrite the user's.
+                log.warning(
+                    "a request carried several %s cookies (a sibling subdomain or a plain-http "
+                    "response may be planting one); it was given no session",
+                    self.cookie_name,
+                )
             return self.new()
-        sid = _well_formed(presented)
+        value = presented[0]
+        # A bare id, or else one in quotes or spaces, or none at all (``_well_formed``).
+        bare = (
+            len(value) == _SID_LENGTH
+            and value.isascii()
+            and not value.encode().translate(None, _SID_ALPHABET)
+        )
+        sid = value if bare else _well_formed(presented)
         if sid is not None:
-            key = self.store_key(sid)
+            key = "s:" + _digest(sid)  # store_key, without a call of its own
             record = self.store.get(key)
             if record is not None:
-                data, created, last_seen = _unpack(record)
+                data, created, last_seen, versions = _unpack(record)
                 if data is not None:
                     if not self._expired(created, last_seen, self.clock()):
                         # (id, data, created, last seen, the id the browser holds,
                         # whether it presented a cookie, each key's version)
-                        return Session(
-                            sid, data, created, last_seen, sid, True, _versions_of(record)
-                        )
+                        return Session(sid, data, created, last_seen, sid, True, versions)
                     self.store.delete(key)
-        return self.new(presented=bool(presented))
+        return self.new(presented=True)
 
     def rotate(self, session: Session) -> None:
         """Give the session a new id (call at sign-in: no fixation); the old one dies at commit.
@@ -337,9 +353,9 @@ class SessionManager:
         new record is written.
         """
         now = self.clock()
-        write = session.modified or (
-            not session.is_new and now - session.last_seen >= self.touch_interval
-        )
+        # ``is_new`` spelled out (every request commits): the browser holds this session's id.
+        held = session._browser_id == session.id
+        write = session.modified or (held and now - session.last_seen >= self.touch_interval)
         cookie: str | None = None
         if write:
             ttl = self._ttl(session.created, now)
@@ -349,14 +365,14 @@ class SessionManager:
             else:
                 session.last_seen = now
                 self._write(session, session._changed, now, ttl)
-                if session.is_new:
+                if not held:
                     cookie = self.cookie(session.id)
                 session._browser_id = session.id
         if session._stale_ids:  # most requests have none: no loop, no clear
             for old in session._stale_ids:
                 self.store.delete(self.store_key(old))
             session._stale_ids.clear()
-        if not write and session._presented and session.is_new:
+        if not write and session._presented and session._browser_id != session.id:  # is_new
             cookie = self.deletion_cookie()
             session._presented = False
         session.modified = False
@@ -388,10 +404,11 @@ class SessionManager:
 
         def merge(current: SessionData | None) -> SessionData | None:
             dropped.clear()
-            data, created, last_seen = _unpack(current) if current is not None else (None, 0, 0)
-            if current is None or data is None:
+            if current is None:
                 return None
-            stored = _versions_of(current)
+            data, created, last_seen, stored = _unpack(current)
+            if data is None:
+                return None
             data = dict(data)
             written = False
             for key in pending:
@@ -473,7 +490,7 @@ class SessionManager:
         record = self.store.get(self.store_key(session.id))
         if record is None:
             return False
-        data, created, last_seen = _unpack(record)
+        data, created, last_seen, _versions = _unpack(record)
         if data is None or self._expired(created, last_seen, self.clock()):
             return False
         self._adopt(session, record, [key for key in keys if key not in session._changed])
@@ -567,17 +584,27 @@ def cookie_pairs(cookie_header: str | None) -> Iterator[tuple[str, str]]:
 _NUMBER = (int, float)  # a tuple: isinstance checks it faster than the union int | float
 
 
-def _unpack(record: SessionData) -> tuple[SessionData | None, float, float]:
+def _unpack(record: SessionData) -> tuple[SessionData | None, float, float, dict[str, int]]:
+    """A stored record's data, creation and last-use times and each key's version; data None
+    when the record is not one this module could have written."""
     data, created, last_seen = record.get("d"), record.get("c"), record.get("a")
     if type(data) is dict and type(created) is float and type(last_seen) is float:
-        return data, created, last_seen  # what this module writes: checked in three reads
+        # What this module writes, checked without a call: it runs on every request.
+        versions = record.get("v")
+        if type(versions) is dict:
+            for version in versions.values():
+                if type(version) is not int:
+                    break
+            else:
+                return data, created, last_seen, versions
+        return data, created, last_seen, _versions_of(record)
     if (
         not isinstance(data, dict)
         or not isinstance(created, _NUMBER)
         or not isinstance(last_seen, _NUMBER)
     ):
-        return None, 0.0, 0.0
-    return data, float(created), float(last_seen)
+        return None, 0.0, 0.0, {}
+    return data, float(created), float(last_seen), _versions_of(record)
 
 
 def _versions_of(record: SessionData) -> dict[str, int]:

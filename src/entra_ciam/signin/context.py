@@ -218,7 +218,8 @@ class RequestContext:
 
         A session whose id changed (sign-out, sign-in) loses what the memo held for it.
         """
-        self.save_token_cache_blob()
+        if self._token_cache is not None:  # most requests never read it: no call for them
+            self.save_token_cache_blob()
         # The memo is looked up only when there is something to tell it (most requests: nothing).
         if self.session.id != self._opened_id:
             self.signin.clients.user_tokens.forget(self._opened_id)

@@ -248,15 +248,27 @@ class SignIn:
             pending = ctx.pending
             response = Response(pending.status, [*pending.headers, *carried], pending.body)
             replaced = True
+        added = self.finish(ctx)
+        if isinstance(added, Response):
+            return added, True
+        response.headers.extend(added)
+        return response, replaced
+
+    def finish(self, ctx: RequestContext) -> tuple[tuple[str, str], ...] | Response:
+        """Save the session (store I/O): the headers to add to the response (its cookie, or
+        none), or the 503 page that replaces the response when the store is down.
+
+        ``close`` for an app's answer already encoded for its server, when no sign-in is
+        pending (``ctx.pending`` is None): the adapters add these headers to it as they are,
+        where ``close`` would need it as a ``Response`` (every page pays for that).
+        """
         try:
             ctx.save_token_cache()
             cookie = self.sessions.commit(ctx.session)
         except SessionStoreUnavailableError:
             _telemetry.session_store_error("save")
-            return store_unavailable_page(), True
-        if cookie is not None:
-            response.headers.append(("Set-Cookie", cookie))
-        return response, replaced
+            return store_unavailable_page()
+        return () if cookie is None else (("Set-Cookie", cookie),)
 
     # -- steps ------------------------------------------------------------------------------------
 

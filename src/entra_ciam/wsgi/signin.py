@@ -88,21 +88,23 @@ class _Exchange:
         if self.started:  # an error after the headers went out: nothing left to decide
             return self.start_response(status, headers, exc_info)
         self.started = True
-        try:
-            code = int(status.split(" ", 1)[0])
-        except ValueError:
-            code = 500
-        # Only a pending sign-in redirect looks at the app's headers (it keeps their cookies);
-        # otherwise they go out as they are, maybe with our cookie added.
-        pending = self.ctx.pending is not None
-        final, replaced = self.signin.close(
-            self.ctx, Response(code, list(headers)) if pending else Response(code)
-        )
-        if replaced:
-            self.replacement = final
-            respond(self.start_response, final.status, final.headers, final.body, exc_info)
-            return _discard
-        return self.start_response(status, [*headers, *final.headers], exc_info)
+        ctx, signin = self.ctx, self.signin
+        if ctx.pending is None:
+            # The usual case: the app's headers go out as they are, maybe with our cookie
+            # added; only a store failure replaces them.
+            added = signin.finish(ctx)
+            if not isinstance(added, Response):
+                return self.start_response(status, [*headers, *added], exc_info)
+            final = added
+        else:  # the sign-in redirect replaces the app's answer, keeping the app's own cookies
+            try:
+                code = int(status.split(" ", 1)[0])
+            except ValueError:
+                code = 500
+            final, _ = signin.close(ctx, Response(code, list(headers)))
+        self.replacement = final
+        respond(self.start_response, final.status, final.headers, final.body, exc_info)
+        return _discard
 
     def answer(self, response: Response) -> list[bytes]:
         """Send ``response`` instead of the app's (the app raised before starting one)."""
