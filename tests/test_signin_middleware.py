@@ -8,14 +8,23 @@ middleware inside its own error handling, async and sync endpoints.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from entra_ciam.asgi import SignInMiddleware as AsgiSignIn
+from entra_ciam.sessions import MemoryStore, SessionStoreUnavailableError
+from entra_ciam.sessions.base import Apply, SessionData
+from entra_ciam.signin.context import current_context
+from entra_ciam.wsgi import SignInMiddleware as WsgiSignIn
 from tests.support import signin_scenarios as scenarios
 from tests.support.external import require_redis
+from tests.support.fake_entra import make_signin
 from tests.support.signin_apps import BUILDERS, flask_app
 from tests.support.webapps import RoundRobin, Stack, signin_stack
 
@@ -80,3 +89,103 @@ def test_two_app_instances_share_one_session_through_redis(tmp_path: Path) -> No
         assert names == {"Ada Lovelace"}
         assert browser.get("/todos").json()["status"] == 200
         assert min(balancer.served) >= 4
+
+
+# -- the end of a page: the app's answer, our cookie, a store that fails (WSGI and ASGI) ----------
+
+
+class _FailingStore(MemoryStore):
+    """A store that does not block (saved in the request's own thread) and fails on demand."""
+
+    failing = False
+
+    def set(self, sid: str, data: SessionData, ttl: float) -> None:
+        if self.failing:
+            raise SessionStoreUnavailableError("the store went away")
+        super().set(sid, data, ttl)
+
+    def update(self, sid: str, apply: Apply, ttl: float) -> SessionData | None:
+        if self.failing:
+            raise SessionStoreUnavailableError("the store went away")
+        return super().update(sid, apply, ttl)
+
+
+def _page(kind: str, store: MemoryStore) -> Callable[[], tuple[int, list[tuple[str, str]], bytes]]:
+    """A page that writes to a new visitor's session, behind the sign-in middleware of ``kind``,
+    called the way its server would: one request, its status, headers and body."""
+    signin = make_signin(store)
+
+    def note() -> None:
+        ctx = current_context()
+        assert ctx is not None
+        ctx.session["note"] = "kept"
+
+    if kind == "wsgi":
+
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            note()
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"the app's answer"]
+
+        wsgi = WsgiSignIn(wsgi_app, signin=signin)
+
+        def call_wsgi() -> tuple[int, list[tuple[str, str]], bytes]:
+            started: list[Any] = []
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/page", "wsgi.input": io.BytesIO()}
+            body = b"".join(wsgi(environ, lambda *args: started.append(args)))
+            return int(started[0][0].split()[0]), list(started[0][1]), body
+
+        return call_wsgi
+
+    async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        note()
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"the app's answer"})
+
+    asgi = AsgiSignIn(asgi_app, signin=signin)
+
+    def call_asgi() -> tuple[int, list[tuple[str, str]], bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/page",
+            "headers": [],
+            "query_string": b"",
+        }
+        asyncio.run(asgi(scope, receive, send))
+        start, bodies = sent[0], [m for m in sent[1:] if m["type"] == "http.response.body"]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
+        return start["status"], headers, b"".join(m.get("body", b"") for m in bodies)
+
+    return call_asgi
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_session_cookie_joins_the_apps_own_headers(kind: str) -> None:
+    status, headers, body = _page(kind, _FailingStore())()
+    assert (status, body) == (200, b"the app's answer")
+    names = [name.lower() for name, _ in headers]
+    assert names.count("content-type") == 1
+    cookies = [value for name, value in headers if name.lower() == "set-cookie"]
+    assert len(cookies) == 1 and cookies[0].startswith("entra_ciam_session=")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_store_failing_at_the_save_replaces_the_apps_answer_with_a_503(kind: str) -> None:
+    store = _FailingStore()
+    store.failing = True
+    status, headers, body = _page(kind, store)()
+    assert status == 503
+    assert b"Sessions cannot be stored right now" in body
+    assert b"the app's answer" not in body  # nothing of the replaced answer goes out
+    assert not [value for name, value in headers if name.lower() == "set-cookie"]
+    assert dict((k.lower(), v) for k, v in headers)["retry-after"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from entra_ciam.asgi.exchange import (
@@ -91,6 +91,10 @@ async def _send(send: Send, response: Response) -> None:
     await send_response(send, response.status, response.headers, response.body)
 
 
+async def _nothing() -> None:
+    """What sending a body of a replaced answer does."""
+
+
 @dataclasses.dataclass(slots=True)
 class _Exchange:
     """What happened to the response of one app call; the app sends through :meth:`send`.
@@ -105,39 +109,53 @@ class _Exchange:
     started: bool = False
     replaced: bool = False
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's ``send``: a plain function that hands back what the server's ``send``
+        returns, so the usual messages (the body; the start, once the session is saved with
+        nothing to add) cost no coroutine of ours, two per page otherwise."""
         if message["type"] == "http.response.start" and not self.started:
             self.started = True
             ctx, signin = self.ctx, self.signin
-            blocking = signin.sessions.store.blocking  # if not, no worker thread (see __call__)
-            if ctx.pending is None:
+            if ctx.pending is None and not signin.sessions.store.blocking:
                 # The usual case: the app's answer goes out as the app encoded it, maybe with
                 # our cookie added; only a store failure replaces it.
-                if blocking:
-                    added = await asyncio.to_thread(signin.finish, ctx)
-                else:
-                    added = signin.finish(ctx)
-                if not isinstance(added, Response):
-                    if added:
-                        headers = [*(message.get("headers") or ()), *encode_headers(added)]
-                        message = {**message, "headers": headers}
-                    await self.downstream(message)
-                    return
-                final = added
-            else:  # the sign-in redirect replaces it, keeping the app's own cookies
-                raw = message.get("headers") or ()
-                decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-                app_response = Response(int(message["status"]), decoded)
-                if blocking:
-                    final, _ = await asyncio.to_thread(signin.close, ctx, app_response)
-                else:
-                    final, _ = signin.close(ctx, app_response)
-            self.replaced = True
-            await _send(self.downstream, final)
-            return
+                added = signin.finish(ctx)
+                if not added:
+                    return self.downstream(message)
+                return self._started(message, added)
+            return self._start(message)
         if self.replaced and message["type"] == "http.response.body":
+            return _nothing()
+        return self.downstream(message)
+
+    def _started(
+        self, message: Message, added: tuple[tuple[str, str], ...] | Response
+    ) -> Awaitable[None]:
+        """The app's start message after ``SignIn.finish``: with our headers added, or replaced
+        by the page ``finish`` answered with (the store is down)."""
+        if isinstance(added, Response):
+            self.replaced = True
+            return _send(self.downstream, added)
+        headers = [*(message.get("headers") or ()), *encode_headers(added)]
+        return self.downstream({**message, "headers": headers})
+
+    async def _start(self, message: Message) -> None:
+        """The start message when deciding takes a worker thread (a store that blocks) or the
+        sign-in redirect replaces the app's answer, keeping the app's own cookies."""
+        ctx, signin = self.ctx, self.signin
+        blocking = signin.sessions.store.blocking
+        if ctx.pending is None:
+            await self._started(message, await asyncio.to_thread(signin.finish, ctx))
             return
-        await self.downstream(message)
+        raw = message.get("headers") or ()
+        decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        app_response = Response(int(message["status"]), decoded)
+        if blocking:
+            final, _ = await asyncio.to_thread(signin.close, ctx, app_response)
+        else:
+            final, _ = signin.close(ctx, app_response)
+        self.replaced = True
+        await _send(self.downstream, final)
 
 
 class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
