@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import re
 
@@ -329,3 +331,12 @@ def test_stash_on_a_new_visitor_sets_the_cookie(manager: SessionManager) -> None
 def test_repr_hides_the_id(manager: SessionManager) -> None:
     session, _cookie = _signed_in(manager)
     assert session.id not in repr(session)
+
+
+def test_store_keys_stay_what_stored_sessions_were_written_under() -> None:
+    # Sessions in Redis or SQLite outlive a release: a changed key would sign everyone out.
+    sid = "Rp6IYcI3sFo9z0_uw913Ds6ygfdoDl-POY80Y-lYcg4"
+    assert SessionManager.store_key(sid) == "s:aEQFynQHM9lmvZV_K76eCQgKcw3C2CuJLGXRlnd-RYE"
+    for sid in (new_session_id() for _ in range(50)):
+        digest = base64.urlsafe_b64encode(hashlib.sha256(sid.encode()).digest())
+        assert SessionManager.store_key(sid) == "s:" + digest.rstrip(b"=").decode()

@@ -72,7 +72,7 @@ class SignInFlow(Protocol):
     def handle(self, ctx: RequestContext) -> Response: ...
 
 
-@dataclasses.dataclass(eq=False, slots=True)
+@dataclasses.dataclass(eq=False, slots=True, init=False)
 class RequestContext:
     """One request seen by the sign-in middleware: its session and what must happen to it."""
 
@@ -95,8 +95,25 @@ class RequestContext:
         default=None, init=False, repr=False
     )
 
-    def __post_init__(self) -> None:
-        self._opened_id = self.session.id
+    def __init__(
+        self,
+        signin: SignInFlow,
+        describe: Callable[[], Request],
+        session: Session,
+        make_interaction_error: InteractionErrorFactory = InteractionRequiredError,
+    ) -> None:
+        # Written out: every request builds one, and the generated ``__init__`` would call a
+        # ``__post_init__`` for ``_opened_id`` as well.
+        self.signin = signin
+        self.describe = describe
+        self.session = session
+        self.make_interaction_error = make_interaction_error
+        self.pending = None
+        self._token_cache = None
+        self._fresh_tokens = None
+        self._opened_id = session.id
+        self._request = None
+        self._user = None
 
     @property
     def request(self) -> Request:
@@ -114,11 +131,12 @@ class RequestContext:
         every time, so a sign-in or sign-out during the request shows at once.
         """
         claims = self.session.get(USER_KEY)
+        seen = self._user
+        if seen is not None and seen[0] is claims:  # the usual case: the claims seen before
+            return seen[1]
         if not isinstance(claims, dict):
             return None
-        seen = self._user
-        if seen is None or seen[0] is not claims:
-            seen = self._user = (claims, MappingProxyType(claims))
+        seen = self._user = (claims, MappingProxyType(claims))
         return seen[1]
 
     def token_cache(self) -> msal.SerializableTokenCache:
