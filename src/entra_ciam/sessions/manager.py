@@ -93,8 +93,9 @@ def _digest(value: str) -> str:
     """SHA-256, URL-safe base64 without padding (``base64.urlsafe_b64encode`` spelled out: it
     runs on every request, to find the session in the store)."""
     raw = hashlib.sha256(value.encode()).digest()
-    # The trailing newline goes with the padding: ``newline=False`` costs a keyword argument.
-    return binascii.b2a_base64(raw).translate(_URLSAFE).rstrip(b"=\n").decode()
+    # One translate drops the padding and the trailing newline (``newline=False`` would cost a
+    # keyword argument, ``rstrip`` another call).
+    return binascii.b2a_base64(raw).translate(_URLSAFE, b"=\n").decode()
 
 
 class Session(MutableMapping[str, Any]):
