@@ -287,7 +287,7 @@ class SessionManager:
         or more than one cookie of our name).
 
         Every request of every page runs this: the usual cookie, one bare id, is read without
-        a call of its own (``presented_values`` and ``_well_formed`` cover the rest).
+        calls of its own (``presented_values`` and ``_well_formed`` cover the rest).
         """
         if not cookie_header or self.cookie_name not in cookie_header:
             return self.new()  # no cookies, or only others: without the regex
@@ -311,7 +311,7 @@ class SessionManager:
         )
         sid = value if bare else _well_formed(presented)
         if sid is not None:
-            key = "s:" + _digest(sid)  # store_key, without a call of its own
+            key = self.store_key(sid)
             record = self.store.get(key)
             if record is not None:
                 data, created, last_seen, versions = _unpack(record)
