@@ -15,9 +15,12 @@ here, and unchanged, costs no round trip.
 Why a copy is never served after the change it missed:
 
 - **Messages are applied before every hit.** A lookup first reads whatever the listening socket
-  already holds. Redis sends the invalidation while it executes the write, before the writer even
-  gets its reply, so a read that starts after the writer learned of its write (a browser's next
-  request, another process's next step) finds the message waiting.
+  already holds. Redis queues the invalidation while it executes the write and sends it in the
+  same pass of its event loop as the writer's reply, not necessarily first (microseconds apart,
+  longer if Redis is descheduled between the two writes), and it answers no later command
+  before that pass is over. So a read that starts after the writer's next step (a browser's next
+  request, another round trip of that process) finds the message waiting; only a read racing
+  the write's own reply can miss it, which is a read concurrent with the write.
 - **A reply is kept only if nothing changed while it travelled.** Every invalidation (and every
   write of this process) moves an epoch; a reply is stored only when the epoch it started under is
   still current, so an invalidation that overtook the reply cannot be lost.
