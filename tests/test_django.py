@@ -6,6 +6,7 @@ Tokens come from the loopback OIDC stub; sign-in goes through the emulator.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from cryptography.fernet import Fernet
 
 from entra_ciam.devidp import defaults
 from entra_ciam.devidp.testing import running_devidp
+from tests.support.django_inprocess import configure_django
 from tests.support.rejections import Tenant, challenge, running_tenant
 from tests.support.servers import DJANGO_API, DJANGO_WEB, running
 from tests.support.todo_api import free_port
@@ -188,3 +190,41 @@ def test_sign_in_with_the_emulator(kind: str, tmp_path: Path) -> None:
             out = browser.get("/auth/signout", headers={"Sec-Fetch-Site": "same-origin"})
             assert out.status_code == 302
             assert browser.get("/web/").status_code == 302
+
+
+# -- in this process: the request's state the bearer middleware leaves to views --------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_public_path_keeps_the_claims_an_outer_middleware_validated(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the ASGI and WSGI middlewares do: a public path validates nothing, so what an outer
+    # layer validated stays current (request.claims is this middleware's own: None).
+    configure_django()
+    monkeypatch.setenv("ENTRA_AUTHORITY", "https://contoso.ciamlogin.com/contoso.onmicrosoft.com")
+    monkeypatch.setenv("ENTRA_API_CLIENT_ID", API_CLIENT_ID)
+    from django.http import HttpRequest, HttpResponse
+    from django.test import RequestFactory, override_settings
+
+    from entra_ciam.context import claims_context, get_claims
+    from entra_ciam.django.middleware import BearerTokenMiddleware
+
+    seen: list[object] = []
+
+    def view(request: HttpRequest) -> HttpResponse:
+        seen.append((request.claims, get_claims()))  # type: ignore[attr-defined]
+        return HttpResponse("ok")
+
+    async def async_view(request: HttpRequest) -> HttpResponse:
+        return view(request)
+
+    with override_settings(ENTRA_CIAM={"PUBLIC_PATHS": ["/healthz"]}):
+        middleware = BearerTokenMiddleware(view if mode == "sync" else async_view)
+        request = RequestFactory().get("/healthz")
+        with claims_context({"sub": "outer"}):
+            answer = middleware(request)
+            response = answer if mode == "sync" else asyncio.run(answer)
+            assert get_claims() == {"sub": "outer"}
+    assert response.status_code == 200
+    assert seen == [(None, {"sub": "outer"})]

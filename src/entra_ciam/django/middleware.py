@@ -217,8 +217,10 @@ class SignInMiddleware(_Middleware):
 
 
 def _with_claims(claims: Claims | None) -> RequestState:
-    """The request's state with Django serving it and ``claims`` validated (None: public path)."""
-    return RequestState(INTEGRATION, REQUEST.get().signin, claims)
+    """The request's state with Django serving it and ``claims`` validated; on a public path
+    (None) whatever an outer layer validated stays, as in the ASGI and WSGI middlewares."""
+    outer = REQUEST.get()
+    return RequestState(INTEGRATION, outer.signin, outer.claims if claims is None else claims)
 
 
 def _with_signin(ctx: RequestContext) -> RequestState:
