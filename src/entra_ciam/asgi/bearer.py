@@ -23,7 +23,7 @@ from entra_ciam.bearer import (
 from entra_ciam.context import STATE_KEY
 from entra_ciam.errors import AuthError
 from entra_ciam.frameworks import integration_for_app
-from entra_ciam.requeststate import REQUEST, RequestState
+from entra_ciam.requeststate import REQUEST, claims_state
 
 __all__ = ["BearerTokenMiddleware"]
 
@@ -72,12 +72,9 @@ class BearerTokenMiddleware(StartupChecked):
         except AuthError as err:
             await _refuse(kind, err, send)
             return
-        outer = REQUEST.get()
-        if claims is None:  # a public path: whatever an outer middleware validated stays
-            claims = outer.claims
-        else:
+        if claims is not None:  # not a public path
             scope = with_state(scope, STATE_KEY, claims)
-        state = RequestState(self.integration, outer.signin, claims)
+        state = claims_state(self.integration, claims)
         bound = REQUEST.set(state)
         try:
             await self._call_app(scope, receive, send)

@@ -26,7 +26,7 @@ from entra_ciam.asgi.exchange import (
 )
 from entra_ciam.asgi.startup import StartupChecked
 from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
-from entra_ciam.requeststate import REQUEST, RequestState
+from entra_ciam.requeststate import REQUEST, signin_state
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
 from entra_ciam.signin.context import RequestContext
@@ -43,15 +43,15 @@ USER_STATE_KEY = "user"
 T = TypeVar("T")
 
 
-_HEADERS = frozenset((b"cookie", b"content-type", b"host", b"origin", b"sec-fetch-site"))
+_HEADERS = frozenset((b"content-type", b"host", b"origin", b"sec-fetch-site"))
 
 
 def request_from_scope(scope: Scope) -> Request:
-    # Every request builds one: the fields are passed in order (a named tuple's keyword
-    # arguments cost more than its whole construction), absent headers skip their join.
+    # Built for the sign-in routes and a redirect to sign in: the fields are passed in order (a
+    # named tuple's keyword arguments cost more than its whole construction), absent headers
+    # skip their join.
     header = header_values(scope, _HEADERS).get
     root = root_path(scope)
-    cookies = header(b"cookie")
     content_type = header(b"content-type")
     host = header(b"host")
     origin = header(b"origin")
@@ -61,7 +61,7 @@ def request_from_scope(scope: Scope) -> Request:
         route_path(scope, root),
         root,
         bytes(scope.get("query_string") or b"").decode("latin-1"),
-        "; ".join(cookies) if cookies else "",
+        cookie_header(scope),
         content_type[0] if content_type else "",
         b"",
         host[0] if host else "localhost",
@@ -89,6 +89,13 @@ async def _read_body(receive: Receive) -> bytes:
 
 async def _send(send: Send, response: Response) -> None:
     await send_response(send, response.status, response.headers, response.body)
+
+
+async def _store_call(signin: SignIn, func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)``, in a worker thread when the session store blocks."""
+    if signin.sessions.store.blocking:
+        return await asyncio.to_thread(func, *args)
+    return func(*args)
 
 
 async def _nothing() -> None:
@@ -143,17 +150,13 @@ class _Exchange:
         """The start message when deciding takes a worker thread (a store that blocks) or the
         sign-in redirect replaces the app's answer, keeping the app's own cookies."""
         ctx, signin = self.ctx, self.signin
-        blocking = signin.sessions.store.blocking
         if ctx.pending is None:
-            await self._started(message, await asyncio.to_thread(signin.finish, ctx))
+            await self._started(message, await _store_call(signin, signin.finish, ctx))
             return
         raw = message.get("headers") or ()
         decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
         app_response = Response(int(message["status"]), decoded)
-        if blocking:
-            final, _ = await asyncio.to_thread(signin.close, ctx, app_response)
-        else:
-            final, _ = signin.close(ctx, app_response)
+        final, _ = await _store_call(signin, signin.close, ctx, app_response)
         self.replaced = True
         await _send(self.downstream, final)
 
@@ -174,20 +177,19 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
         request = request_from_scope(scope)
         if signin.needs_body(request):
             request = request.with_body(await _read_body(receive))
-        opened = await self._store_call(
-            signin.open, request.cookie_header, lambda: request, self.integration.interaction_error
+        opened = await _store_call(
+            signin,
+            signin.open,
+            request.cookie_header,
+            lambda: request,
+            self.integration.interaction_error,
         )
         if isinstance(opened, Response):
             await _send(send, opened)
             return
         response = await asyncio.to_thread(signin.handle, opened)
-        final, _ = await self._store_call(signin.close, opened, response)
+        final, _ = await _store_call(signin, signin.close, opened, response)
         await _send(send, final)
-
-    async def _store_call(self, func: Callable[..., T], *args: Any) -> T:
-        if self.signin.sessions.store.blocking:
-            return await asyncio.to_thread(func, *args)
-        return func(*args)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -204,7 +206,7 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
         if signin.sessions.store.blocking:
             opened = await asyncio.to_thread(signin.open, cookies, describe, make_error)
         else:
-            # _store_call written out: every request opens and closes its session, and a store
+            # _store_call written out: every request opens its session, and a store
             # that does not block (memory) is called right here, without a coroutine around it.
             opened = signin.open(cookies, describe, make_error)
         if isinstance(opened, Response):
@@ -213,7 +215,7 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
         ctx = opened
         inner = with_state(scope, USER_STATE_KEY, ctx.user)  # ``scope`` stays what describe reads
         exchange = _Exchange(signin, ctx, send)
-        state = RequestState(self.integration, ctx, REQUEST.get().claims)
+        state = signin_state(self.integration, ctx)
         bound = REQUEST.set(state)
         try:
             await self.app(inner, receive, exchange.send)
@@ -222,7 +224,7 @@ class SignInMiddleware(StartupChecked, SignInAdapter[ASGIApp]):
             # answering, like Starlette's ServerErrorMiddleware): answer with the sign-in.
             if not exchange.started:
                 pending = ctx.pending or exc.redirect_response
-                final, _ = await self._store_call(signin.close, ctx, pending)
+                final, _ = await _store_call(signin, signin.close, ctx, pending)
                 await _send(send, final)
             elif not exchange.replaced:
                 raise

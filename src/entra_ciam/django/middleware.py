@@ -18,11 +18,10 @@ from django.http import HttpRequest, HttpResponse
 
 from entra_ciam.acquirer import TokenAcquirer
 from entra_ciam.bearer import error_response
-from entra_ciam.claims import Claims
 from entra_ciam.django import settings as entra_settings
 from entra_ciam.django.integration import INTEGRATION, add_cookie, http_response
 from entra_ciam.errors import AuthError
-from entra_ciam.requeststate import REQUEST, RequestState, bound
+from entra_ciam.requeststate import bound, claims_state, signin_state
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.context import RequestContext
 from entra_ciam.signin.errors import InteractionRequiredError
@@ -95,7 +94,7 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        with bound(_with_claims(claims)):
+        with bound(claims_state(INTEGRATION, claims)):
             response: HttpResponse = self.get_response(request)
         return response
 
@@ -106,7 +105,7 @@ class BearerTokenMiddleware(_Middleware):
         except AuthError as err:
             return _refusal(err)
         request.claims = claims
-        with bound(_with_claims(claims)):
+        with bound(claims_state(INTEGRATION, claims)):
             response: HttpResponse = await self.get_response(request)
         return response
 
@@ -186,7 +185,7 @@ class SignInMiddleware(_Middleware):
         opened = self._open(request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        with bound(_with_signin(opened)):
+        with bound(signin_state(INTEGRATION, opened)):
             response = self.get_response(request)
         return self._close(opened, response)
 
@@ -194,7 +193,7 @@ class SignInMiddleware(_Middleware):
         opened = await self._store(self._open, request)
         if isinstance(opened, Response):
             return http_response(opened.status, opened.headers, opened.body)
-        with bound(_with_signin(opened)):
+        with bound(signin_state(INTEGRATION, opened)):
             response = await self.get_response(request)
         return await self._store(self._close, opened, response)
 
@@ -214,15 +213,3 @@ class SignInMiddleware(_Middleware):
             page = store_unavailable_page()
             return http_response(page.status, page.headers, page.body)
         return None
-
-
-def _with_claims(claims: Claims | None) -> RequestState:
-    """The request's state with Django serving it and ``claims`` validated; on a public path
-    (None) whatever an outer layer validated stays, as in the ASGI and WSGI middlewares."""
-    outer = REQUEST.get()
-    return RequestState(INTEGRATION, outer.signin, outer.claims if claims is None else claims)
-
-
-def _with_signin(ctx: RequestContext) -> RequestState:
-    """The request's state with Django serving it and ``ctx`` its sign-in state."""
-    return RequestState(INTEGRATION, ctx, REQUEST.get().claims)

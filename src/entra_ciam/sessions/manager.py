@@ -286,12 +286,10 @@ class SessionManager:
         """The live session the cookie names, or a new empty one (unknown, expired, malformed,
         or more than one cookie of our name).
 
-        Every request of every page runs this: the usual cookie, one bare id, is read without
-        calls of its own (``presented_values`` and ``_well_formed`` cover the rest).
+        Every request of every page runs this: the usual cookie value, one bare id, is checked
+        without the pattern (``_well_formed`` covers the rest).
         """
-        if not cookie_header or self.cookie_name not in cookie_header:
-            return self.new()  # no cookies, or only others: without the regex
-        presented: list[str] = self._values(cookie_header)
+        presented = self.presented_values(cookie_header)
         if len(presented) != 1:
             if presented:
                 # Deleting "our" cookie would leave the planted one alone in the jar: answer
@@ -355,9 +353,9 @@ class SessionManager:
         new record is written.
         """
         now = self.clock()
-        # ``is_new`` spelled out (every request commits): the browser holds this session's id.
-        held = session._browser_id == session.id
-        write = session.modified or (held and now - session.last_seen >= self.touch_interval)
+        write = session.modified or (
+            not session.is_new and now - session.last_seen >= self.touch_interval
+        )
         cookie: str | None = None
         if write:
             ttl = self._ttl(session.created, now)
@@ -367,14 +365,14 @@ class SessionManager:
             else:
                 session.last_seen = now
                 self._write(session, session._changed, now, ttl)
-                if not held:
+                if session.is_new:
                     cookie = self.cookie(session.id)
                 session._browser_id = session.id
         if session._stale_ids:  # most requests have none: no loop, no clear
             for old in session._stale_ids:
                 self.store.delete(self.store_key(old))
             session._stale_ids.clear()
-        if not write and session._presented and session._browser_id != session.id:  # is_new
+        if not write and session._presented and session.is_new:
             cookie = self.deletion_cookie()
             session._presented = False
         session.modified = False
@@ -591,15 +589,7 @@ def _unpack(record: SessionData) -> tuple[SessionData | None, float, float, dict
     when the record is not one this module could have written."""
     data, created, last_seen = record.get("d"), record.get("c"), record.get("a")
     if type(data) is dict and type(created) is float and type(last_seen) is float:
-        # What this module writes, checked without a call: it runs on every request.
-        versions = record.get("v")
-        if type(versions) is dict:
-            for version in versions.values():
-                if type(version) is not int:
-                    break
-            else:
-                return data, created, last_seen, versions
-        return data, created, last_seen, _versions_of(record)
+        return data, created, last_seen, _versions_of(record)  # what this module writes
     if (
         not isinstance(data, dict)
         or not isinstance(created, _NUMBER)

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from entra_ciam.errors import EntraCiamError
-from entra_ciam.requeststate import REQUEST, RequestState, bound
+from entra_ciam.requeststate import REQUEST, bound, signin_state
 from entra_ciam.sessions.tokencache import TOKEN_CACHE_KEY
 from entra_ciam.signin.errors import InteractionRequiredError, SignInNotConfiguredError
 from entra_ciam.signin.messages import Request, Response
@@ -72,7 +72,7 @@ class SignInFlow(Protocol):
     def handle(self, ctx: RequestContext) -> Response: ...
 
 
-@dataclasses.dataclass(eq=False, slots=True, init=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class RequestContext:
     """One request seen by the sign-in middleware: its session and what must happen to it."""
 
@@ -95,25 +95,8 @@ class RequestContext:
         default=None, init=False, repr=False
     )
 
-    def __init__(
-        self,
-        signin: SignInFlow,
-        describe: Callable[[], Request],
-        session: Session,
-        make_interaction_error: InteractionErrorFactory = InteractionRequiredError,
-    ) -> None:
-        # Written out: every request builds one, and the generated ``__init__`` would call a
-        # ``__post_init__`` for ``_opened_id`` as well.
-        self.signin = signin
-        self.describe = describe
-        self.session = session
-        self.make_interaction_error = make_interaction_error
-        self.pending = None
-        self._token_cache = None
-        self._fresh_tokens = None
-        self._opened_id = session.id
-        self._request = None
-        self._user = None
+    def __post_init__(self) -> None:
+        self._opened_id = self.session.id
 
     @property
     def request(self) -> Request:
@@ -307,5 +290,4 @@ def current_user() -> Mapping[str, Any] | None:
 
 def activated(ctx: RequestContext) -> bound:
     """Make ``ctx`` current for the block, then restore what was there (without a middleware)."""
-    outer = REQUEST.get()
-    return bound(RequestState(outer.integration, ctx, outer.claims))
+    return bound(signin_state(REQUEST.get().integration, ctx))

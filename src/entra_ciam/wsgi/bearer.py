@@ -15,7 +15,7 @@ from entra_ciam.bearer import BearerPolicy, SyncTokenValidator, error_response
 from entra_ciam.context import ENVIRON_KEY
 from entra_ciam.errors import AuthError
 from entra_ciam.frameworks import integration_for_app
-from entra_ciam.requeststate import REQUEST, RequestState
+from entra_ciam.requeststate import REQUEST, claims_state
 from entra_ciam.wsgi.exchange import path_info, respond
 
 if TYPE_CHECKING:
@@ -66,12 +66,9 @@ class BearerTokenMiddleware:
         # A copied context keeps the claims out of the server thread's own context entirely,
         # so nothing is left behind for the next request that thread serves.
         ctx = contextvars.copy_context()
-        outer = REQUEST.get()
-        if claims is None:  # a public path: whatever an outer middleware validated stays
-            claims = outer.claims
-        else:
+        if claims is not None:  # not a public path
             environ[ENVIRON_KEY] = claims
-        ctx.run(REQUEST.set, RequestState(self.integration, outer.signin, claims))
+        ctx.run(REQUEST.set, claims_state(self.integration, claims))
         started = False
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

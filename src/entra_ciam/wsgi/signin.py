@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
-from entra_ciam.requeststate import REQUEST, RequestState
+from entra_ciam.requeststate import REQUEST, signin_state
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
 from entra_ciam.signin.context import RequestContext
@@ -150,7 +150,7 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
         environ[CONTEXT_ENVIRON_KEY] = ctx
         exchange = _Exchange(ctx, self.signin, start_response)
         context = contextvars.copy_context()
-        context.run(REQUEST.set, RequestState(self.integration, ctx, REQUEST.get().claims))
+        context.run(REQUEST.set, signin_state(self.integration, ctx))
         try:
             body = context.run(self.app, environ, exchange.start)
         except InteractionRequiredError as exc:
