@@ -30,9 +30,10 @@ from werkzeug.serving import make_server
 
 from entra_ciam import MissingTokenError, current_claims
 from entra_ciam.asgi import BearerTokenMiddleware as AsgiBearer
-from entra_ciam.asgi.types import Message, Scope
+from entra_ciam.asgi.types import Scope
 from entra_ciam.context import ENVIRON_KEY, get_claims
 from entra_ciam.wsgi import BearerTokenMiddleware as WsgiBearer
+from tests.support.asgi import call_asgi, http_scope
 from tests.support.rejections import (
     REQUEST_REJECTIONS,
     TOKEN_REJECTIONS,
@@ -373,38 +374,6 @@ def test_public_websocket_needs_no_token(tenant: Tenant) -> None:
 # -- raw ASGI -------------------------------------------------------------------------------------
 
 
-async def call_raw(app: Any, scope: Scope) -> list[Message]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
-
-
-def http_scope(
-    path: str, *, root_path: str = "", headers: list[tuple[bytes, bytes]] | None = None
-) -> Scope:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": root_path,
-        "query_string": b"",
-        "headers": headers or [],
-        "server": ("127.0.0.1", 80),
-        "client": ("127.0.0.1", 5000),
-    }
-
-
 async def test_public_paths_are_matched_without_root_path(tenant: Tenant) -> None:
     seen: list[Scope] = []
 
@@ -414,9 +383,9 @@ async def test_public_paths_are_matched_without_root_path(tenant: Tenant) -> Non
         await send({"type": "http.response.body", "body": b""})
 
     app = AsgiBearer(inner, tenant.validator, public_paths=["/health"])
-    mounted = await call_raw(app, http_scope("/api/health", root_path="/api"))
+    mounted = await call_asgi(app, http_scope("/api/health", root_path="/api"))
     assert mounted[0]["status"] == 204
-    not_mounted = await call_raw(app, http_scope("/api/health"))
+    not_mounted = await call_asgi(app, http_scope("/api/health"))
     assert not_mounted[0]["status"] == 401
     assert len(seen) == 1
 
@@ -426,7 +395,7 @@ async def test_raw_refusal_is_a_complete_asgi_response(tenant: Tenant) -> None:
         raise AssertionError("must not be called")
 
     app = AsgiBearer(inner, tenant.validator)
-    sent = await call_raw(app, http_scope("/x", headers=[(b"authorization", b"Bearer a.b.c")]))
+    sent = await call_asgi(app, http_scope("/x", headers=[(b"authorization", b"Bearer a.b.c")]))
     start, body = sent
     assert start["type"] == "http.response.start"
     assert start["status"] == 401
@@ -448,7 +417,7 @@ async def test_claims_scope_is_a_copy_and_context_is_reset(tenant: Tenant) -> No
     shared_state = {"db": "pool"}
     scope = http_scope("/x", headers=[(b"authorization", f"Bearer {tenant.user_token()}".encode())])
     scope["state"] = shared_state
-    sent = await call_raw(AsgiBearer(inner, tenant.validator), scope)
+    sent = await call_asgi(AsgiBearer(inner, tenant.validator), scope)
     assert sent[0]["status"] == 204
     assert seen[0]["state"] == {"db": "pool", "claims": seen[0]["state"]["claims"]}
     assert shared_state == {"db": "pool"}  # the server's dict is not written to

@@ -18,6 +18,7 @@ from entra_ciam import (
     require_scope_or_app_permission,
 )
 from entra_ciam.context import claims_context
+from tests.support.asgi import call_asgi, http_scope, response_of
 
 USER = Claims({"oid": "u1", "sub": "s1", "scp": "Todolist.Read"})
 READ = require_scope("Todolist.Read")
@@ -161,17 +162,8 @@ async def test_a_callable_object_of_a_framework_is_guarded_not_taken_for_its_req
     from starlette.responses import PlainTextResponse
 
     guarded = READ(PlainTextResponse("hello"))
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
     with claims_context(USER):
-        await guarded(scope, receive, send)
-    assert sent[0]["status"] == 200 and sent[1]["body"] == b"hello"
+        sent = await call_asgi(guarded, http_scope())
+    assert response_of(sent)[::2] == (200, b"hello")
     with pytest.raises(MissingTokenError):
-        await guarded(scope, receive, send)
+        await call_asgi(guarded, http_scope())

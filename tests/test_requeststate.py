@@ -13,6 +13,7 @@ from entra_ciam.context import claims_context, get_claims
 from entra_ciam.frameworks import PLAIN, current_integration
 from entra_ciam.requeststate import NOTHING, REQUEST, RequestState, bound
 from entra_ciam.signin.context import current_context
+from tests.support.asgi import call_asgi, http_scope, response_of
 
 
 def outer() -> RequestState:
@@ -105,16 +106,7 @@ def test_the_asgi_sign_in_middleware_ends_the_state_of_its_requests() -> None:
         await send({"type": "http.response.body", "body": b""})
 
     middleware = SignInMiddleware(app, signin=make_signin(MemoryStore()))
-    scope = {"type": "http", "method": "GET", "path": "/page", "headers": [], "query_string": b""}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(middleware(scope, receive, send))
+    sent = asyncio.run(call_asgi(middleware, http_scope("/page")))
     assert sent[0]["status"] == 204
     assert captured[0].run(current_context) is None
 
@@ -177,18 +169,10 @@ def test_a_signed_in_asgi_request_leaves_no_cycle_for_the_collector() -> None:
     cookie = _signed_in_cookie(middleware.signin).encode()
     bodies: list[bytes] = []
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            bodies.append(message["body"])
-
     async def requests(count: int) -> None:
         for _ in range(count):
-            scope = {"type": "http", "method": "GET", "path": "/page", "query_string": b""}
-            scope["headers"] = [(b"cookie", cookie)]
-            await middleware(scope, receive, send)
+            scope = http_scope("/page", headers=[(b"cookie", cookie)])
+            bodies.append(response_of(await call_asgi(middleware, scope))[2])
 
     loop = asyncio.new_event_loop()
     try:

@@ -23,6 +23,7 @@ from entra_ciam.sessions.base import Apply, SessionData
 from entra_ciam.signin.context import current_context
 from entra_ciam.wsgi import SignInMiddleware as WsgiSignIn
 from tests.support import signin_scenarios as scenarios
+from tests.support.asgi import call_asgi, http_scope, response_of
 from tests.support.external import require_redis
 from tests.support.fake_entra import make_signin
 from tests.support.signin_apps import BUILDERS, flask_app
@@ -145,28 +146,10 @@ def _page(kind: str, store: MemoryStore) -> Callable[[], tuple[int, list[tuple[s
 
     asgi = AsgiSignIn(asgi_app, signin=signin)
 
-    def call_asgi() -> tuple[int, list[tuple[str, str]], bytes]:
-        sent: list[dict[str, Any]] = []
+    def call_page() -> tuple[int, list[tuple[str, str]], bytes]:
+        return response_of(asyncio.run(call_asgi(asgi, http_scope("/page"))))
 
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": "/page",
-            "headers": [],
-            "query_string": b"",
-        }
-        asyncio.run(asgi(scope, receive, send))
-        start, bodies = sent[0], [m for m in sent[1:] if m["type"] == "http.response.body"]
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
-        return start["status"], headers, b"".join(m.get("body", b"") for m in bodies)
-
-    return call_asgi
+    return call_page
 
 
 @pytest.mark.parametrize("kind", KINDS)
