@@ -15,10 +15,13 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from entra_ciam.devidp.state import StateDir
+from entra_ciam.devidp.tls import ensure_tls
 from entra_ciam.sessions import RedisStore, SessionStoreUnavailableError, from_url
 from entra_ciam.sessions.base import encode_record
 from entra_ciam.sessions.nearcache import NearCache
@@ -157,6 +160,39 @@ def test_a_lost_listener_serves_nothing_it_may_have_missed(
     _settled(other)
     assert store.get("sid") == {"user": "grace"}
     _warm(store, "sid", {"user": "alan"})  # and it subscribes again
+
+
+def test_over_tls_the_listener_hears_every_write(tmp_path: Path) -> None:
+    """``rediss://``, as a managed Redis is reached: the listener subscribes over TLS, and a
+    burst of invalidations (one command ending thirty sessions) reaches every lookup."""
+    files = ensure_tls(StateDir(tmp_path / "tls"))
+    with RedisChild(tls=(files.ca_cert, files.cert, files.key)) as child:
+        store = from_url(f"{child.url}&prefix=t:")
+        assert isinstance(store, RedisStore)
+        other = redis.Redis(
+            host="127.0.0.1",
+            port=child.port,
+            ssl=True,
+            ssl_ca_certs=str(files.ca_cert),
+            protocol=2,
+        )
+        try:
+            names = [f"s{n}" for n in range(30)]
+            for name in names:
+                _warm(store, name, {"user": name})
+            before = _gets(other)
+            assert [store.get(name) for name in names] == [{"user": n} for n in names]
+            assert _gets(other) == before  # all kept here
+            other.delete(*(f"t:{name}" for name in names))
+            _settled(other)
+            assert [store.get(name) for name in names] == [None] * len(names)
+            _warm(store, "s0", {"user": "grace"})
+            other.set("t:s0", encode_record({"user": "alan"}), px=60_000)
+            _settled(other)
+            assert store.get("s0") == {"user": "alan"}
+        finally:
+            other.close()
+            store.close()
 
 
 def _warm_with_quick_pings(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> NearCache:

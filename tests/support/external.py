@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
+from pathlib import Path
 from types import TracebackType
 
 import pytest
@@ -27,9 +29,16 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-def redis_available(host: str = "127.0.0.1", port: int = 6379) -> bool:
+def redis_available(
+    host: str = "127.0.0.1", port: int = 6379, *, tls_ca: Path | None = None
+) -> bool:
+    """Whether Redis answers a PING there (over TLS, verified against ``tls_ca``, when given)."""
     try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
+        with socket.create_connection((host, port), timeout=0.5) as raw:
+            sock = raw
+            if tls_ca is not None:
+                context = ssl.create_default_context(cafile=str(tls_ca))
+                sock = context.wrap_socket(raw, server_hostname=host)
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
@@ -46,17 +55,33 @@ class RedisChild:
     again on the same port. Nothing is persisted (``--save ''``, no AOF): it comes back empty.
 
     ``start()`` skips the test (fails it in CI) when there is no ``redis-server`` on PATH.
+    With ``tls`` (a CA file, a certificate for 127.0.0.1 it signed and its key) the server speaks
+    only TLS, as a managed Redis does (Azure Cache for Redis: port 6380, ``rediss://``); clients
+    are not asked for certificates.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path, Path] | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port: int = sock.getsockname()[1]
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        if self.tls is None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[0]}"
+
+    def _listen(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        ca, cert, key = map(str, self.tls)
+        return [
+            *("--port", "0", "--tls-port", str(self.port)),
+            *("--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca),
+            *("--tls-auth-clients", "no"),
+        ]
 
     def start(self, timeout: float = 10.0) -> None:
         binary = shutil.which("redis-server")
@@ -66,12 +91,13 @@ class RedisChild:
             )
         assert binary is not None
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
+            [binary, *self._listen(), "--bind", "127.0.0.1", *NO_PERSISTENCE],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
-        while not redis_available(port=self.port):
+        ca = None if self.tls is None else self.tls[0]
+        while not redis_available(port=self.port, tls_ca=ca):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 pytest.fail(f"redis-server did not start on port {self.port}")
