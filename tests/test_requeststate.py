@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -92,23 +93,76 @@ def test_nothing_is_never_ended() -> None:
     assert (NOTHING.integration, NOTHING.signin, NOTHING.claims) == (None, None, None)
 
 
-def test_the_asgi_sign_in_middleware_ends_the_state_of_its_requests() -> None:
-    from entra_ciam.asgi import SignInMiddleware
-    from entra_ciam.sessions import MemoryStore
-    from tests.support.fake_entra import make_signin
+def _one_request(
+    kind: str, wrap: Callable[[Any], Any], note: Callable[[], None], headers: dict[str, str]
+) -> int:
+    """The status of one request to an app that calls ``note()`` and answers 204, behind the
+    middleware ``wrap`` makes, driven as a WSGI or an ASGI server would (body read and closed)."""
+    if kind == "wsgi":
 
-    captured: list[contextvars.Context] = []
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            note()
+            start_response("204 No Content", [])
+            return []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert current_context() is not None  # the request's sign-in state, while it runs
-        captured.append(contextvars.copy_context())  # as a server's timer would
+        environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": "/page"}
+        environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
+        statuses: list[str] = []
+        body = wrap(wsgi_app)(environ, lambda status, *args: statuses.append(status))
+        try:
+            assert b"".join(body) == b""
+        finally:
+            body.close()
+        return int(statuses[0].split()[0])
+
+    async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        note()
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    middleware = SignInMiddleware(app, signin=make_signin(MemoryStore()))
-    sent = asyncio.run(call_asgi(middleware, http_scope("/page")))
-    assert sent[0]["status"] == 204
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    sent = asyncio.run(call_asgi(wrap(asgi_app), http_scope("/page", headers=raw)))
+    return response_of(sent)[0]
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_the_sign_in_middleware_ends_the_state_of_its_requests(kind: str) -> None:
+    from entra_ciam.asgi import SignInMiddleware as AsgiSignIn
+    from entra_ciam.sessions import MemoryStore
+    from entra_ciam.wsgi import SignInMiddleware as WsgiSignIn
+    from tests.support.fake_entra import make_signin
+
+    middleware = WsgiSignIn if kind == "wsgi" else AsgiSignIn
+    captured: list[contextvars.Context] = []
+
+    def note() -> None:
+        assert current_context() is not None  # the request's sign-in state, while it runs
+        captured.append(contextvars.copy_context())  # as a server's timer or a task would
+
+    signin = make_signin(MemoryStore())
+    wrap = lambda app: middleware(app, signin=signin)  # noqa: E731
+    assert _one_request(kind, wrap, note, {}) == 204
     assert captured[0].run(current_context) is None
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_the_bearer_middleware_ends_the_state_of_its_requests(kind: str) -> None:
+    from entra_ciam.asgi import BearerTokenMiddleware as AsgiBearer
+    from entra_ciam.wsgi import BearerTokenMiddleware as WsgiBearer
+    from tests.support.rejections import running_tenant
+
+    middleware = WsgiBearer if kind == "wsgi" else AsgiBearer
+    captured: list[contextvars.Context] = []
+
+    def note() -> None:
+        assert get_claims() is not None  # the request's claims, while it runs
+        captured.append(contextvars.copy_context())
+
+    with running_tenant() as tenant:
+        wrap = lambda app: middleware(app, tenant.validator)  # noqa: E731
+        headers = {"Authorization": f"Bearer {tenant.user_token()}"}
+        assert _one_request(kind, wrap, note, headers) == 204
+    assert captured[0].run(get_claims) is None
 
 
 def _signed_in_cookie(signin: Any) -> str:

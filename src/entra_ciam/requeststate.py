@@ -14,7 +14,7 @@ middleware's claims, copied from the current one: :func:`claims_state`, :func:`s
 :class:`bound`, which sets :data:`REQUEST` once, resets it once and ends the state. The ASGI
 middlewares write those three steps out in ``try``/``finally`` (three frames fewer on every
 page); the WSGI ones set it in the copied context they run the app
-in, which is dropped with the response.
+in, and end it when the server closes the response (or at once, when the app raised).
 
 Ending it matters: a callback the server schedules while the request runs captures the
 context as it is then (uvicorn's keep-alive timer does, for seconds, and a cancelled timer

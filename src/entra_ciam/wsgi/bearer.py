@@ -15,7 +15,7 @@ from entra_ciam.bearer import BearerPolicy, SyncTokenValidator, error_response
 from entra_ciam.context import ENVIRON_KEY
 from entra_ciam.errors import AuthError
 from entra_ciam.frameworks import integration_for_app
-from entra_ciam.requeststate import REQUEST, claims_state
+from entra_ciam.requeststate import REQUEST, RequestState, claims_state
 from entra_ciam.wsgi.exchange import path_info, respond
 
 if TYPE_CHECKING:
@@ -68,7 +68,8 @@ class BearerTokenMiddleware:
         ctx = contextvars.copy_context()
         if claims is not None:  # not a public path
             environ[ENVIRON_KEY] = claims
-        ctx.run(REQUEST.set, claims_state(self.integration, claims))
+        state = claims_state(self.integration, claims)
+        ctx.run(REQUEST.set, state)
         started = False
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -76,13 +77,17 @@ class BearerTokenMiddleware:
             started = True
             return start_response(status, headers, exc_info)
 
+        body: Iterable[bytes] | None = None
         try:
             body = ctx.run(self.app, environ, start)
         except AuthError as err:
             # A guard with no framework to answer raised it: answer here. Had the app already
             # started its response, start_response re-raises (PEP 3333) and the server decides.
             return _refuse(start_response, err, sys.exc_info() if started else None)
-        return _InContext(ctx, body)
+        finally:
+            if body is None:  # the app raised: no body will be iterated or closed
+                state.end()
+        return _InContext(ctx, body, state)
 
 
 def _refuse(
@@ -93,11 +98,15 @@ def _refuse(
 
 
 class _InContext:
-    """The app's response iterable, iterated and closed inside the request's context."""
+    """The app's response iterable, iterated and closed inside the request's context; the
+    request's state ends once it is closed, as the ASGI middleware's does when the app returns."""
 
-    def __init__(self, ctx: contextvars.Context, body: Iterable[bytes]) -> None:
+    def __init__(
+        self, ctx: contextvars.Context, body: Iterable[bytes], state: RequestState
+    ) -> None:
         self._ctx = ctx
         self._body = body
+        self._state = state
 
     def __iter__(self) -> Iterator[bytes]:
         iterator = self._ctx.run(iter, self._body)
@@ -109,6 +118,9 @@ class _InContext:
             yield chunk
 
     def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close is not None:
-            self._ctx.run(close)
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                self._ctx.run(close)
+        finally:
+            self._state.end()

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
-from entra_ciam.requeststate import REQUEST, signin_state
+from entra_ciam.requeststate import REQUEST, RequestState, signin_state
 from entra_ciam.sessions import SessionStoreUnavailableError
 from entra_ciam.signin.adapter import SignInAdapter
 from entra_ciam.signin.context import RequestContext
@@ -150,7 +150,9 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
         environ[CONTEXT_ENVIRON_KEY] = ctx
         exchange = _Exchange(ctx, self.signin, start_response)
         context = contextvars.copy_context()
-        context.run(REQUEST.set, signin_state(self.integration, ctx))
+        state = signin_state(self.integration, ctx)
+        context.run(REQUEST.set, state)
+        body: Iterable[bytes] | None = None
         try:
             body = context.run(self.app, environ, exchange.start)
         except InteractionRequiredError as exc:
@@ -161,16 +163,25 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
             if exchange.started:
                 raise
             return exchange.answer(store_unavailable_page())
+        finally:
+            if body is None:  # the app raised: no body will be iterated or closed
+                state.end()
         if exchange.replacement is not None:
-            _close(context, body)
+            _close(context, body, state)
             return [exchange.replacement.body]
-        return _Body(context, body, exchange)
+        return _Body(context, body, exchange, state)
 
 
-def _close(context: contextvars.Context, body: Iterable[bytes]) -> None:
-    close = getattr(body, "close", None)
-    if close is not None:
-        context.run(close)
+def _close(context: contextvars.Context, body: Iterable[bytes], state: RequestState) -> None:
+    """Close the app's body in the request's context, then end the request's state (as the
+    ASGI adapter does when the app call returns): a context captured during the request, by a
+    task handed to a thread pool say, no longer holds the user's session."""
+    try:
+        close = getattr(body, "close", None)
+        if close is not None:
+            context.run(close)
+    finally:
+        state.end()
 
 
 class _Body:
@@ -180,11 +191,16 @@ class _Body:
     """
 
     def __init__(
-        self, context: contextvars.Context, body: Iterable[bytes], exchange: _Exchange
+        self,
+        context: contextvars.Context,
+        body: Iterable[bytes],
+        exchange: _Exchange,
+        state: RequestState,
     ) -> None:
         self._context = context
         self._body = body
         self._exchange = exchange
+        self._state = state
 
     def __iter__(self) -> Iterator[bytes]:
         iterator = self._context.run(iter, self._body)
@@ -200,4 +216,4 @@ class _Body:
             yield self._exchange.replacement.body
 
     def close(self) -> None:
-        _close(self._context, self._body)
+        _close(self._context, self._body, self._state)
