@@ -697,6 +697,10 @@ def test_django_module_serves_the_api(
         assert httpx.get(f"{base}/api/todolist").status_code == 401
     finally:
         stop_process(proc)
+    # Stopped means stopped: no server of its own left serving the port (runserver as a child
+    # process outlived the SIGTERM).
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/healthz", timeout=2)
 
 
 def test_django_module_refuses_to_start_without_settings(tmp_path: Path) -> None:

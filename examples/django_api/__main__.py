@@ -7,7 +7,6 @@ stops the server at start with a message naming it (Django checks them when it s
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 from examples.starlette_api.__main__ import parse_arguments
@@ -19,8 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TODO_API_DB"] = args.db
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_api.settings")
     if args.server == "runserver":
-        command = [sys.executable, "-m", "django", "runserver", "--noreload"]
-        return subprocess.call([*command, f"{args.host}:{args.port}"])  # noqa: S603
+        # In this process, not a child: a child would outlive a SIGTERM sent to this one (a
+        # supervisor's stop), still serving on the port.
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line([prog, "runserver", "--noreload", f"{args.host}:{args.port}"])
+        return 0
 
     import uvicorn
     from django.core.exceptions import ImproperlyConfigured
