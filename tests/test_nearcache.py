@@ -166,7 +166,7 @@ def test_over_tls_the_listener_hears_every_write(tmp_path: Path) -> None:
     """``rediss://``, as a managed Redis is reached: the listener subscribes over TLS, and a
     burst of invalidations (one command ending thirty sessions) reaches every lookup."""
     files = ensure_tls(StateDir(tmp_path / "tls"))
-    with RedisChild(tls=(files.ca_cert, files.cert, files.key)) as child:
+    with RedisChild(tls=files) as child:
         store = from_url(f"{child.url}&prefix=t:")
         assert isinstance(store, RedisStore)
         other = redis.Redis(

@@ -12,18 +12,14 @@ Message = dict[str, Any]
 
 
 def http_scope(
-    path: str = "/",
-    *,
-    method: str = "GET",
-    root_path: str = "",
-    headers: list[tuple[bytes, bytes]] | None = None,
+    path: str = "/", *, root_path: str = "", headers: list[tuple[bytes, bytes]] | None = None
 ) -> dict[str, Any]:
-    """An HTTP scope as a server builds it, with no query string."""
+    """A GET's scope as a server builds it, with no query string."""
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": method,
+        "method": "GET",
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -35,12 +31,12 @@ def http_scope(
     }
 
 
-async def call_asgi(app: Any, scope: dict[str, Any], body: bytes = b"") -> list[Message]:
-    """The messages ``app`` sends for one request carrying ``body``, in order."""
+async def call_asgi(app: Any, scope: dict[str, Any]) -> list[Message]:
+    """The messages ``app`` sends for one request with an empty body, in order."""
     sent: list[Message] = []
 
     async def receive() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: Message) -> None:
         sent.append(message)

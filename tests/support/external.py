@@ -10,8 +10,12 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from entra_ciam.devidp.tls import TlsFiles
 
 REDIS_HOW = "start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''"
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
@@ -55,12 +59,12 @@ class RedisChild:
     again on the same port. Nothing is persisted (``--save ''``, no AOF): it comes back empty.
 
     ``start()`` skips the test (fails it in CI) when there is no ``redis-server`` on PATH.
-    With ``tls`` (a CA file, a certificate for 127.0.0.1 it signed and its key) the server speaks
+    With ``tls`` (the emulator's loopback CA and a certificate for 127.0.0.1) the server speaks
     only TLS, as a managed Redis does (Azure Cache for Redis: port 6380, ``rediss://``); clients
     are not asked for certificates.
     """
 
-    def __init__(self, tls: tuple[Path, Path, Path] | None = None) -> None:
+    def __init__(self, tls: TlsFiles | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port: int = sock.getsockname()[1]
@@ -71,12 +75,12 @@ class RedisChild:
     def url(self) -> str:
         if self.tls is None:
             return f"redis://127.0.0.1:{self.port}/0"
-        return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[0]}"
+        return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca_cert}"
 
     def _listen(self) -> list[str]:
         if self.tls is None:
             return ["--port", str(self.port)]
-        ca, cert, key = map(str, self.tls)
+        ca, cert, key = str(self.tls.ca_cert), str(self.tls.cert), str(self.tls.key)
         return [
             *("--port", "0", "--tls-port", str(self.port)),
             *("--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca),
@@ -96,7 +100,7 @@ class RedisChild:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
-        ca = None if self.tls is None else self.tls[0]
+        ca = None if self.tls is None else self.tls.ca_cert
         while not redis_available(port=self.port, tls_ca=ca):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()

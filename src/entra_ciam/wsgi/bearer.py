@@ -16,7 +16,7 @@ from entra_ciam.context import ENVIRON_KEY
 from entra_ciam.errors import AuthError
 from entra_ciam.frameworks import integration_for_app
 from entra_ciam.requeststate import REQUEST, RequestState, claims_state
-from entra_ciam.wsgi.exchange import path_info, respond
+from entra_ciam.wsgi.exchange import close_in, path_info, respond
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -118,9 +118,4 @@ class _InContext:
             yield chunk
 
     def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                self._ctx.run(close)
-        finally:
-            self._state.end()
+        close_in(self._ctx, self._body, self._state)

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 from entra_ciam.bearer import status_line
 
 if TYPE_CHECKING:
+    import contextvars
     from wsgiref.types import StartResponse, WSGIEnvironment
 
     from _typeshed import OptExcInfo
 
-__all__ = ["path_info", "respond", "script_name", "text"]
+    from entra_ciam.requeststate import RequestState
+
+__all__ = ["close_in", "path_info", "respond", "script_name", "text"]
 
 
 def text(environ: WSGIEnvironment, key: str) -> str:
@@ -53,3 +56,15 @@ def respond(
     listed.append(("Content-Length", str(len(body))))
     start_response(status_line(status), listed, exc_info)
     return [body]
+
+
+def close_in(context: contextvars.Context, body: Iterable[bytes], state: RequestState) -> None:
+    """Close the app's body in the request's context, then end the request's state (as the
+    ASGI middlewares do when the app call returns): a context captured during the request, by a
+    task handed to a thread pool say, no longer holds the user's session or claims."""
+    try:
+        close = getattr(body, "close", None)
+        if close is not None:
+            context.run(close)
+    finally:
+        state.end()

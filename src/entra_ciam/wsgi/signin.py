@@ -24,7 +24,7 @@ from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.flow import SignIn
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
-from entra_ciam.wsgi.exchange import path_info, respond, script_name
+from entra_ciam.wsgi.exchange import close_in, path_info, respond, script_name
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -167,21 +167,9 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
             if body is None:  # the app raised: no body will be iterated or closed
                 state.end()
         if exchange.replacement is not None:
-            _close(context, body, state)
+            close_in(context, body, state)
             return [exchange.replacement.body]
         return _Body(context, body, exchange, state)
-
-
-def _close(context: contextvars.Context, body: Iterable[bytes], state: RequestState) -> None:
-    """Close the app's body in the request's context, then end the request's state (as the
-    ASGI adapter does when the app call returns): a context captured during the request, by a
-    task handed to a thread pool say, no longer holds the user's session."""
-    try:
-        close = getattr(body, "close", None)
-        if close is not None:
-            context.run(close)
-    finally:
-        state.end()
 
 
 class _Body:
@@ -216,4 +204,4 @@ class _Body:
             yield self._exchange.replacement.body
 
     def close(self) -> None:
-        _close(self._context, self._body, self._state)
+        close_in(self._context, self._body, self._state)
