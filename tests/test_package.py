@@ -356,6 +356,31 @@ def test_the_core_imports_no_web_app_side_and_the_emulator_names_its_extra(
         assert 'pip install "entra-ciam[emulator]"' in result.stderr, result.stderr
 
 
+@package
+@pytest.mark.parametrize(
+    ("module", "extra"),
+    [
+        ("entra_ciam.flask", "flask"),
+        ("entra_ciam.werkzeug", "flask"),
+        ("entra_ciam.quart", "quart"),
+        ("entra_ciam.fastapi", "fastapi"),
+        ("entra_ciam.opentelemetry", "opentelemetry"),
+    ],
+)
+def test_an_integration_without_its_extra_names_the_extra(
+    api_venv: Venv, module: str, extra: str
+) -> None:
+    # The environment holds the core and the starlette extra: none of these frameworks.
+    result = api_venv.python(
+        f"from entra_ciam._extras import MissingExtraError\n"
+        f"try:\n    import {module}\n"
+        f"except MissingExtraError as exc:\n    print(exc)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f'pip install "entra-ciam[{extra}]"' in result.stdout, result.stdout
+    assert result.stdout.startswith(module), result.stdout
+
+
 # -- the demo, from the wheel -------------------------------------------------------------------
 
 

@@ -474,3 +474,19 @@ def test_the_operations_page_lists_every_event_and_its_fields() -> None:
         assert listed == list(fields), (name, listed)
     for metric in (VALIDATIONS, REFRESHES, ACQUISITIONS, DURATION, SIGNINS):
         assert f"`{metric}`" in page
+
+
+def test_a_refusal_event_never_carries_the_callers_kid(caplog: pytest.LogCaptureFixture) -> None:
+    # docs/security.md: events carry no kid read from a token (an unknown key's refusal quoted it).
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    factory = TokenFactory()
+    marker = "attacker-chosen-kid-MARKER"
+    with running_stub(factory) as stub:
+        validator = AccessTokenValidator(stub.authority, API_CLIENT_ID)
+        with pytest.raises(AuthError) as refused:
+            validator.validate(factory.mint(header=factory.header(kid=marker)))
+    assert telemetry.refusal_reason(refused.value) == "unknown_key"
+    [event] = events(caplog, "token_refused")
+    assert event.__dict__["reason"] == "unknown_key"
+    assert marker not in event.getMessage()
+    assert all(marker not in str(value) for value in event.__dict__.values())

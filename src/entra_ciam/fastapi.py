@@ -13,6 +13,10 @@ middleware, which writes the RFC 6750 body and ``WWW-Authenticate`` header; ``/d
 
 from __future__ import annotations
 
+from entra_ciam import _extras
+
+_extras.require("fastapi", "fastapi", purpose="entra_ciam.fastapi (FastAPI dependencies)")
+
 import logging
 from collections.abc import Mapping
 from typing import Any

@@ -6,6 +6,10 @@ the guards and ``login_required`` then answer with ``current_app.response_class`
 
 from __future__ import annotations
 
+from entra_ciam import _extras
+
+_extras.require("flask", "flask", purpose="entra_ciam.flask (the Flask integration)")
+
 from typing import Any
 
 import flask

@@ -78,7 +78,9 @@ def _rsa_signing_key(jwk: object, allowed: frozenset[str]) -> tuple[str, RSAPubl
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         return None
     alg = jwk.get("alg")
-    if alg is not None and alg not in allowed:
+    # A list or an object is no algorithm (and cannot be looked up in a set: a TypeError here
+    # threw the whole document away, every good key with it).
+    if alg is not None and (not isinstance(alg, str) or alg not in allowed):
         return None
     if "d" in jwk or "p" in jwk:  # a private key was published: refuse to rely on it
         return None

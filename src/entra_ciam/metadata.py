@@ -115,6 +115,13 @@ def parse_metadata(body: bytes | str, *, max_bytes: int = MAX_METADATA_BYTES) ->
     return ProviderMetadata(issuer, jwks_uri, MappingProxyType(doc))
 
 
+def _unknown_key() -> InvalidTokenError:
+    """A token signed by a key the issuer does not publish. The text names no kid: it is also
+    the ``token_refused`` event's detail, and a kid is whatever the caller wrote in the header
+    (docs/security.md: never logged)."""
+    return InvalidTokenError("the token signing key is not one of the issuer's keys")
+
+
 class Refresh:
     """One refresh in progress: metadata (when needed) then keys. Drivers loop over it::
 
@@ -243,7 +250,7 @@ class MetadataCache:
                 raise self._unavailable(now)
             return None, None
         if now - self._keys_attempted_at < self.unknown_kid_interval:
-            raise self._unknown_kid(kid)
+            raise _unknown_key()
         return None, None
 
     def refresh_due(self) -> bool:
@@ -296,12 +303,7 @@ class MetadataCache:
             return key
         if not self.keys:
             raise self._unavailable(self.clock())
-        raise self._unknown_kid(kid)
-
-    def _unknown_kid(self, kid: str) -> InvalidTokenError:
-        return InvalidTokenError(
-            f"the token signing key {kid[:64]!r} is not one of the issuer's keys"
-        )
+        raise _unknown_key()
 
     def _unavailable(self, now: float) -> MetadataUnavailableError:
         wait = max(1, math.ceil(self._retry_at - now)) if self._retry_at > now else 1

@@ -28,6 +28,12 @@ token from the cache, so the validator's hot path must not call one.
 
 from __future__ import annotations
 
+from entra_ciam import _extras
+
+_extras.require(
+    "opentelemetry", "opentelemetry", purpose="entra_ciam.opentelemetry (metrics and traces)"
+)
+
 import itertools
 import threading
 from collections.abc import Iterable

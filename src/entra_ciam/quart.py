@@ -7,6 +7,10 @@ guarded WebSocket handler is closed with 1008 before the handshake completes.
 
 from __future__ import annotations
 
+from entra_ciam import _extras
+
+_extras.require("quart", "quart", purpose="entra_ciam.quart (the Quart integration)")
+
 from collections.abc import Mapping
 from typing import Any
 

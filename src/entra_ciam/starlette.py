@@ -6,6 +6,12 @@ middlewares wrap. A guarded WebSocket endpoint is closed with 1008 before the ha
 
 from __future__ import annotations
 
+from entra_ciam import _extras
+
+_extras.require(
+    "starlette", "starlette", purpose="entra_ciam.starlette (the Starlette integration)"
+)
+
 from typing import Any
 
 from starlette.applications import Starlette

@@ -6,6 +6,10 @@ acquisition raises there is also an ``HTTPException`` carrying the sign-in redir
 
 from __future__ import annotations
 
+from entra_ciam import _extras
+
+_extras.require("flask", "werkzeug", purpose="entra_ciam.werkzeug (Flask's and Quart's responses)")
+
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
