@@ -21,9 +21,10 @@ import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from werkzeug.serving import make_server
@@ -33,7 +34,7 @@ from entra_ciam.asgi import BearerTokenMiddleware as AsgiBearer
 from entra_ciam.asgi.types import Scope
 from entra_ciam.context import ENVIRON_KEY, get_claims
 from entra_ciam.wsgi import BearerTokenMiddleware as WsgiBearer
-from tests.support.asgi import call_asgi, http_scope
+from tests.support.asgi import call_asgi, http_scope, response_of
 from tests.support.rejections import (
     REQUEST_REJECTIONS,
     TOKEN_REJECTIONS,
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
 KINDS = ["wsgi", "asgi"]
+SPA = "https://spa.example"
+PREFLIGHT = {"Origin": SPA, "Access-Control-Request-Method": "GET"}
 
 
 # -- the apps behind the middleware: each reports what it was given -------------------------------
@@ -79,6 +82,36 @@ def stream_claims() -> Iterator[bytes]:
     claims = get_claims()
     yield json.dumps(claims.oid if claims is not None else None).encode()
     yield b"}"
+
+
+def cors_layer(app: Any) -> Any:
+    """A CORS layer inside the bearer middleware, answering preflights under ``/cors/`` as
+    Flask-CORS or django-cors-headers do (``Access-Control-Allow-*`` headers, a 200, the view
+    not run). No WSGI CORS package is a dependency of the tests; the ASGI side uses Starlette's
+    ``CORSMiddleware`` itself."""
+
+    def layer(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        origin = environ.get("HTTP_ORIGIN")
+        if (
+            environ["REQUEST_METHOD"] == "OPTIONS"
+            and environ["PATH_INFO"].startswith("/cors/")
+            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+            and origin == SPA
+        ):
+            body = b"OK"
+            start_response(
+                "200 OK",
+                [
+                    ("Access-Control-Allow-Origin", origin),
+                    ("Access-Control-Allow-Methods", "GET"),
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
+        return app(environ, start_response)
+
+    return layer
 
 
 class LiveServer:
@@ -138,6 +171,14 @@ def build_asgi(tenant: Tenant, **options: Any) -> AsgiBearer:
             Route("/static", async_report),
             Route("/static/{path:path}", async_report),
             Route("/api", async_report),
+            Mount(
+                "/cors",
+                app=CORSMiddleware(
+                    Starlette(routes=[Route("/todos", async_report, methods=["GET", "OPTIONS"])]),
+                    allow_origins=[SPA],
+                    allow_methods=["GET"],
+                ),
+            ),
             WebSocketRoute("/ws", ws_echo),
             WebSocketRoute("/public-ws", ws_echo),
         ],
@@ -179,7 +220,7 @@ class UvicornThread:
 def build_wsgi(tenant: Tenant, **options: Any) -> WsgiBearer:
     options.setdefault("public_paths", ["/health"])
     options.setdefault("public_prefixes", ["/static"])
-    return WsgiBearer(inner_app, tenant.validator, **options)
+    return WsgiBearer(cors_layer(inner_app), tenant.validator, **options)
 
 
 @contextlib.contextmanager
@@ -250,16 +291,34 @@ def test_near_misses_of_public_paths_need_a_token(server: httpx.Client, path: st
 
 
 def test_cors_preflight_passes_but_plain_options_does_not(server: httpx.Client) -> None:
-    preflight = {"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"}
-    assert server.options("/api/todos", headers=preflight).status_code == 200
+    # Answered by a CORS layer: the answer goes out, its body does not.
+    answered = server.options("/cors/todos", headers=PREFLIGHT)
+    assert answered.status_code == 200
+    assert answered.headers["Access-Control-Allow-Origin"] == SPA
+    assert answered.content == b""
+    # Answered by the view itself (it routes OPTIONS and would report 200): the 401 challenge.
+    viewed = server.options("/api/todos", headers=PREFLIGHT)
+    assert viewed.status_code == 401
+    assert challenge(viewed.headers["WWW-Authenticate"]) == {"realm": "entra-ciam"}
+    assert viewed.json() == {"error": "unauthorized", "error_description": "No bearer token"}
     assert server.options("/api/todos").status_code == 401
+    assert server.options("/cors/todos").status_code == 401  # not a preflight: a token needed
+
+
+def test_a_preflight_to_a_public_path_is_answered_as_the_app_answers(
+    server: httpx.Client,
+) -> None:
+    # Public paths need no CORS answer: the app's (a 200 report, or Starlette's 405) goes out,
+    # body and all.
+    response = server.options("/health", headers=PREFLIGHT)
+    assert response.status_code != 401
+    assert response.content
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_preflight_pass_through_can_be_disabled(tenant: Tenant, kind: str) -> None:
-    preflight = {"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"}
     with served(kind, tenant, allow_preflight=False) as url:
-        response = httpx.options(f"{url}/api/todos", headers=preflight, timeout=10)
+        response = httpx.options(f"{url}/cors/todos", headers=PREFLIGHT, timeout=10)
     assert response.status_code == 401
 
 
@@ -311,6 +370,54 @@ def test_claims_stay_current_while_the_response_streams(tenant: Tenant) -> None:
     with served("wsgi", tenant) as url:
         response = httpx.get(f"{url}/stream", headers=auth(tenant.user_token()), timeout=10)
     assert response.json() == {"during_iteration": USER_OID}
+
+
+class LazyBody:
+    """A body that starts its response when first iterated (PEP 3333 allows it)."""
+
+    def __init__(self, start_response: StartResponse, cors: bool) -> None:
+        self.start_response = start_response
+        self.cors = cors
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        headers = [("Content-Type", "application/json")]
+        if self.cors:
+            headers.append(("Access-Control-Allow-Origin", SPA))
+        self.start_response("200 OK", headers)
+        yield b'{"secret": 1}'
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("cors", "expected"), [(False, "401 Unauthorized"), (True, "200 OK")], ids=["view", "cors"]
+)
+def test_a_preflight_answer_started_lazily_is_checked_and_the_body_closed(
+    tenant: Tenant, cors: bool, expected: str
+) -> None:
+    bodies: list[LazyBody] = []
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> LazyBody:
+        bodies.append(LazyBody(start_response, cors))
+        return bodies[-1]
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started.append((status, headers))
+
+    environ = {
+        "REQUEST_METHOD": "OPTIONS",
+        "PATH_INFO": "/api/todos",
+        "HTTP_ORIGIN": SPA,
+        "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "GET",
+    }
+    content = b"".join(WsgiBearer(app, tenant.validator)(environ, start_response))
+    assert [status for status, _ in started] == [expected]
+    assert b"secret" not in content
+    assert dict(started[0][1])["Content-Length"] == str(len(content))
+    assert bodies[0].closed
 
 
 # -- ASGI only: lifespan ------------------------------------------------------------------------
@@ -433,3 +540,30 @@ async def test_other_scope_types_pass_untouched(tenant: Tenant) -> None:
     app = AsgiBearer(inner, tenant.validator)
     await app({"type": "lifespan", "asgi": {"version": "3.0"}}, None, None)  # type: ignore[arg-type]
     assert seen == ["lifespan"]
+
+
+@pytest.mark.parametrize("cors", [False, True], ids=["view", "cors-layer"])
+async def test_a_preflight_answer_is_replaced_or_sent_without_its_body(
+    tenant: Tenant, cors: bool
+) -> None:
+    async def inner(scope: Scope, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"26")]
+        if cors:
+            headers.append((b"access-control-allow-origin", SPA.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"secret": ', "more_body": True})
+        await send({"type": "http.response.body", "body": b'"for holders"}'})
+
+    scope = http_scope("/api/todos", headers=[(b"access-control-request-method", b"GET")])
+    scope["method"] = "OPTIONS"
+    sent = await call_asgi(AsgiBearer(inner, tenant.validator), scope)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    status, headers, body = response_of(sent)
+    assert b"secret" not in body
+    assert dict(headers)["content-length"] == str(len(body))
+    if cors:
+        assert (status, body) == (200, b"")
+        assert dict(headers)["access-control-allow-origin"] == SPA
+    else:
+        assert status == 401
+        assert challenge(dict(headers)["www-authenticate"]) == {"realm": "entra-ciam"}

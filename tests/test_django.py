@@ -7,8 +7,12 @@ Tokens come from the loopback OIDC stub; sign-in goes through the emulator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -112,6 +116,56 @@ def test_bearer_answers_before_the_view(site: httpx.Client, tenant: Tenant) -> N
     assert site.get("/no-such-page", headers=bearer(tenant.user_token())).status_code == 404
 
 
+PREFLIGHT = {"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"}
+
+
+@pytest.mark.parametrize("path", ["/unguarded", "/claims", "/scoped"])
+def test_a_preflight_answered_by_a_view_gets_the_401_challenge(
+    site: httpx.Client, path: str
+) -> None:
+    # /unguarded would answer 200 with its data, /claims a 500 (request.claims is None), and
+    # /scoped's guard refuses by itself.
+    answer = site.options(path, headers=PREFLIGHT)
+    assert answer.status_code == 401
+    assert challenge(answer.headers["www-authenticate"]) == {"realm": "entra-ciam"}
+    assert answer.json()["error"] == "unauthorized"
+    assert "access-control-allow-origin" not in answer.headers
+
+
+def test_a_preflight_answered_by_a_cors_layer_goes_out_without_its_body(
+    site: httpx.Client,
+) -> None:
+    answer = site.options("/cors/items", headers=PREFLIGHT)
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "https://spa.example"
+    assert answer.content == b""
+    # The same path without the preflight header is an ordinary request: a token is needed.
+    assert site.options("/cors/items").status_code == 401
+    assert site.get("/cors/items", headers={"Origin": "https://spa.example"}).status_code == 401
+
+
+def test_a_validated_token_exempts_the_request_from_csrf(
+    site: httpx.Client, tenant: Tenant
+) -> None:
+    token = tenant.user_token(scp="Todolist.ReadWrite")
+    for method in ("POST", "PUT", "DELETE"):
+        answer = site.request(method, "/write", headers=bearer(token), content=b"{}")
+        assert answer.status_code == 200, (method, answer.text[:200])
+        assert answer.json() == {"method": method, "oid": USER_OID}
+    # A token that does not validate exempts nothing: the bearer refusal comes first anyway.
+    assert site.post("/write", headers=bearer("not.a.token")).status_code == 401
+
+
+def test_requests_without_a_validated_token_keep_the_csrf_check(
+    site: httpx.Client, tenant: Tenant
+) -> None:
+    # A public path: no token validated, so CsrfViewMiddleware refuses the cookie-less POST.
+    assert site.post("/healthz", content=b"{}").status_code == 403
+    # A token on a public path is not validated there, so it exempts nothing either.
+    public = site.post("/healthz", headers=bearer(tenant.user_token()), content=b"{}")
+    assert public.status_code == 403
+
+
 # -- Django REST framework ------------------------------------------------------------------------
 
 
@@ -136,6 +190,16 @@ def test_drf_401_has_the_bearer_challenge(site: httpx.Client, tenant: Tenant) ->
     params = challenge(forged.headers["www-authenticate"])
     assert params["error"] == "invalid_token"
     assert forged.json()["detail"] == params["error_description"]
+
+
+def test_current_claims_works_in_a_view_authenticated_by_drf(
+    site: httpx.Client, tenant: Tenant
+) -> None:
+    # /drf is public to the middleware here: EntraTokenAuthentication alone validates.
+    answer = site.get("/drf/current", headers=bearer(tenant.user_token()))
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json() == {"oid": USER_OID, "auth": USER_OID}
+    assert site.get("/drf/current").status_code == 401
 
 
 def test_drf_403_names_the_accepted_scopes(site: httpx.Client, tenant: Tenant) -> None:
@@ -228,3 +292,101 @@ def test_a_public_path_keeps_the_claims_an_outer_middleware_validated(
             assert get_claims() == {"sub": "outer"}
     assert response.status_code == 200
     assert seen == [(None, {"sub": "outer"})]
+
+
+@contextlib.contextmanager
+def in_process(tenant: Tenant, **settings: Any) -> Iterator[Any]:
+    """Django in this process, trusting ``tenant``, with no entra-ciam middleware unless
+    ``settings`` adds one; a test client for ``tests.support.django_site.urls``."""
+    configure_django()
+    from django.test import Client, override_settings
+
+    drf = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "entra_ciam.django.rest_framework.EntraTokenAuthentication"
+        ],
+        "UNAUTHENTICATED_USER": None,
+        **settings.pop("REST_FRAMEWORK", {}),
+    }
+    entra = {"AUTHORITY": tenant.stub.authority, "API_CLIENT_ID": API_CLIENT_ID}
+    if "PUBLIC_PATHS" in settings:
+        entra["PUBLIC_PATHS"] = settings.pop("PUBLIC_PATHS")
+    with override_settings(ENTRA_CIAM=entra, REST_FRAMEWORK=drf, **settings):
+        yield Client(raise_request_exception=False)
+
+
+def test_drf_claims_are_current_in_the_view_and_unbound_when_the_request_ends(
+    tenant: Tenant,
+) -> None:
+    # Django's test client runs the view in this thread and context, as a WSGI server that
+    # reuses its thread does: what the view saw must be gone once the request is over.
+    from entra_ciam.context import get_claims
+
+    with in_process(tenant) as client:
+        answer = client.get("/drf/current", HTTP_AUTHORIZATION=f"Bearer {tenant.user_token()}")
+        assert answer.status_code == 200, answer.content[:300]
+        assert answer.json() == {"oid": USER_OID, "auth": USER_OID}
+        assert get_claims() is None
+        assert client.get("/drf/current").status_code == 401
+        assert get_claims() is None
+
+
+def test_drf_exception_handler_answers_an_auth_error_a_view_lets_through(tenant: Tenant) -> None:
+    # An anonymous caller of a view admitting anyone that still reads current_claims().
+    with in_process(
+        tenant,
+        REST_FRAMEWORK={
+            "EXCEPTION_HANDLER": "entra_ciam.django.rest_framework.exception_handler",
+            "DEFAULT_PERMISSION_CLASSES": [],
+        },
+    ) as client:
+        answer = client.get("/drf/open")
+    assert answer.status_code == 401
+    assert challenge(answer.headers["WWW-Authenticate"]) == {"realm": "entra-ciam"}
+    assert answer.json()["error"] == "unauthorized"
+
+
+def test_a_guarded_view_without_the_bearer_middleware_says_so(tenant: Tenant) -> None:
+    from entra_ciam.django.integration import NO_MIDDLEWARE
+
+    with in_process(tenant, MIDDLEWARE=[]) as client:
+        for path in ("/scoped", "/items"):  # a function view, a decorated class
+            answer = client.get(path, HTTP_AUTHORIZATION=f"Bearer {tenant.user_token()}")
+            assert answer.status_code == 401, path
+            assert answer.json()["error_description"] == NO_MIDDLEWARE
+            assert challenge(answer.headers["WWW-Authenticate"]) == {"realm": "entra-ciam"}
+    # Behind the middleware, a guard on a public path says only that no token was validated.
+    bearer_only = ["entra_ciam.django.middleware.BearerTokenMiddleware"]
+    with in_process(tenant, MIDDLEWARE=bearer_only, PUBLIC_PATHS=["/scoped"]) as client:
+        answer = client.get("/scoped")
+    assert answer.status_code == 401
+    assert answer.json()["error_description"] == "No bearer token"
+
+
+@pytest.mark.parametrize(
+    ("module", "missing", "named"),
+    [
+        ("entra_ciam.django.rest_framework", "django", "django"),
+        ("entra_ciam.django.middleware", "django", "django"),
+        ("entra_ciam.django.middleware", "asgiref", "asgiref"),
+        ("entra_ciam.django.settings", "django", "django"),
+        # by the name pip installs it under
+        ("entra_ciam.django.rest_framework", "rest_framework", "djangorestframework"),
+    ],
+)
+def test_an_integration_without_its_extra_names_the_extra(
+    module: str, missing: str, named: str
+) -> None:
+    # A fresh interpreter in which ``import <missing>`` fails, as it does where it is absent.
+    script = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        "from entra_ciam._extras import MissingExtraError\n"
+        f"try:\n    import {module}\n"
+        "except MissingExtraError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'pip install "entra-ciam[django]"' in result.stdout, result.stdout
+    assert f"needs {named}" in result.stdout, result.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import socket
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -164,8 +165,11 @@ def test_code_replay_is_refused(browser: AppBrowser) -> None:
     assert post_back(browser, first).status_code == 302
     # A new sign-in in the same browser, answered with the code already redeemed.
     browser.client.get(f"{browser.stack.base}/auth/signout")
-    fresh = parse_qs(urlsplit(authorize_url(browser)).query)["state"][0]
-    assert_refused(post_back(browser, {"code": first["code"], "state": fresh}), "invalid_grant")
+    fresh = parse_qs(urlsplit(authorize_url(browser, "/me?fresh")).query)["state"][0]
+    # Entra refuses it as already redeemed: no session, and the browser goes to the page its
+    # own flow was started for (as after a double submit), which sends it to sign in.
+    replayed = post_back(browser, {"code": first["code"], "state": fresh})
+    assert replayed.status_code == 302 and replayed.headers["location"] == "/me?fresh"
     assert_signed_out(browser)
 
 
@@ -181,9 +185,9 @@ def test_entra_error_is_shown_escaped(browser: AppBrowser) -> None:
     state = parse_qs(urlsplit(authorize_url(browser)).query)["state"][0]
     answer = post_back(
         browser,
-        {"state": state, "error": "server_error", "error_description": "<img src=x onerror=1>"},
+        {"state": state, "error": "invalid_request", "error_description": "<img src=x onerror=1>"},
     )
-    assert_refused(answer, "server_error")
+    assert_refused(answer, "invalid_request")
     assert "<img" not in answer.text and "&lt;img" in answer.text
 
 
@@ -449,3 +453,103 @@ def test_cross_site_form_post_is_resumed_only_by_its_browser(stack: Stack) -> No
         assert again.status_code == 302 and again.headers["location"] == "/"
         assert_refused(attacker.client.get(resume), "already used")
         assert_signed_out(attacker)
+
+
+# -- a browser's own sign-in, against itself ------------------------------------------------------
+
+
+def test_flow_cookies_cannot_bomb_the_cookie_header(browser: AppBrowser, stack: Stack) -> None:
+    """Another site sends the victim's browser to ``/auth/signin?next=<2 KB>`` a few times
+    (top-level navigations: the flow cookies are set). Before, each flow cookie was ~3 KB and
+    three made a Cookie header past gunicorn's and nginx's 8 KB: every request of the site then
+    failed with 431 for ten minutes. The flows now share a 4 KB budget."""
+    long_next = "/me?q=" + "x" * 2030
+    for i in range(4):
+        # A top-level navigation: it carries the SameSite=Lax flow cookies set before.
+        started = browser.get("/auth/signin", params={"next": long_next + str(i)})
+        assert started.status_code == 302, started.text
+        header = "; ".join(f"{c.name}={c.value}" for c in browser.client.cookies.jar)
+        assert len(header) <= 4096, len(header)
+    final = browser.follow(browser.get("/auth/signin", params={"next": "/me"}))
+    assert final.status_code == 200 and final.json()["name"] == ADA[2]
+
+
+def test_a_double_submitted_form_post_signs_in_once(stack: Stack) -> None:
+    """Entra's form_post clicked twice: two cross-site POSTs, two resumed GETs carrying the
+    same flow cookie. One redeems the code; the other, refused by Entra as already redeemed
+    (AADSTS54005), sends the browser to the flow's own page instead of a 400 that told a
+    signed-in user to sign in again."""
+    with stack.browser() as victim:
+        params = code_for(victim, authorize_url(victim, "/me?tab=1"))
+        resumes = [httpx.post(f"{stack.base}/auth/redirect", data=params) for _ in range(2)]
+        assert [r.status_code for r in resumes] == [303, 303]
+        before = "; ".join(f"{c.name}={c.value}" for c in victim.client.cookies.jar)
+        first = victim.client.get(resumes[0].headers["location"])
+        assert first.status_code == 302 and first.headers["location"] == "/me?tab=1"
+        # The second was sent with the cookies the browser held before the first came back.
+        second = httpx.get(resumes[1].headers["location"], headers={"Cookie": before})
+        assert second.status_code == 302, second.text
+        assert second.headers["location"] == "/me?tab=1"
+        assert not [c for c in second.headers.get_list("set-cookie") if c.startswith(COOKIE + "=")]
+        # The browser follows it with the session the first answer set: signed in.
+        landed = victim.get(second.headers["location"])
+        assert landed.status_code == 200 and landed.json()["name"] == ADA[2]
+
+
+def raw_exchange(stack: Stack, method: str, path: str, cookie: str = "") -> tuple[str, bytes]:
+    """One request on its own connection; the response's head and every byte after it."""
+    host, port = urlsplit(stack.base).netloc.split(":")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    with socket.create_connection((host, int(port)), timeout=20) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), rest
+
+
+def head_fields(head: str) -> tuple[str, dict[str, str]]:
+    status, *lines = head.split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines)
+    return status.split(" ", 2)[1], {k.lower(): v for k, v in fields.items()}
+
+
+VARYING = {"date", "location", "set-cookie", "server"}  # a new state, a new flow each time
+
+
+@pytest.mark.parametrize("path", ["/auth/signin?next=/me", "/auth/redirect"])
+def test_head_is_answered_like_get(stack: Stack, path: str) -> None:
+    """RFC 9110: HEAD wherever GET works: the same status and headers (Content-Length
+    included). Was 405 on all three routes; the body is test_head_sends_no_body's."""
+    get_status, get = head_fields(raw_exchange(stack, "GET", path)[0])
+    head, _body = raw_exchange(stack, "HEAD", path)
+    head_status, fields = head_fields(head)
+    assert head_status == get_status != "405"
+    assert {k: v for k, v in fields.items() if k not in VARYING} == {
+        k: v for k, v in get.items() if k not in VARYING
+    }
+    if path.startswith("/auth/signin"):
+        assert fields["location"].startswith(stack.idp.pages_url)
+        assert fields["set-cookie"].startswith(f"{COOKIE}_flow_")
+
+
+def test_a_head_never_signs_out(stack: Stack) -> None:
+    """HEAD is a safe method (RFC 9110; link checkers and prefetchers send it): the sign-out
+    route answers it with the page with the button, where this GET (no sign of another site)
+    signs out."""
+    head, body = raw_exchange(stack, "HEAD", "/auth/signout")
+    status, fields = head_fields(head)
+    assert status == "403" and "set-cookie" not in fields and body == b""
+    assert head_fields(raw_exchange(stack, "GET", "/auth/signout")[0])[0] == "302"
+
+
+def test_head_sends_no_body(stack: Stack) -> None:
+    """The sign-in steps answer HEAD with GET's Content-Length and no body. uvicorn drops a
+    HEAD's body itself; Werkzeug's development server sends what it is given, so the WSGI
+    adapter leaves it out (``entra_ciam.wsgi.exchange.respond(head=True)``)."""
+    head, body = raw_exchange(stack, "HEAD", "/auth/redirect")  # a 400 page, for GET
+    assert head_fields(head)[1]["content-length"] != "0"
+    assert body == b""

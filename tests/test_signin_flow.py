@@ -379,10 +379,36 @@ def test_error_description_is_escaped(signin: SignIn) -> None:
     response = browser.send(
         "POST",
         "/auth/redirect",
-        form={"state": state, "error": "server_error", "error_description": "<b>boom</b>"},
+        form={"state": state, "error": "invalid_request", "error_description": "<b>boom</b>"},
     )
     assert response.status == 400
     assert b"<b>" not in response.body and b"&lt;b&gt;boom" in response.body
+
+
+@pytest.mark.parametrize("error", ["server_error", "temporarily_unavailable"])
+def test_entra_failing_at_the_redirect_is_a_503(
+    signin: SignIn, entra: FakeEntra, error: str
+) -> None:
+    """The authorize endpoint's own "I am failing" answers, as the token endpoint's: a 503
+    with Retry-After that says only that Entra is unavailable, not a 400 telling the user to
+    sign in again (which fails the same way until Entra recovers)."""
+    browser = Browser(signin)
+    state = parse_qs(urlsplit(start(browser)).query)["state"][0]
+    response = browser.send(
+        "POST",
+        "/auth/redirect",
+        form={"state": state, "error": error, "error_description": "AADSTS90000 internal"},
+    )
+    assert response.status == 503, response.body
+    assert response.header("Retry-After") is not None
+    assert response.header("Cache-Control") == "no-store"
+    assert b"cannot be reached" in response.body and b"AADSTS90000" not in response.body
+    assert browser.session_id is None and entra.token_posts == []
+    # The token endpoint failing the same way answers the same page.
+    other = Browser(signin)
+    entra.token_fault = error
+    same = finish(other, entra, start(other))
+    assert (same.status, same.body) == (response.status, response.body)
 
 
 @pytest.mark.parametrize(
@@ -407,6 +433,32 @@ def test_bad_id_tokens_are_refused(
     assert not any(USER_KEY in (store.get(k) or {}).get("d", {}) for k in list(store._items))
 
 
+def test_a_double_submitted_answer_lands_on_its_page(
+    signin: SignIn, entra: FakeEntra, store: MemoryStore
+) -> None:
+    """Entra's form_post submitted twice: both requests carry the flow cookie and redeem the
+    code; the second is told "already redeemed" (AADSTS54005). Its browser goes to the flow's
+    own page, as a signed-in user reopening the callback does, not to a 400 that tells a user
+    whom the other request signed in to sign in again."""
+    browser = Browser(signin)
+    code, state = entra.issue_code(start(browser, "/todos?page=2"))
+    form = {"code": code, "state": state}
+    second = Browser(signin)
+    second.cookies = dict(browser.cookies)  # sent before the first answer came back
+    first = browser.send("POST", "/auth/redirect", form=form)
+    assert first.status == 302 and first.header("Location") == "/todos?page=2"
+    assert browser.session_id is not None
+    late = second.send("POST", "/auth/redirect", form=form)
+    assert late.status == 302, late.body
+    assert late.header("Location") == "/todos?page=2"
+    assert len(entra.token_grants("authorization_code")) == 2
+    # It signs nobody in and makes no session: the page it leads to (with the cookie the
+    # first answer set, in a real browser) decides.
+    assert second.session_id is None
+    assert not any("_flow_" not in c.split("=")[0] for c in second.set_cookies)
+    assert sum(USER_KEY in (store.get(k) or {}).get("d", {}) for k in list(store._items)) == 1
+
+
 def test_code_replay_is_refused_by_entra(signin: SignIn, entra: FakeEntra) -> None:
     browser = Browser(signin)
     auth_uri = start(browser)
@@ -414,7 +466,7 @@ def test_code_replay_is_refused_by_entra(signin: SignIn, entra: FakeEntra) -> No
     entra.codes.pop(code)  # already redeemed elsewhere
     response = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
     assert response.status == 400
-    assert b"invalid_grant" in response.body
+    assert b"invalid_grant" in response.body and b"AADSTS9002313" in response.body
 
 
 def test_token_endpoint_down_is_a_503(signin: SignIn, entra: FakeEntra) -> None:
@@ -490,9 +542,38 @@ def test_store_down_is_a_503(entra: FakeEntra) -> None:
 
 
 def test_unknown_routes_method_is_405(signin: SignIn) -> None:
-    response = Browser(signin).send("PUT", "/auth/signin")
-    assert response.status == 405
-    assert response.header("Allow") == "GET, POST"
+    for path in ("/auth/signin", "/auth/redirect", "/auth/signout"):
+        response = Browser(signin).send("PUT", path)
+        assert response.status == 405
+        assert response.header("Allow") == "GET, HEAD, POST"
+
+
+def test_head_is_answered_as_get(signin: SignIn, entra: FakeEntra) -> None:
+    """RFC 9110: HEAD wherever GET works, same status and headers. The body stays in the
+    step's answer so that the adapters' Content-Length is GET's; servers send no body for a
+    HEAD (tests/test_signin_attacks.py checks that on the wire)."""
+    browser = Browser(signin)
+    head = browser.send("HEAD", "/auth/signin", urlencode({"next": "/todos"}))
+    assert head.status == 302
+    assert (head.header("Location") or "").startswith(f"{BASE}/authorize?")
+    assert [c.split("_flow_")[0] for c in browser.set_cookies] == ["entra_ciam_session"]
+    # The flow it started finishes like any other.
+    code, state = entra.issue_code(head.header("Location") or "")
+    done = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert done.status == 302 and done.header("Location") == "/todos"
+    # The callback: a signed-in user is sent home; anyone else gets the 400 page's headers.
+    assert browser.send("HEAD", "/auth/redirect").header("Location") == "/"
+    get, head = (
+        Browser(signin).get("/auth/redirect"),
+        Browser(signin).send("HEAD", "/auth/redirect"),
+    )
+    assert (head.status, head.headers, head.body) == (get.status, get.headers, get.body)
+    assert head.status == 400
+    # Sign-out: a HEAD, a safe method, never signs out; it gets the page with the button.
+    out = browser.send("HEAD", "/auth/signout")
+    assert out.status == 403 and b'action="/auth/signout"' in out.body
+    assert browser.session_id is not None
+    assert browser.get("/auth/signout").status == 302  # the GET from this site still does
 
 
 # -- sign-out -------------------------------------------------------------------------------------
@@ -528,3 +609,56 @@ def test_sign_out_without_end_session_endpoint_goes_home(
     response = Browser(signin).get("/auth/signout")
     assert response.status == 302
     assert response.header("Location") == "/"
+
+
+# -- an app mounted under a prefix (SCRIPT_NAME / root_path) ---------------------------------------
+
+
+def test_a_mounted_app_comes_back_under_its_mount(entra: FakeEntra, store: MemoryStore) -> None:
+    """Every target the sign-in picks by itself (no ``next``, a signed-in user reopening the
+    callback, sign-out without Entra's endpoint) is the app's home under its mount, as every
+    route is: ``/app/``, not the host's ``/``, which is another app or nothing."""
+    config = make_config(
+        redirect_uri="http://localhost:3000/app/auth/redirect", post_logout_redirect_uri=None
+    )
+    signin = SignIn(config, store=store, default_return_path="/welcome")
+    browser = Browser(signin, root_path="/app")
+    started = browser.get("/auth/signin")
+    assert started.status == 302
+    code, state = entra.issue_code(started.header("Location") or "")
+    done = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert done.status == 302 and done.header("Location") == "/app/welcome"
+    reopened = browser.get("/auth/redirect")
+    assert reopened.status == 302 and reopened.header("Location") == "/app/welcome"
+    # A next given by the app's own redirect already names the mount: kept as it is.
+    again = browser.get("/auth/signin", urlencode({"next": "/app/todos"}))
+    code, state = entra.issue_code(again.header("Location") or "")
+    done = browser.send("POST", "/auth/redirect", form={"code": code, "state": state})
+    assert done.header("Location") == "/app/todos"
+    # Refusals link to the mounted sign-in route.
+    lost = Browser(signin, root_path="/app").get("/auth/redirect")
+    assert lost.status == 400 and b'href="/app/auth/signin"' in lost.body
+
+
+@pytest.mark.parametrize(
+    ("root_path", "mount"),
+    [
+        ("//evil.example", "/evil.example"),
+        ("///evil.example", "/evil.example"),
+        ("https://evil.example", "/https://evil.example"),
+        ("/\\evil.example", "/%5Cevil.example"),
+        ("/app", "/app"),
+    ],
+)
+def test_urls_built_on_the_mount_stay_on_this_site(
+    signin: SignIn, root_path: str, mount: str
+) -> None:
+    """A mount point a proxy header set (``X-Forwarded-Prefix: //evil.example`` through
+    ProxyFix, gunicorn's ``SCRIPT_NAME`` header) must not turn a redirect into another site."""
+    request = Request(method="GET", path="/todos", root_path=root_path)
+    assert request.url_for("/auth/signin") == f"{mount}/auth/signin"
+    assert request.url_for("/") == f"{mount}/"
+    assert request.return_path == f"{mount}/todos"
+    refused = Browser(signin, root_path=root_path).get("/auth/redirect")
+    assert refused.status == 400
+    assert f'href="{mount}/auth/signin"'.encode() in refused.body

@@ -17,8 +17,13 @@ import respx
 from cryptography.fernet import Fernet
 
 from entra_ciam.sessions import MemoryStore
-from entra_ciam.signin import SignIn
-from entra_ciam.signin.flowcookie import FLOW_LIFETIME, MAX_FLOWS, FlowTooLargeError
+from entra_ciam.signin import SignIn, check_return_path
+from entra_ciam.signin.flowcookie import (
+    FLOW_LIFETIME,
+    MAX_FLOWS,
+    MAX_TOTAL_BYTES,
+    FlowTooLargeError,
+)
 from tests.support.fake_entra import API_SCOPE, FakeEntra, StepBrowser, make_config
 
 
@@ -97,12 +102,13 @@ def test_a_flow_is_used_once(signin: SignIn, entra: FakeEntra) -> None:
     assert again.status == 302 and again.header("Location") == "/"
     # Another browser given the same answer (and even the spent flow cookie, were it stolen
     # before use) does not sign in: without the cookie it is refused here, with it Entra
-    # refuses the spent code.
+    # refuses the spent code ("already redeemed": sent to the flow's page, signed out).
     other = StepBrowser(signin)
     refused = other.send("POST", "/auth/redirect", form=form)
     assert refused.status in (303, 400)
     other.cookies = flow_cookie
-    assert other.send("POST", "/auth/redirect", form=form).status == 400
+    spent = other.send("POST", "/auth/redirect", form=form)
+    assert spent.status == 302 and spent.header("Location") == "/todos"
     assert other.session_id is None
     assert len(entra.token_posts) == 2
 
@@ -156,3 +162,52 @@ def test_a_flow_too_large_for_a_cookie_is_refused(signin: SignIn) -> None:
     # The longest return path accepted still fits.
     browser = StepBrowser(signin)
     assert browser.get("/auth/signin", "next=/" + "a" * 2000).status == 302
+
+
+def flow_bytes(browser: StepBrowser) -> int:
+    """What the browser's flow cookies add to its Cookie header: ``name=value; ...``."""
+    return len("; ".join(f"{k}={v}" for k, v in flow_cookies(browser).items()))
+
+
+# Near the longest return paths accepted (2,048 characters once percent-encoded), ASCII and
+# non-ASCII: what another site can make a victim's browser start, one navigation each.
+LONG_NEXTS = ["/search?q=" + "x" * 2030, "/" + "\u00e9" * 341]
+
+
+@pytest.mark.parametrize("long_next", LONG_NEXTS, ids=["ascii", "non-ascii"])
+def test_flows_with_long_return_paths_stay_within_the_budget(
+    signin: SignIn, entra: FakeEntra, long_next: str
+) -> None:
+    """A cookie bomb: each flow was bounded, not their sum, so a few sign-ins with long return
+    paths (~3.7 KB each) pushed the Cookie header past servers' 8 KB, and every request of the
+    site failed with 431 for ten minutes. The oldest flows now give way to the budget."""
+    browser = StepBrowser(signin)
+    started = []
+    for i in range(MAX_FLOWS):
+        started.append(browser.start(long_next + str(i)))
+        assert flow_bytes(browser) <= MAX_TOTAL_BYTES
+        time.sleep(0.002)
+    header = browser.request("GET", "/").cookie_header
+    # Half of the 8,190 bytes gunicorn accepts: the rest is for the session and the app.
+    assert len(header) <= MAX_TOTAL_BYTES <= 4096
+    # The newest sign-in finishes, where it was started to return to.
+    answer = browser.finish(entra, started[-1])
+    assert answer.status == 302, answer.body
+    assert answer.header("Location") == check_return_path(long_next + str(MAX_FLOWS - 1))
+
+
+def test_a_long_flow_displaces_only_what_it_must(signin: SignIn, entra: FakeEntra) -> None:
+    """Usual tabs stay as long as they fit beside a long one; the oldest go first."""
+    browser = StepBrowser(signin)
+    short = []
+    for i in range(MAX_FLOWS - 1):
+        short.append(browser.start(f"/tab{i}"))
+        time.sleep(0.002)
+    assert len(flow_cookies(browser)) == MAX_FLOWS - 1
+    long_one = browser.start("/search?q=" + "x" * 1890)
+    kept = flow_cookies(browser)
+    assert flow_bytes(browser) <= MAX_TOTAL_BYTES
+    assert 1 < len(kept) < MAX_FLOWS  # some room was made, not all of it
+    assert browser.finish(entra, short[0]).status == 400  # the oldest gave way
+    assert browser.finish(entra, short[-1]).status == 302
+    assert browser.finish(entra, long_one).status == 302

@@ -58,6 +58,17 @@ def test_the_length_limit_is_exact() -> None:
     assert MAX_LENGTH == 2048
 
 
+def test_the_length_limit_holds_once_encoded() -> None:
+    """A path accepted when a sign-in starts is kept encoded and checked again when the user
+    comes back: 400 characters "é" (2,400 encoded) passed the first check and failed the
+    second, so the user landed on the home page instead, with a flow cookie of 3.7 KB."""
+    longest = "/" + "\u00e9" * ((MAX_LENGTH - 1) // 6) + "a" * ((MAX_LENGTH - 1) % 6)
+    encoded = check_return_path(longest)
+    assert len(encoded) == MAX_LENGTH and check_return_path(encoded) == encoded
+    assert "once percent-encoded" in refused(longest + "a")
+    assert "once percent-encoded" in refused("/" + "\u00e9" * 400)
+
+
 def test_three_rounds_of_encoding_are_read_and_a_fourth_is_refused() -> None:
     # "A" percent-encoded, then its "%" encoded again and again.
     encoded = ["/%41", "/%2541", "/%252541"]

@@ -16,7 +16,7 @@ from entra_ciam.errors import EntraCiamError
 __all__ = ["MissingExtraError", "require"]
 
 # import name -> the name pip knows it by, where they differ
-_DISTRIBUTIONS = {"jwt": "PyJWT"}
+_DISTRIBUTIONS = {"jwt": "PyJWT", "rest_framework": "djangorestframework"}
 
 
 class MissingExtraError(EntraCiamError, ImportError):

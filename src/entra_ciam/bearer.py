@@ -2,7 +2,8 @@
 
 The middlewares only translate their server's request into ``method``, ``path``, the list of
 ``Authorization`` header values and the raw query string; every decision is made here, so both
-answer the same request the same way.
+answer the same request the same way. That includes what may go out for a CORS preflight that
+passed unauthenticated (:meth:`BearerPolicy.passes_as_preflight`, :func:`preflight_answer`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "close_reason",
     "error_response",
     "extract_token",
+    "preflight_answer",
 ]
 
 # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token
@@ -57,7 +59,10 @@ class BearerPolicy:
     (``"/static"`` matches ``/static`` and ``/static/app.js`` but not ``/statics``). Paths are the
     ones the wrapped app routes on: ``PATH_INFO`` in WSGI, ``path`` without ``root_path`` in ASGI.
     ``allow_preflight`` lets CORS preflights (``OPTIONS`` with ``Access-Control-Request-Method``)
-    through unauthenticated, since browsers never attach credentials to them.
+    through unauthenticated, since browsers never attach credentials to them. Anyone can send
+    that header, though, and a view routed for ``OPTIONS`` would then serve its data to nobody
+    in particular: so what the app answers to such a preflight goes out only if it is a CORS
+    answer, without its body (:func:`preflight_answer`).
     """
 
     public_paths: frozenset[str] = frozenset()
@@ -82,8 +87,23 @@ class BearerPolicy:
         return cls(frozenset(paths), prefixes, allow_preflight)
 
     def is_public(self, method: str, path: str, has_preflight_header: bool) -> bool:
+        """Whether the request passes without a token (a public path, or a CORS preflight)."""
         if self.allow_preflight and method == "OPTIONS" and has_preflight_header:
             return True
+        return self._is_public_path(path)
+
+    def passes_as_preflight(self, method: str, path: str, has_preflight_header: bool) -> bool:
+        """Whether the request passes without a token only because it is a CORS preflight:
+        the app's answer must then go through :func:`preflight_answer`. A public path's answer
+        goes out as it is, preflight or not."""
+        return (
+            has_preflight_header
+            and self.allow_preflight
+            and method == "OPTIONS"
+            and not self._is_public_path(path)
+        )
+
+    def _is_public_path(self, path: str) -> bool:
         if not path.startswith("/") or _has_dot_segment(path):
             return False  # never guess what a router makes of "/public/../admin"
         if path in self.public_paths:
@@ -152,6 +172,36 @@ def extract_token(authorization: list[str], query_string: str | bytes = "") -> s
             raise InvalidRequestError("The Authorization header must carry exactly one token")
         raise InvalidTokenError("The token contains characters a bearer token cannot contain")
     return credentials
+
+
+# Status codes whose responses carry no body and no Content-Length (RFC 9110 sections 8.6, 15).
+_NO_CONTENT = frozenset((204, 304))
+
+
+def preflight_answer(
+    status: int, headers: Iterable[tuple[str, str]]
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What goes out for a CORS preflight that passed unauthenticated, given the app's answer.
+
+    A CORS layer in the app (Flask-CORS, Starlette's ``CORSMiddleware``, django-cors-headers)
+    answers a preflight with ``Access-Control-Allow-Origin``: that answer goes out, with its
+    status and headers but no body, since browsers read no body from a preflight's answer and
+    the body of a view that also added CORS headers is not for an unauthenticated caller. Any
+    other answer (the view itself ran: a 200 with the data, a 405, a 500 from a view that
+    needed the claims) is replaced by the 401 challenge a request without a token gets, so
+    the app's body never goes out. The status, headers and body are complete, Content-Length
+    included (none for 204 and 304).
+    """
+    kept = [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in ("content-length", "transfer-encoding")
+    ]
+    if not any(name.lower() == "access-control-allow-origin" for name, _ in kept):
+        return error_response(MissingTokenError())
+    if status >= 200 and status not in _NO_CONTENT:
+        kept.append(("Content-Length", "0"))
+    return status, kept, b""
 
 
 def status_line(status: int) -> str:

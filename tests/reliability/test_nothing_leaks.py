@@ -593,9 +593,9 @@ def the_day(stack: TodoStack, wire: Wire, msal_http: MsalHttpClient) -> Run:
         state = parse_qs(urlsplit(sign_in.headers["location"]).query)["state"][0]
         entra_error = b.client.post(
             f"{web}/auth/redirect",
-            data={"state": state, "error": "server_error", "error_description": "boom"},
+            data={"state": state, "error": "invalid_request", "error_description": "boom"},
         )
-        assert entra_error.status_code == 400 and "server_error" in entra_error.text
+        assert entra_error.status_code == 400 and "invalid_request" in entra_error.text
         assert b.get("/auth/signin", params={"next": "//evil.example"}).status_code == 400
         sid = b.session_cookie()
         assert sid is not None

@@ -36,11 +36,14 @@ class FakeEntra:
     ``token_fault``: None, ``"down"`` (connection refused), ``"garbage"`` (an HTML error page) or
     an OAuth error code to answer with.
     ``refresh_error``: an OAuth error code for refresh-token grants only (``"invalid_grant"``).
+    A code redeemed a second time is refused as Entra does, ``invalid_grant`` with AADSTS54005
+    ("already redeemed"); one never issued (or dropped from ``codes``) with AADSTS9002313.
     """
 
     def __init__(self, router: respx.MockRouter) -> None:
         self.factory = TokenFactory(ISSUER, audience=WEB_CLIENT_ID)
         self.codes: dict[str, dict[str, Any]] = {}
+        self.redeemed: set[str] = set()
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
         self.token_posts: list[dict[str, list[str]]] = []
         self.token_fault: str | None = None
@@ -73,8 +76,14 @@ class FakeEntra:
     def token_grants(self, grant_type: str) -> list[dict[str, list[str]]]:
         return [p for p in self.token_posts if p.get("grant_type") == [grant_type]]
 
-    def _error(self, error: str, claims: str | None = None) -> httpx.Response:
-        body: dict[str, Any] = {"error": error, "error_description": f"AADSTS1: {error}"}
+    def _error(
+        self, error: str, claims: str | None = None, *, code: int = 1, description: str = ""
+    ) -> httpx.Response:
+        body: dict[str, Any] = {
+            "error": error,
+            "error_description": f"AADSTS{code}: {description or error}",
+            "error_codes": [code],
+        }
         if claims:
             body["claims"] = claims
         return httpx.Response(400, json=body)
@@ -94,9 +103,19 @@ class FakeEntra:
                 return self._error(self.refresh_error, self.refresh_claims)
             claims = self.refresh_tokens.get(form.get("refresh_token", [""])[0])
         else:
-            claims = self.codes.pop(form.get("code", [""])[0], None)
+            code = form.get("code", [""])[0]
+            if code in self.redeemed:
+                return self._error(
+                    "invalid_grant",
+                    code=54005,
+                    description="OAuth2 Authorization code was already redeemed, please retry "
+                    "with a new valid code or use an existing refresh token.",
+                )
+            claims = self.codes.pop(code, None)
+            if claims is not None:
+                self.redeemed.add(code)
         if claims is None:
-            return self._error("invalid_grant")
+            return self._error("invalid_grant", code=9002313)
         refresh = secrets.token_urlsafe(24)
         self.refresh_tokens[refresh] = claims
         scope = form.get("scope", [""])[0]
@@ -135,8 +154,10 @@ def make_config(**overrides: Any) -> EntraConfig:
 class StepBrowser:
     """Keeps the session cookie between sans-IO steps, as a browser would."""
 
-    def __init__(self, signin: SignIn) -> None:
+    def __init__(self, signin: SignIn, *, root_path: str = "") -> None:
+        """``root_path``: where the app is mounted (``SCRIPT_NAME``, ASGI ``root_path``)."""
         self.signin = signin
+        self.root_path = root_path
         self.cookies: dict[str, str] = {}
         self.set_cookies: list[str] = []
 
@@ -146,6 +167,7 @@ class StepBrowser:
         return Request(
             method=method,
             path=path,
+            root_path=self.root_path,
             query_string=query,
             cookie_header="; ".join(f"{k}={v}" for k, v in self.cookies.items()),
             content_type="application/x-www-form-urlencoded" if form is not None else "",

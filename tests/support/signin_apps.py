@@ -9,6 +9,7 @@ handling (a generic error handler, exceptions not propagated).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,17 @@ import pytest
 
 from entra_ciam import AccessTokenValidator, TokenAcquirer, current_user, login_required
 from entra_ciam.devidp import defaults
-from tests.support.webapps import READ, READWRITE, Stack, signin_stack
+from entra_ciam.devidp.testing import running_devidp
+from tests.support.todo_api import serving
+from tests.support.webapps import (
+    READ,
+    READWRITE,
+    LateASGI,
+    LateWSGI,
+    Stack,
+    serving_wsgi,
+    signin_stack,
+)
 
 
 def _validator(stack: Stack) -> AccessTokenValidator:
@@ -212,3 +223,61 @@ def running_stack(
     tmp = tmp_path_factory.mktemp(f"{label}-{kind}")
     with signin_stack(kind, tmp, BUILDERS[kind], tls=tls) as stack:
         yield stack
+
+
+def mounted(kind: str, app: Any, mount: str) -> Any:
+    """``app`` served under ``mount`` as its framework's kind mounts apps: Werkzeug's
+    dispatcher (``SCRIPT_NAME``) for WSGI, a Starlette ``Mount`` (``root_path``) for ASGI."""
+    if kind == "wsgi":
+        from werkzeug.exceptions import NotFound
+        from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+        return DispatcherMiddleware(NotFound(), {mount: app})
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    return Starlette(routes=[Mount(mount, app=app)])
+
+
+def forwarded_prefix(kind: str, app: Any) -> Any:
+    """``app`` behind what turns ``X-Forwarded-Prefix`` into its mount point: Werkzeug's
+    ProxyFix for WSGI; for ASGI, the same rule written out (what proxy-header middlewares do)."""
+    if kind == "wsgi":
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        return ProxyFix(app, x_prefix=1)
+
+    async def prefixed(scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or ())
+        prefix = headers.get(b"x-forwarded-prefix", b"").decode("latin-1").rstrip("/")
+        if scope["type"] == "http" and prefix:
+            scope = {**scope, "root_path": prefix, "path": prefix + scope["path"]}
+        await app(scope, receive, send)
+
+    return prefixed
+
+
+@contextlib.contextmanager
+def mounted_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mount: str
+) -> Iterator[Stack]:
+    """The emulator and this module's app for ``request.param`` mounted under ``mount`` on
+    its server (``Stack.base`` is the server's root, without the mount); no todo API. The
+    app also reads ``X-Forwarded-Prefix`` in front of its mount, as behind a proxy."""
+    kind: str = request.param
+    tmp = tmp_path_factory.mktemp(f"mounted-{kind}")
+    late: Any = LateWSGI() if kind == "wsgi" else LateASGI()
+    server = serving_wsgi(late) if kind == "wsgi" else serving(late)
+    with server as base:
+        app_base = f"{base}{mount}"
+        with running_devidp(
+            extra_redirect_uris=[f"{app_base}/auth/redirect"],
+            extra_post_logout_redirect_uris=[f"{app_base}/"],
+        ) as idp:
+            stack = Stack(idp, base, "", late, tmp)
+            config = stack.config(
+                redirect_uri=f"{app_base}/auth/redirect", post_logout_redirect_uri=None
+            )
+            app = mounted(kind, BUILDERS[kind](stack, config=config), mount)
+            late.app = forwarded_prefix(kind, app)
+            yield stack

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from entra_ciam.asgi.exchange import header_values, route_path, send_response, with_state
+from entra_ciam.asgi.exchange import (
+    encode_headers,
+    header_values,
+    route_path,
+    send_response,
+    with_state,
+)
 from entra_ciam.asgi.startup import StartupChecked, already_built
-from entra_ciam.asgi.types import ASGIApp, Receive, Scope, Send
+from entra_ciam.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from entra_ciam.bearer import (
     WS_POLICY_VIOLATION,
     AsyncTokenValidator,
     BearerPolicy,
     close_reason,
     error_response,
+    preflight_answer,
 )
 from entra_ciam.context import STATE_KEY
 from entra_ciam.errors import AuthError
@@ -33,7 +40,9 @@ class BearerTokenMiddleware(StartupChecked):
 
     ``public_paths`` (exact) and ``public_prefixes`` (whole segments) are matched against the
     path the app routes on (``path`` without ``root_path``) and pass unauthenticated, as do CORS
-    preflights unless ``allow_preflight`` is False. Lifespan events pass through untouched.
+    preflights unless ``allow_preflight`` is False; the app's answer to such a preflight goes out
+    only if it is a CORS answer (see ``entra_ciam.bearer.preflight_answer``). Lifespan events
+    pass through untouched.
     """
 
     def __init__(
@@ -60,13 +69,16 @@ class BearerTokenMiddleware(StartupChecked):
             await self.app(scope, receive, send)
             return
         found = header_values(scope, _HEADERS)
+        method = scope.get("method", "GET").upper() if kind == "http" else "GET"
+        path = route_path(scope)
+        preflight = b"access-control-request-method" in found and kind == "http"
         try:
             token = self.policy.token_for(
-                method=scope.get("method", "GET").upper() if kind == "http" else "GET",
-                path=route_path(scope),
+                method=method,
+                path=path,
                 authorization=found.get(b"authorization", []),
                 query_string=scope.get("query_string", b""),
-                preflight=b"access-control-request-method" in found and kind == "http",
+                preflight=preflight,
             )
             claims = None if token is None else await self.validator.validate_async(token)
         except AuthError as err:
@@ -74,6 +86,8 @@ class BearerTokenMiddleware(StartupChecked):
             return
         if claims is not None:  # not a public path
             scope = with_state(scope, STATE_KEY, claims)
+        elif self.policy.passes_as_preflight(method, path, preflight):
+            send = _PreflightSend(send)
         state = claims_state(self.integration, claims)
         bound = REQUEST.set(state)
         try:
@@ -98,6 +112,35 @@ class BearerTokenMiddleware(StartupChecked):
 
 
 _HEADERS = frozenset((b"authorization", b"access-control-request-method"))
+
+
+class _PreflightSend:
+    """``send`` for an app answering a preflight that passed unauthenticated: its
+    ``http.response.start`` goes through the sans-IO core, which lets a CORS answer out without
+    its body or puts the 401 challenge in its place; the app's body messages are dropped."""
+
+    __slots__ = ("_answered", "_send")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._answered = False
+
+    async def __call__(self, message: Message) -> None:
+        if self._answered:
+            return  # the app's body (or trailers): the answer is complete already
+        if message["type"] != "http.response.start":
+            await self._send(message)
+            return
+        self._answered = True
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in message.get("headers") or ()
+        ]
+        status, out, body = preflight_answer(int(message["status"]), headers)
+        await self._send(
+            {"type": "http.response.start", "status": status, "headers": encode_headers(out)}
+        )
+        await self._send({"type": "http.response.body", "body": body})
 
 
 async def _refuse(kind: str, err: AuthError, send: Send) -> None:

@@ -93,6 +93,8 @@ async def send_response(
 def with_state(scope: Scope, key: str, value: Any) -> Scope:
     """A copy of ``scope`` whose ``state`` (also copied) holds ``value`` under ``key`` as well."""
     state = scope.get("state")
-    copied = scope.copy()  # a dict's own copy: a fifth cheaper than ``{**scope, ...}``
+    # Copied whole, then ``state`` set: ``{**scope, "state": ...}`` in one display costs a fifth
+    # more (the extra key makes CPython insert every item instead of cloning the table).
+    copied: dict[str, Any] = {**scope}
     copied["state"] = {**state, key: value} if state else {key: value}
     return copied

@@ -11,5 +11,11 @@
 - Add ``"entra_ciam.django"`` to ``INSTALLED_APPS`` to check the settings at start-up even
   where no middleware would (an API protected by DRF classes alone).
 
-Nothing here is imported by ``import entra_ciam``.
+Nothing here is imported by ``import entra_ciam``. Every module here needs Django (and asgiref,
+which Django brings); without them the import says which extra to install, not a bare
+``No module named 'django'``.
 """
+
+from entra_ciam import _extras
+
+_extras.require("django", "django", "asgiref", purpose="entra_ciam.django (the Django integration)")

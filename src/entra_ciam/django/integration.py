@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 from django.http import HttpRequest, HttpResponse
 
 from entra_ciam.claims import Claims
-from entra_ciam.errors import AuthError
+from entra_ciam.errors import AuthError, MissingTokenError
 from entra_ciam.frameworks import Integration
 from entra_ciam.signin.messages import Response
 
-__all__ = ["INTEGRATION", "DjangoIntegration", "http_response"]
+__all__ = ["INTEGRATION", "NO_MIDDLEWARE", "DjangoIntegration", "http_response"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,25 @@ def add_cookie(answer: HttpResponse, value: str) -> None:
         answer.cookies.load(value)
 
 
+# The refusal's description when a guard runs where BearerTokenMiddleware never did: still a
+# 401 (fail closed), but one that says why a request carrying a good token is refused.
+NO_MIDDLEWARE = (
+    "No bearer token was validated: entra_ciam.django.middleware.BearerTokenMiddleware "
+    "is not in settings.MIDDLEWARE"
+)
+
+
+def _without_bearer_middleware(args: tuple[Any, ...]) -> bool:
+    """Whether the view's Django request went through no ``BearerTokenMiddleware``, which
+    sets ``request.claims`` on every request (None on public paths). Only a plain Django
+    request says so: a DRF request is authenticated by DRF's classes, not the middleware."""
+    for arg in args:
+        request = arg if isinstance(arg, HttpRequest) else getattr(arg, "request", None)
+        if isinstance(request, HttpRequest):  # a function view's request, or a view's own
+            return not hasattr(request, "claims")
+    return False
+
+
 class DjangoIntegration(Integration):
     name = "django"
 
@@ -52,6 +71,8 @@ class DjangoIntegration(Integration):
         return found if isinstance(found, Claims) else None
 
     def refusal(self, err: AuthError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if isinstance(err, MissingTokenError) and _without_bearer_middleware(args):
+            err = MissingTokenError(NO_MIDDLEWARE)
         return http_response(err.status_code, err.headers, err.body)
 
     def redirect(self, response: Response) -> Any:

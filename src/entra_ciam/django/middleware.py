@@ -17,7 +17,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
 from entra_ciam.acquirer import TokenAcquirer
-from entra_ciam.bearer import error_response
+from entra_ciam.bearer import error_response, preflight_answer
+from entra_ciam.claims import Claims
 from entra_ciam.django import settings as entra_settings
 from entra_ciam.django.integration import INTEGRATION, add_cookie, http_response
 from entra_ciam.errors import AuthError
@@ -36,6 +37,13 @@ GetResponse = Callable[[HttpRequest], Any]
 
 def _refusal(err: AuthError) -> HttpResponse:
     status, headers, body = error_response(err)
+    return http_response(status, headers, body)
+
+
+def _preflight_answer(response: HttpResponse) -> HttpResponse:
+    """What goes out of the app's answer to a preflight that passed unauthenticated: a CORS
+    answer without its body, or the 401 challenge (``entra_ciam.bearer.preflight_answer``)."""
+    status, headers, body = preflight_answer(response.status_code, list(response.items()))
     return http_response(status, headers, body)
 
 
@@ -67,8 +75,10 @@ class BearerTokenMiddleware(_Middleware):
     """Refuse requests without a valid ``Authorization: Bearer`` token (RFC 6750 answers).
 
     ``PUBLIC_PATHS`` and ``PUBLIC_PREFIXES`` of ``settings.ENTRA_CIAM`` pass unauthenticated
-    (matched against ``request.path_info``), as do CORS preflights. Views find the claims in
-    ``request.claims`` (None on public paths) and through ``current_claims()``.
+    (matched against ``request.path_info``), as do CORS preflights, whose answer goes out only if
+    it is a CORS answer (django-cors-headers answering it, say). Views find the claims in
+    ``request.claims`` (None on public paths) and through ``current_claims()``. A request whose
+    token validated is exempt from the CSRF check; no other is.
     """
 
     def __init__(self, get_response: GetResponse) -> None:
@@ -87,16 +97,35 @@ class BearerTokenMiddleware(_Middleware):
             preflight="HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta,
         )
 
+    def _admit(self, request: HttpRequest, claims: Claims | None) -> bool:
+        """Leave the claims to the view; True when the request passed as a CORS preflight.
+
+        A request whose bearer token validated is exempt from Django's CSRF check, as DRF
+        exempts its token authentication: a browser never attaches an ``Authorization`` header
+        by itself, so such a request cannot have been forged by another site. Requests that
+        passed without a token (public paths, preflights) keep the check; so do requests that
+        rely on a cookie.
+        """
+        request.claims = claims
+        if claims is not None:
+            request._dont_enforce_csrf_checks = True  # read by CsrfViewMiddleware.process_view
+            return False
+        return self.policy.passes_as_preflight(
+            (request.method or "GET").upper(),
+            request.path_info or "/",
+            "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META,
+        )
+
     def call(self, request: HttpRequest) -> HttpResponse:
         try:
             token = self._token(request)
             claims = None if token is None else self.validator.validate(token)
         except AuthError as err:
             return _refusal(err)
-        request.claims = claims
+        preflight = self._admit(request, claims)
         with bound(claims_state(INTEGRATION, claims)):
             response: HttpResponse = self.get_response(request)
-        return response
+        return _preflight_answer(response) if preflight else response
 
     async def acall(self, request: HttpRequest) -> HttpResponse:
         try:
@@ -104,10 +133,10 @@ class BearerTokenMiddleware(_Middleware):
             claims = None if token is None else await self.validator.validate_async(token)
         except AuthError as err:
             return _refusal(err)
-        request.claims = claims
+        preflight = self._admit(request, claims)
         with bound(claims_state(INTEGRATION, claims)):
             response: HttpResponse = await self.get_response(request)
-        return response
+        return _preflight_answer(response) if preflight else response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
         """Answer an AuthError a view let through (``current_claims()``, ``guard.check()``)."""

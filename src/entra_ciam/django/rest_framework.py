@@ -23,8 +23,17 @@ the Django settings (``entra_ciam.django.settings``).
 
 from __future__ import annotations
 
+from entra_ciam import _extras
+
+_extras.require(
+    "django",
+    "rest_framework",
+    purpose="entra_ciam.django.rest_framework (the Django REST framework classes)",
+)
+
 from typing import Any
 
+from django.core.signals import request_finished
 from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, AuthenticationFailed, PermissionDenied
@@ -50,6 +59,7 @@ from entra_ciam.errors import (
     MetadataUnavailableError,
     MissingTokenError,
 )
+from entra_ciam.requeststate import NOTHING, REQUEST, RequestState
 
 __all__ = [
     "INTEGRATION",
@@ -152,6 +162,7 @@ class EntraTokenAuthentication(BaseAuthentication):
             if inner is not None:
                 setattr(inner, _ERROR_ATTR, err)
             raise TokenRefused(err) from None
+        _bind(claims)
         return EntraUser(claims), claims
 
     def authenticate_header(self, request: DRFRequest) -> str:
@@ -160,6 +171,42 @@ class EntraTokenAuthentication(BaseAuthentication):
         if isinstance(err, AuthError) and err.www_authenticate:
             return err.www_authenticate
         return MissingTokenError(realm=DEFAULT_REALM).www_authenticate or "Bearer"
+
+
+class _Authenticated(RequestState):
+    """The request's state once ``EntraTokenAuthentication`` validated its token, so that
+    ``current_claims()`` and the guards work in the view as they do behind the middleware.
+
+    DRF authenticates inside the view's ``dispatch`` (``APIView.initial`` reads
+    ``request.user``), with no step of ours around the rest of the request to reset the
+    ContextVar; the state is made current there and undone when Django finishes the request
+    (``request_finished``, :func:`_unbind`), as a WSGI server reusing its thread needs. Under
+    ASGI the view's context is the request task's own and goes with it.
+    """
+
+    __slots__ = ("outer",)
+
+    def __init__(self, claims: Claims, outer: RequestState) -> None:
+        super().__init__(INTEGRATION, outer.signin, claims)
+        self.outer = outer
+
+
+def _bind(claims: Claims) -> None:
+    REQUEST.set(_Authenticated(claims, REQUEST.get()))
+
+
+def _unbind(**_kwargs: Any) -> None:
+    """``request_finished``: end what :func:`_bind` made current and put back what it hid."""
+    state = REQUEST.get()
+    while isinstance(state, _Authenticated):
+        outer = state.outer
+        state.end()
+        state.outer = NOTHING
+        REQUEST.set(outer)
+        state = outer
+
+
+request_finished.connect(_unbind, dispatch_uid="entra_ciam.django.rest_framework.unbind")
 
 
 class _GuardPermission(BasePermission):
@@ -221,12 +268,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     With ``"EXCEPTION_HANDLER": "entra_ciam.django.rest_framework.exception_handler"`` a 401,
     403 ``insufficient_scope`` or 503 from these classes has the RFC 6750 JSON body
     (``{"error", "error_description", "scope"}``) instead of DRF's ``{"detail": ...}``, so a DRF
-    API answers exactly like one built with the decorators. Anything else goes to DRF's handler.
+    API answers exactly like one built with the decorators. An ``AuthError`` a view lets through
+    (``guard.check()``, or ``current_claims()`` where the view admits anonymous callers) is
+    answered the same way; DRF's own handler knows no such error and makes it a 500. Anything
+    else goes to DRF's handler.
     """
     from rest_framework.exceptions import NotAuthenticated
     from rest_framework.views import exception_handler as drf_handler
 
-    err = getattr(exc, "entra_error", None)
+    err = exc if isinstance(exc, AuthError) else getattr(exc, "entra_error", None)
     if err is None and isinstance(exc, NotAuthenticated):
         err = MissingTokenError()
     if isinstance(err, AuthError):

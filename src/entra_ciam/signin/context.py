@@ -69,6 +69,8 @@ class SignInFlow(Protocol):
 
     def is_route(self, path: str) -> bool: ...
 
+    def home(self, request: Request) -> str: ...
+
     def handle(self, ctx: RequestContext) -> Response: ...
 
 
@@ -241,6 +243,17 @@ class RequestContext:
         user_key = claims.get("oid") or claims.get("sub")
         return (user_key, blob) if isinstance(user_key, str) and user_key else (None, None)
 
+    def return_path(self) -> str:
+        """This request's page, to come back to after sign-in; the app's home under its mount
+        when the page cannot be returned to (an address too long or too odd to pass
+        ``check_return_path``). Never the host's ``/``: a mounted app's users belong under
+        its mount."""
+        request = self.request
+        try:
+            return check_return_path(request.return_path)
+        except UnsafeReturnPathError:
+            return self.signin.home(request)
+
     def interaction_required(
         self,
         reason: str,
@@ -249,10 +262,7 @@ class RequestContext:
         claims_challenge: str | None = None,
     ) -> InteractionRequiredError:
         """Start a sign-in for ``scopes`` that returns to this page; the error to raise."""
-        try:
-            return_path = check_return_path(self.request.return_path)
-        except UnsafeReturnPathError:
-            return_path = "/"
+        return_path = self.return_path()
         user = self.user
         hint = None
         if user is not None:

@@ -71,7 +71,13 @@ _PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 _USER_ERRORS = frozenset(
     {"invalid_grant", "access_denied", "interaction_required", "consent_required", "login_required"}
 )
+# Errors, from the authorize or the token endpoint, that say Entra itself is failing: a 503 with
+# Retry-After, since starting over would fail the same way until it recovers.
 _UNAVAILABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+# The token endpoint's "this code was already redeemed" (invalid_grant): the form_post was
+# submitted twice and the other submission redeemed it.
+_CODE_ALREADY_REDEEMED = 54005
+_ALREADY_REDEEMED_RE = re.compile(rf"AADSTS{_CODE_ALREADY_REDEEMED}\b")
 _IDP_DOWN = "Microsoft Entra cannot be reached right now. Please try again in a moment."
 
 
@@ -221,10 +227,21 @@ class SignIn:
         return RequestContext(self, describe, session, make_interaction_error)
 
     def handle(self, ctx: RequestContext) -> Response:
-        """Answer a request to one of the sign-in routes (may call Entra)."""
-        step = self._routes[ctx.request.path]
+        """Answer a request to one of the sign-in routes (may call Entra).
+
+        HEAD is answered as GET (RFC 9110: same status and headers); the body stays in the
+        response so that its Content-Length is GET's, and the adapters send none. A HEAD to the
+        sign-out route never signs out: HEAD is a safe method (link checkers and prefetchers
+        send it), so it gets what a GET from elsewhere gets, the page with the button.
+        """
+        request = ctx.request
+        step = self._routes[request.path]
+        if request.method == "HEAD":
+            if step == self.sign_out:
+                return confirm_sign_out_page(request.url_for(f"{self.prefix}/signout"))
+            request = request._replace(method="GET")
         try:
-            return step(ctx.request, ctx.session)
+            return step(request, ctx.session)
         except SessionStoreUnavailableError:
             _telemetry.session_store_error("route")
             return store_unavailable_page()
@@ -275,11 +292,11 @@ class SignIn:
     def sign_in(self, request: Request, session: Session) -> Response:
         """``GET {prefix}/signin?next=/path``: start a sign-in that comes back to ``next``."""
         if request.method not in ("GET", "POST"):
-            return _method_not_allowed("GET, POST")
+            return _method_not_allowed()
         params = _single(request.query)
         if params is None:
             return error_page(400, "The sign-in request repeats a parameter.")
-        target = params.get("next") or self.default_return_path
+        target = params.get("next") or self.home(request)
         try:
             return_path = check_return_path(target)
         except UnsafeReturnPathError as exc:
@@ -310,8 +327,7 @@ class SignIn:
             client = self.clients.build()
         except IdentityProviderUnavailableError as exc:
             log.error("cannot start a sign-in: %s", exc)
-            _telemetry.signin_failed(reason="idp_unavailable", status=503)
-            return error_page(503, _IDP_DOWN, retry_after=10)
+            return _idp_down()
         state = secrets.token_urlsafe(32)
         flow = client.initiate_auth_code_flow(
             scopes=wanted,
@@ -338,7 +354,7 @@ class SignIn:
     def complete(self, request: Request, session: Session) -> Response:
         """``{prefix}/redirect``: check the answer against this browser's flow, redeem the code."""
         if request.method not in ("GET", "POST"):
-            return _method_not_allowed("GET, POST")
+            return _method_not_allowed()
         given = _single(request.form if request.method == "POST" else request.query)
         if given is None:
             return self._bad(
@@ -391,7 +407,7 @@ class SignIn:
         a button that signs out.
         """
         if request.method not in ("GET", "POST"):
-            return _method_not_allowed("GET, POST")
+            return _method_not_allowed()
         refusal = cross_site_reason(request, self.own_origins)
         if refusal is not None:
             log.warning("refused a sign-out not sent from this site: %s", refusal)
@@ -434,13 +450,16 @@ class SignIn:
                 "browser).",
             )
         if "error" in params:
+            if params["error"] in _UNAVAILABLE_ERRORS:
+                log.error("Entra's authorize endpoint answered %s", params["error"][:64])
+                return _idp_down()
             return self._bad(request, _entra_error(params))
         if not params.get("code"):
             return self._bad(request, "The sign-in response carries no authorization code.")
         try:
-            return_path = check_return_path(str(record.get("next") or "/"))
+            return_path = check_return_path(str(record.get("next") or self.home(request)))
         except UnsafeReturnPathError:
-            return_path = "/"
+            return_path = self.home(request)
         outcome = self._redeem(session, record["flow"], params, return_path)
         return self._bad(request, outcome) if isinstance(outcome, str) else outcome
 
@@ -451,13 +470,20 @@ class SignIn:
         resume = urlencode({"resume": seal(self.cipher, params)})
         return redirect(f"{self.config.redirect_uri}?{resume}", 303)
 
+    def home(self, request: Request) -> str:
+        """``default_return_path`` under the app's mount: where a sign-in with no page of its
+        own to return to ends. The setting is a path inside the app, like every route, so an
+        app mounted at ``/app`` comes back to ``/app/``, not to whatever the host serves at
+        ``/``."""
+        return request.url_for(self.default_return_path)
+
     def _unusable(self, request: Request, session: Session, message: str) -> Response:
         """A callback that cannot complete a sign-in. A user who is signed in has reloaded or
         reopened it (a bookmark, the back button): nothing to do, so home. Anyone else is told
         why, with a way to start over."""
         if isinstance(session.get(USER_KEY), dict):
             log.info("a signed-in user reopened the sign-in callback: sent home")
-            return redirect(request.url_for(self.default_return_path))
+            return redirect(self.home(request))
         return self._bad(request, message)
 
     def _bad(self, request: Request, message: str) -> Response:
@@ -484,8 +510,7 @@ class SignIn:
             result = client.acquire_token_by_auth_code_flow(flow, params)
         except (json.JSONDecodeError, msal.exceptions.MsalError) as exc:
             log.error("the token endpoint answered badly: %s", type(exc).__name__)
-            _telemetry.signin_failed(reason="idp_unavailable", status=503)
-            return error_page(503, _IDP_DOWN, retry_after=10)
+            return _idp_down()
         except ValueError as exc:  # MSAL's state or scope checks
             return f"The sign-in response does not match its request ({exc})."
         except RuntimeError as exc:  # MSAL's nonce check
@@ -493,9 +518,17 @@ class SignIn:
             return f"The ID token's {reason} does not match this sign-in."
         except (httpx.HTTPError, FetchError) as exc:
             log.error("token endpoint unreachable: %s", type(exc).__name__)
-            _telemetry.signin_failed(reason="idp_unavailable", status=503)
-            return error_page(503, _IDP_DOWN, retry_after=10)
+            return _idp_down()
         if "error" in result:
+            if _already_redeemed(result):
+                # The form_post was submitted twice (a double click, a reload while it loaded):
+                # the other request redeemed this code and signed the browser in, or is doing
+                # so. Both carried this browser's flow cookie, so its return path (checked when
+                # the sign-in started) is this browser's own page: send it there, as a
+                # signed-in user reopening the callback is. If nobody signed in after all, that
+                # page sends the browser through sign-in again; no session is made here.
+                log.info("the authorization code was already redeemed: sent to its page")
+                return redirect(return_path)
             return self._token_error(result)
         claims = result.get("id_token_claims") or {}
         try:
@@ -531,8 +564,7 @@ class SignIn:
         )
         if error in _UNAVAILABLE_ERRORS:
             log.error("token endpoint error %s", error)
-            _telemetry.signin_failed(reason="idp_unavailable", status=503)
-            return error_page(503, _IDP_DOWN, retry_after=10)
+            return _idp_down()
         if error in _USER_ERRORS or error == "invalid_request":
             return f"Microsoft Entra refused the sign-in ({error}): {description}"
         log.error("token endpoint refused the app: %s %s", error, description)
@@ -542,6 +574,24 @@ class SignIn:
             f"Microsoft Entra refused this application's request ({error}). "
             "The site's configuration needs attention.",
         )
+
+
+def _idp_down() -> Response:
+    """The 503 for Entra failing (unreachable, garbage, ``server_error``): counted, and saying
+    only that the identity provider is unavailable; the caller logs why."""
+    _telemetry.signin_failed(reason="idp_unavailable", status=503)
+    return error_page(503, _IDP_DOWN, retry_after=10)
+
+
+def _already_redeemed(result: dict[str, Any]) -> bool:
+    """Whether the token endpoint refused the code as already redeemed (AADSTS54005)."""
+    if result.get("error") != "invalid_grant":
+        return False
+    codes = result.get("error_codes")
+    if isinstance(codes, list) and _CODE_ALREADY_REDEEMED in codes:
+        return True
+    description = result.get("error_description")
+    return isinstance(description, str) and bool(_ALREADY_REDEEMED_RE.match(description))
 
 
 def _entra_error(params: dict[str, str]) -> str:
@@ -563,7 +613,9 @@ def _secure_cookie(redirect_uri: str, forced: bool | None) -> bool:
     return https or bool(forced)
 
 
-def _method_not_allowed(allow: str) -> Response:
+def _method_not_allowed() -> Response:
+    """405 for the sign-in routes, which take GET (and so HEAD) and POST."""
+    allow = "GET, HEAD, POST"
     response = error_page(405, f"This address accepts {allow} only.")
     response.headers.append(("Allow", allow))
     return response

@@ -13,8 +13,16 @@ succeeds.
 A flow is found only in the browser that started it, so a state from elsewhere finds nothing
 (login CSRF), and the answer that uses it deletes its cookie, so a replayed state is refused
 before MSAL sees it. One cookie per flow (not one cookie for all) lets sign-ins started at the
-same moment in several tabs all finish; at most :data:`MAX_FLOWS` are kept, the oldest dropped
-first, so the Cookie header stays well under proxies' limits.
+same moment in several tabs all finish.
+
+The flows a browser holds are bounded in number, :data:`MAX_FLOWS`, and in bytes together,
+:data:`MAX_TOTAL_BYTES`; the oldest give way first. Bounding each cookie was not enough: a flow
+with a long return path is ~3.7 KB, so three of them (three ``/auth/signin?next=<long path>``
+navigations, which another site can make a victim's browser open) pushed every Cookie header of
+the site past 8 KB, the limit of gunicorn and nginx, and the whole site answered 431 to that
+browser for the flows' ten minutes. Within the budget the Cookie header keeps about 4 KB for the
+session cookie and the app's own cookies. A usual flow is about 600 bytes, so the several tabs
+still all fit; a flow too large for the budget even alone is refused (:class:`FlowTooLargeError`).
 """
 
 from __future__ import annotations
@@ -30,12 +38,16 @@ from entra_ciam.sessions import SessionManager, TokenCacheCipher
 from entra_ciam.sessions.manager import cookie_pairs
 from entra_ciam.signin.messages import Request
 
-__all__ = ["FLOW_LIFETIME", "MAX_FLOWS", "FlowCookies", "FlowTooLargeError"]
+__all__ = ["FLOW_LIFETIME", "MAX_FLOWS", "MAX_TOTAL_BYTES", "FlowCookies", "FlowTooLargeError"]
 
 FLOW_LIFETIME = 600  # seconds a started sign-in may take (Entra's auth codes live 10 minutes)
 MAX_FLOWS = 4  # sign-ins one browser may have under way at once
 _PURPOSE = "flow"  # no other value this cipher seals reads as a flow
-_MAX_VALUE = 4000  # browsers keep cookies up to 4096 bytes, name included
+# All flow cookies of a browser together, as ``name=value`` pairs and the ``; `` between them in
+# its Cookie header: half of the 8 KB servers and proxies accept in one header.
+MAX_TOTAL_BYTES = 4096
+_MAX_VALUE = 4000  # one cookie (browsers keep cookies up to 4096 bytes, name included)
+_SEPARATOR = 2  # "; " between cookies in a Cookie header
 
 
 class FlowTooLargeError(EntraCiamError, ValueError):
@@ -63,16 +75,18 @@ class FlowCookies:
         return self.prefix + base64.urlsafe_b64encode(digest).decode()
 
     def put(self, cookie_header: str, record: dict[str, Any]) -> list[str]:
-        """Set-Cookie values that keep ``record`` (its ``flow`` has the state) and drop the
-        oldest flows beyond MAX_FLOWS - 1, and any that no longer open."""
+        """Set-Cookie values that keep ``record`` (its ``flow`` has the state), drop any flow
+        that no longer opens, and drop the oldest until at most MAX_FLOWS remain, new one
+        included, within MAX_TOTAL_BYTES together."""
         state = str(record["flow"]["state"])
         now = self._clock()
         sealed = self._cipher.seal_json(_PURPOSE, {**record, "t": now})
         name = self.name_for(state)
-        if len(name) + 1 + len(sealed) > _MAX_VALUE:
+        size = len(name) + 1 + len(sealed)
+        if size > _MAX_VALUE:
             raise FlowTooLargeError(f"the sign-in flow needs {len(sealed)} bytes in a cookie")
         headers = [self._sessions.set_cookie(name, sealed, max_age=FLOW_LIFETIME)]
-        kept: list[tuple[float, str]] = []
+        kept: list[tuple[float, str, int]] = []
         for other, value in self._present(cookie_header):
             if other == name:  # replaced by the new one
                 continue
@@ -80,10 +94,16 @@ class FlowCookies:
             if opened is None:
                 headers.append(self._sessions.set_cookie(other, None))
             else:
-                kept.append((float(opened["t"]), other))
-        kept.sort()
-        for _started, other in kept[: max(0, len(kept) - (MAX_FLOWS - 1))]:
-            headers.append(self._sessions.set_cookie(other, None))
+                kept.append((float(opened["t"]), other, len(other) + 1 + len(value)))
+        kept.sort()  # oldest first
+        total = size + sum(_SEPARATOR + length for _t, _n, length in kept)
+        dropped = 0
+        while dropped < len(kept) and (
+            len(kept) - dropped > MAX_FLOWS - 1 or total > MAX_TOTAL_BYTES
+        ):
+            total -= _SEPARATOR + kept[dropped][2]
+            headers.append(self._sessions.set_cookie(kept[dropped][1], None))
+            dropped += 1
         return headers
 
     def take(self, cookie_header: str, state: str) -> tuple[dict[str, Any] | None, list[str]]:

@@ -65,9 +65,27 @@ class Request(NamedTuple):
             return ()
 
     @property
+    def mount(self) -> str:
+        """``root_path`` as a path to prepend: "" or one leading ``/``, never ``//``.
+
+        A mount point comes from ``SCRIPT_NAME`` or ``root_path``, which a proxy header may set
+        (``X-Forwarded-Prefix`` through Werkzeug's ProxyFix, gunicorn's ``SCRIPT_NAME``
+        header): ``//evil.example`` put in front of a route would make ``Location:
+        //evil.example/auth/signin``, another site to a browser, and ``https://evil.example``
+        an absolute URL. Leading slashes are collapsed to one and a missing one is added, so
+        whatever it holds, a URL built on it stays a path on this site.
+        """
+        root = self.root_path
+        if not root:
+            return ""
+        if root[0] == "/" and root[1:2] != "/":  # the usual case: a well-formed mount point
+            return root
+        return "/" + root.lstrip("/")
+
+    @property
     def return_path(self) -> str:
         """This request's path and query, host-relative: where to come back to after sign-in."""
-        path = quote(self.root_path + self.path, safe=_PATH_SAFE) or "/"
+        path = quote(self.mount + self.path, safe=_PATH_SAFE) or "/"
         return f"{path}?{self.query_string}" if self.query_string else path
 
     def with_body(self, body: bytes) -> Request:
@@ -75,8 +93,14 @@ class Request(NamedTuple):
         return self._replace(body=body)
 
     def url_for(self, app_path: str) -> str:
-        """A host-relative URL for a path inside the app (the mount point prepended)."""
-        return quote(self.root_path + app_path, safe=_PATH_SAFE + "?%")
+        """A host-relative URL for a path inside the app (the mount point prepended).
+
+        ``app_path`` starts with ``/`` (a route, or the checked ``default_return_path``), and
+        the mount is a path (see :attr:`mount`): the result is a same-origin path, never a
+        scheme-relative or absolute URL. Characters a browser would read differently
+        (backslash, controls, spaces) are percent-encoded.
+        """
+        return quote(self.mount + app_path, safe=_PATH_SAFE + "?%")
 
 
 @dataclasses.dataclass(slots=True)

@@ -56,7 +56,10 @@ def check_return_path(value: str) -> str:
     """Return ``value`` ready for a ``Location`` header, or raise UnsafeReturnPathError.
 
     The fragment is dropped (browsers never send it) and non-ASCII characters are
-    percent-encoded; everything else is kept as given.
+    percent-encoded; everything else is kept as given. The length bound holds for the result
+    too (an ``é`` is six characters encoded): the sign-in keeps the result in a cookie and checks
+    it again when the user comes back, so a path accepted at the start must pass then, and a
+    longer one would only make that cookie larger.
     """
     if not isinstance(value, str) or not value:
         raise UnsafeReturnPathError("the return path is empty")
@@ -64,8 +67,12 @@ def check_return_path(value: str) -> str:
         raise UnsafeReturnPathError(f"the return path is longer than {MAX_LENGTH} characters")
     for layer in _layers(value):
         _check_layer(layer)
-    path = value.split("#", 1)[0]
-    return quote(path, safe=_SAFE_CHARS)
+    path = quote(value.split("#", 1)[0], safe=_SAFE_CHARS)
+    if len(path) > MAX_LENGTH:
+        raise UnsafeReturnPathError(
+            f"the return path is longer than {MAX_LENGTH} characters once percent-encoded"
+        )
+    return path
 
 
 def is_safe_return_path(value: str) -> bool:

@@ -24,7 +24,6 @@ from entra_ciam.signin.context import RequestContext, current_context
 from entra_ciam.signin.errors import SignInNotConfiguredError
 from entra_ciam.signin.messages import Response
 from entra_ciam.signin.pages import redirect
-from entra_ciam.signin.returnpath import UnsafeReturnPathError, check_return_path
 
 __all__ = ["login_required"]
 
@@ -72,10 +71,7 @@ def _context() -> RequestContext:
 def _sign_in_redirect() -> Response:
     """Where a visitor who is not signed in goes: sign-in, then back to this page."""
     ctx = _context()  # raises without the middleware
-    try:
-        target = check_return_path(ctx.request.return_path)
-    except UnsafeReturnPathError:
-        target = "/"
+    target = ctx.return_path()
     signin = ctx.request.url_for(f"{ctx.signin.prefix}/signin")
     return redirect(f"{signin}?{urlencode({'next': target})}")
 

@@ -11,7 +11,13 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from entra_ciam.bearer import BearerPolicy, SyncTokenValidator, error_response
+from entra_ciam.bearer import (
+    BearerPolicy,
+    SyncTokenValidator,
+    error_response,
+    preflight_answer,
+    status_line,
+)
 from entra_ciam.context import ENVIRON_KEY
 from entra_ciam.errors import AuthError
 from entra_ciam.frameworks import integration_for_app
@@ -31,7 +37,8 @@ class BearerTokenMiddleware:
 
     ``public_paths`` (exact) and ``public_prefixes`` (whole segments) are matched against
     ``PATH_INFO`` and pass unauthenticated, as do CORS preflights unless ``allow_preflight`` is
-    False. Tokens in the query string are refused, never read.
+    False; the app's answer to such a preflight goes out only if it is a CORS answer (see
+    ``entra_ciam.bearer.preflight_answer``). Tokens in the query string are refused, never read.
     """
 
     def __init__(
@@ -52,13 +59,16 @@ class BearerTokenMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         authorization = environ.get("HTTP_AUTHORIZATION")
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = path_info(environ)
+        preflight = "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
         try:
             token = self.policy.token_for(
-                method=environ.get("REQUEST_METHOD", "GET").upper(),
-                path=path_info(environ),
+                method=method,
+                path=path,
                 authorization=[] if authorization is None else [authorization],
                 query_string=environ.get("QUERY_STRING", ""),
-                preflight="HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ,
+                preflight=preflight,
             )
             claims = None if token is None else self.validator.validate(token)
         except AuthError as err:
@@ -70,6 +80,8 @@ class BearerTokenMiddleware:
             environ[ENVIRON_KEY] = claims
         state = claims_state(self.integration, claims)
         ctx.run(REQUEST.set, state)
+        if claims is None and self.policy.passes_as_preflight(method, path, preflight):
+            return self._preflight(ctx, state, environ, start_response)
         started = False
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -89,12 +101,64 @@ class BearerTokenMiddleware:
                 state.end()
         return _InContext(ctx, body, state)
 
+    def _preflight(
+        self,
+        ctx: contextvars.Context,
+        state: RequestState,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+    ) -> list[bytes]:
+        """Run the app for a preflight that passed unauthenticated; send what the sans-IO
+        core lets out of its answer (a CORS answer without body, or the 401 challenge).
+
+        Nothing of the app's reaches the server until the app has started its response: the
+        app may do so only once its body is first iterated (PEP 3333), so the body is
+        iterated until then, its chunks dropped, and closed.
+        """
+        answer: list[Any] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer[:] = [status, headers]  # a second call (with exc_info) replaces the first
+            return _discard
+
+        body: Iterable[bytes] | None = None
+        try:
+            body = ctx.run(self.app, environ, start)
+            if not answer:
+                chunks = ctx.run(iter, body)
+                while not answer and ctx.run(next, chunks, None) is not None:
+                    pass
+        except AuthError:
+            answer.clear()  # a guard refused: the same 401 as an answer without CORS headers
+        finally:
+            if body is None:
+                state.end()
+            else:
+                close_in(ctx, body, state)
+        if answer:
+            status, headers, content = preflight_answer(_status_code(answer[0]), answer[1])
+        else:
+            status, headers, content = preflight_answer(401, [])
+        start_response(status_line(status), headers)  # complete: Content-Length included
+        return [content]
+
 
 def _refuse(
     start_response: StartResponse, err: AuthError, exc_info: OptExcInfo | None = None
 ) -> list[bytes]:
     status, headers, body = error_response(err)
     return respond(start_response, status, headers, body, exc_info)
+
+
+def _discard(data: bytes) -> None:
+    """The ``write`` callable of a preflight's app: its body never goes out."""
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status.split(None, 1)[0])
+    except (ValueError, IndexError):
+        return 500  # not a status line: not a CORS answer either way
 
 
 class _InContext:

@@ -50,12 +50,19 @@ def respond(
     headers: Iterable[tuple[str, str]],
     body: bytes,
     exc_info: OptExcInfo | None = None,
+    *,
+    head: bool = False,
 ) -> list[bytes]:
-    """Start the response (with a Content-Length matching ``body``) and return its body."""
+    """Start the response (with a Content-Length matching ``body``) and return its body.
+
+    ``head``: the answer to a HEAD, GET's headers without the body. A WSGI app leaves out a
+    HEAD's body itself (Werkzeug's responses do); servers such as Werkzeug's development server
+    send whatever they are given.
+    """
     listed = [(k, v) for k, v in headers if k.lower() != "content-length"]
     listed.append(("Content-Length", str(len(body))))
     start_response(status_line(status), listed, exc_info)
-    return [body]
+    return [] if head else [body]
 
 
 def close_in(context: contextvars.Context, body: Iterable[bytes], state: RequestState) -> None:

@@ -117,8 +117,8 @@ def _discard(_data: bytes) -> None:
     """The ``write`` callable of a response that was replaced."""
 
 
-def _send(start_response: StartResponse, response: Response) -> list[bytes]:
-    return respond(start_response, response.status, response.headers, response.body)
+def _send(start_response: StartResponse, response: Response, *, head: bool = False) -> list[bytes]:
+    return respond(start_response, response.status, response.headers, response.body, head=head)
 
 
 class SignInMiddleware(SignInAdapter[WSGIApplication]):
@@ -144,7 +144,7 @@ class SignInMiddleware(SignInAdapter[WSGIApplication]):
         ctx = opened
         if self.signin.is_route(request.path):
             final, _ = self.signin.close(ctx, self.signin.handle(ctx))
-            return _send(start_response, final)
+            return _send(start_response, final, head=request.method == "HEAD")
 
         environ[USER_ENVIRON_KEY] = ctx.user
         environ[CONTEXT_ENVIRON_KEY] = ctx

@@ -16,7 +16,11 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
+    # as in a project made by startproject: requests with a validated token are exempt
+    "django.middleware.csrf.CsrfViewMiddleware",
     "entra_ciam.django.middleware.BearerTokenMiddleware",
+    # a CORS layer inside the bearer middleware, answering preflights under /cors/
+    "tests.support.django_site.cors.CorsPreflightMiddleware",
 ]
 DATABASES: dict[str, object] = {}
 USE_TZ = True

@@ -63,6 +63,22 @@ def checks_inside(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": True})
 
 
+@require_scope("Todolist.ReadWrite")
+def write(request: HttpRequest) -> HttpResponse:
+    """Any method, POST included: Django's CSRF check applies unless the token exempts it."""
+    return JsonResponse({"method": request.method, "oid": current_claims().oid})
+
+
+def unguarded(request: HttpRequest) -> HttpResponse:
+    """Protected by the bearer middleware alone, answering every method (OPTIONS included)."""
+    return JsonResponse({"secret": "for token holders only"})
+
+
+def claims_reader(request: HttpRequest) -> HttpResponse:
+    """Relies on the middleware alone and reads ``request.claims`` (None would be a 500)."""
+    return JsonResponse({"oid": request.claims.oid})  # type: ignore[attr-defined]
+
+
 class DrfScoped(APIView):
     permission_classes = (HasScope("Todolist.Read"),)
 
@@ -92,6 +108,24 @@ class DrfDecorated(APIView):
     @require_scope("Todolist.Read")
     def get(self, request: Request) -> Response:
         return Response({"oid": request.auth.oid})
+
+
+class DrfCurrent(APIView):
+    """``current_claims()`` in a view authenticated by DRF's class alone (no middleware)."""
+
+    permission_classes = (HasScope("Todolist.Read"),)
+
+    def get(self, request: Request) -> Response:
+        return Response({"oid": current_claims().oid, "auth": request.auth.oid})
+
+
+class DrfOpen(APIView):
+    """Admits anonymous callers, yet reads ``current_claims()``: a refusal the view lets out."""
+
+    permission_classes: tuple[Any, ...] = ()
+
+    def get(self, request: Request) -> Response:
+        return Response({"oid": current_claims().oid})
 
 
 @login_required
