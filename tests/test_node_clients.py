@@ -23,7 +23,10 @@ from tests.support.todo_api import ROOT, start_api_process, stop_process
 
 NODE_DIR = ROOT / "tests" / "node"
 NPM_HOW = "install them with: cd tests/node && npm ci (needs Node.js 20+ and the npm registry)"
-POST_LOGOUT = "http://localhost:3000/"  # one of the web app's redirect URIs is enough for Entra
+# Microsoft's Node sample sends its POST_LOGOUT_REDIRECT_URI default, http://localhost:3000, with
+# no path; the web app lists http://localhost:3000/. Entra takes them as one URI, answered at "/".
+POST_LOGOUT = "http://localhost:3000"
+POST_LOGOUT_LANDS_AT = "http://localhost:3000/"
 
 
 def _node() -> str:
@@ -63,6 +66,7 @@ def test_msal_node_signs_in_calls_the_api_and_signs_out(tmp_path: Path) -> None:
                 "DAEMON_CLIENT_SECRET": defaults.DAEMON_CLIENT_SECRET,
                 "REDIRECT_URI": defaults.WEB_APP_REDIRECT_URIS[0],
                 "POST_LOGOUT_REDIRECT_URI": POST_LOGOUT,
+                "POST_LOGOUT_LANDS_AT": POST_LOGOUT_LANDS_AT,
                 "USER_EMAIL": defaults.USERS[0][0],
                 "USER_PASSWORD": defaults.USERS[0][1],
                 "TODO_API_BASE_URL": api_base,

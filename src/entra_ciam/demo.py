@@ -32,6 +32,7 @@ import httpx
 
 from entra_ciam import _extras
 from entra_ciam.devidp import DevIdp, DevIdpError, RegistrationError, Registrations, defaults
+from entra_ciam.devidp.cli import port_number
 from entra_ciam.devidp.registrations import default_mapping
 from entra_ciam.devidp.state import StateError
 from entra_ciam.errors import EntraCiamError
@@ -90,14 +91,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "print the URL to open and the test users. Ctrl-C stops everything."
         ),
     )
-    parser.add_argument("--port", type=int, default=defaults.web, help="web app port (3000)")
-    parser.add_argument("--api-port", type=int, default=defaults.api, help="todo API port (5000)")
+    # port_number: 0-65535, or argparse's usage error (exit 2) rather than a traceback at bind.
     parser.add_argument(
-        "--idp-port", type=int, default=defaults.idp, help="emulator https port (8443)"
+        "--port", type=port_number, default=defaults.web, help="web app port (3000)"
+    )
+    parser.add_argument(
+        "--api-port", type=port_number, default=defaults.api, help="todo API port (5000)"
+    )
+    parser.add_argument(
+        "--idp-port", type=port_number, default=defaults.idp, help="emulator https port (8443)"
     )
     parser.add_argument(
         "--idp-pages-port",
-        type=int,
+        type=port_number,
         default=defaults.idp_pages,
         help="emulator sign-in pages port (8080)",
     )

@@ -98,3 +98,19 @@ def redeem_code(idp: DevIdp, scope: str) -> dict[str, Any]:
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def assert_entra_error(
+    response: httpx.Response, status: int, error: str, code: int, suberror: str | None = None
+) -> None:
+    """The token endpoint's refusal in Entra's JSON shape; ``suberror`` only where Entra sends
+    one (MSAL decides on it whether only a new sign-in helps)."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["error"] == error
+    assert body["error_codes"] == [code]
+    assert body["error_description"].startswith(f"AADSTS{code}: ")
+    assert "\r\nCorrelation ID: " in body["error_description"]
+    for field in ("timestamp", "trace_id", "correlation_id", "error_uri"):
+        assert body[field]
+    assert body.get("suberror") == suberror

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from entra_ciam import AccessTokenValidator
+from entra_ciam import AccessTokenValidator, cli
 from entra_ciam.devidp import defaults
 from tests.devidp.helpers import ISSUER
 
@@ -186,6 +186,37 @@ def test_refuses_a_busy_port_a_public_host_and_a_broken_config(tmp_path: Path) -
     config.write_text('[tenant]\nid = "x"\nsubdomain = "y"\n')
     broken = run_cli("--config", str(config), "--state-dir", str(tmp_path))
     assert broken.returncode == 2 and "'id' must be a GUID" in broken.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("dev-idp", ("--port", "99999")),
+        ("dev-idp", ("--pages-port", "-1")),
+        ("dev-idp", ("--port", "65536")),
+        ("dev-idp", ("--port", "abc")),
+        # entra-ciam demo takes its ports through the same type
+        ("demo", ("--api-port", "70000")),
+        ("demo", ("--idp-port", "-3")),
+        ("demo", ("--port", "65536")),
+        ("demo", ("--idp-pages-port", "x")),
+    ],
+)
+def test_a_port_out_of_range_is_a_usage_error_not_a_traceback(
+    command: str, option: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, *option])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: entra-ciam {command}")
+    assert f"argument {option[0]}: invalid port '{option[1]}'" in err and "0 to 65535" in err
+
+
+def test_every_port_from_0_to_65535_is_accepted() -> None:
+    for port in ("0", "65535"):
+        args = cli.build_parser().parse_args(["dev-idp", "--port", port, "--pages-port", port])
+        assert (args.port, args.pages_port) == (int(port), int(port))
 
 
 def test_example_config_prints_loadable_toml() -> None:

@@ -69,16 +69,18 @@ def test_authorize_and_logout_on_the_https_origin_go_to_the_pages(idp: DevIdp, f
 
 
 def test_a_logout_url_built_from_the_authority_signs_the_user_out(idp: DevIdp) -> None:
-    """Microsoft's Node sample: ``<authority><sub>.onmicrosoft.com/oauth2/v2.0/logout?...``."""
+    """Microsoft's Node sample: ``<authority><sub>.onmicrosoft.com/oauth2/v2.0/logout?...``
+    with its ``POST_LOGOUT_REDIRECT_URI`` default, ``http://localhost:3000`` (no path), while
+    the web app lists ``http://localhost:3000/``: the same URI to Entra, answered at ``/``."""
     authority = f"{idp.endpoints.https_base}/"
-    home = "http://localhost:3000/"
+    home = "http://localhost:3000"
     with Browser(verify=idp.ca_bundle) as browser:
         signed_in = browser.sign_in(authorize_url(idp), email=ADA[0], password=ADA[1])
         assert signed_in.code
         out = browser.sign_out(
             f"{authority}{DOMAIN}/oauth2/v2.0/logout?post_logout_redirect_uri={home}"
         )
-        assert out.status_code == 302 and out.headers["location"] == home
+        assert out.status_code == 302 and out.headers["location"] == f"{home}/"
         again = browser.client.get(authorize_url(idp))
         assert again.status_code == 200 and "Enter password" not in again.text
         assert 'name="email"' in again.text  # asks for credentials again

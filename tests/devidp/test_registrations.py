@@ -113,6 +113,27 @@ def test_loopback_redirect_uris_match_on_any_port_like_entra() -> None:
     assert not extra.accepts_redirect_uri("https://app.example.com:8443/auth/redirect")
 
 
+def test_a_uri_without_a_path_is_the_same_uri_as_with_a_slash_like_entra() -> None:
+    mapping = default_mapping(
+        extra_redirect_uris=["https://app.example.com", "http://localhost:4000"],
+    )
+    web = Registrations.from_mapping(mapping).app_named("web-app")
+    for uri in ("https://app.example.com/", "https://app.example.com"):
+        assert web.accepts_redirect_uri(uri), uri
+        assert web.accepts_post_logout_uri(uri), uri
+    # Loopback: any port, and "" is "/" whichever side has the slash.
+    assert web.accepts_redirect_uri("http://localhost:4000/")
+    assert web.accepts_redirect_uri("http://localhost:5999")
+    # The built-in post-logout URI is http://localhost:3000/; Microsoft's sample sends it bare.
+    assert web.accepts_post_logout_uri("http://localhost:3000", listed_only=True)
+    assert web.accepts_post_logout_uri("http://127.0.0.1:3000", listed_only=True)
+    # Only the empty path is "/": other paths, queries and hosts still have to match.
+    assert not web.accepts_redirect_uri("https://app.example.com/x")
+    assert not web.accepts_redirect_uri("https://app.example.com/?x=1")
+    assert not web.accepts_redirect_uri("https://app.example.com.evil.example/")
+    assert not web.accepts_post_logout_uri("http://localhost:3000//", listed_only=True)
+
+
 def test_scope_resolution() -> None:
     regs = Registrations.default()
     web, daemon = regs.app_named("web-app"), regs.app_named("daemon")

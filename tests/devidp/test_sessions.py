@@ -18,7 +18,7 @@ import pytest
 from entra_ciam.devidp import defaults
 from entra_ciam.devidp.registrations import Registrations, default_mapping
 from entra_ciam.devidp.server import DevIdp
-from entra_ciam.devidp.testing import Browser, running_devidp
+from entra_ciam.devidp.testing import Browser, running_devidp, sign_in
 from tests.devidp.helpers import ADA, REDIRECT_URI, authorize_url, claims, pkce_pair, tls
 
 ALAN = ("alan@example.com", "Alan-Turing-1912")
@@ -155,6 +155,25 @@ def test_fragment_response_mode(idp: DevIdp) -> None:
     assert location.startswith(f"{REDIRECT_URI}#code=") and "state=state-123" in location
     error = httpx.get(authorize_url(idp, response_mode="fragment", prompt="none"))
     assert error.headers["location"].startswith(f"{REDIRECT_URI}#error=login_required")
+
+
+def test_the_test_browser_reads_a_fragment_response(idp: DevIdp) -> None:
+    """``Browser.sign_in`` with ``response_mode=fragment``: the parameters come from the
+    fragment, and ``url`` is the redirect the browser follows, fragment and all."""
+    with Browser() as browser:
+        result = browser.sign_in(
+            authorize_url(idp, response_mode="fragment"), email=ADA[0], password=ADA[1]
+        )
+        location = browser.history[-1].headers["location"]
+    assert result.response_mode == "fragment"
+    assert result.redirect_uri == REDIRECT_URI
+    assert set(result.params) == {"code", "state", "session_state"}
+    assert result.code and result.state == "state-123"
+    assert result.url == location and "?" not in result.url
+    refused = sign_in(
+        authorize_url(idp, response_mode="fragment", prompt="none"), email="-", password="-"
+    )
+    assert refused.response_mode == "fragment" and refused.error == "login_required"
 
 
 def test_login_hint_prefills_the_email(idp: DevIdp) -> None:

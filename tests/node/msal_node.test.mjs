@@ -7,8 +7,9 @@
 //
 // Steps: auth code URL with PKCE, the emulator's sign-in form driven over HTTP (email, then
 // password), code redemption, silent acquisition from the cache and through the refresh token,
-// client credentials, on-behalf-of, the todo API over HTTP with the user's token, and sign-out
-// through a logout URL built from the authority string, as the sample builds it.
+// client credentials, on-behalf-of, the todo API over HTTP with the user's token, sign-out
+// through a logout URL built from the authority string, as the sample builds it, and a revoked
+// sign-in that msal-node must recognise as needing interaction (Entra's suberror "bad_token").
 
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -31,6 +32,7 @@ const API = { id: env("API_CLIENT_ID"), secret: env("API_CLIENT_SECRET"), uri: e
 const DAEMON = { id: env("DAEMON_CLIENT_ID"), secret: env("DAEMON_CLIENT_SECRET") };
 const REDIRECT_URI = env("REDIRECT_URI");
 const POST_LOGOUT_REDIRECT_URI = env("POST_LOGOUT_REDIRECT_URI");
+const POST_LOGOUT_LANDS_AT = env("POST_LOGOUT_LANDS_AT");
 const USER = { email: env("USER_EMAIL"), password: env("USER_PASSWORD") };
 const TODO_API = env("TODO_API_BASE_URL");
 const TOKENS_OUT = env("TOKENS_OUT");
@@ -299,7 +301,7 @@ for (const line of LINES) {
       `?post_logout_redirect_uri=${POST_LOGOUT_REDIRECT_URI}`;
     const { response: loggedOut } = await browser.open(logoutUri);
     assert.equal(loggedOut.status, 302, `logout answered HTTP ${loggedOut.status}`);
-    assert.equal(loggedOut.headers.get("location"), POST_LOGOUT_REDIRECT_URI);
+    assert.equal(loggedOut.headers.get("location"), POST_LOGOUT_LANDS_AT);
     assert.equal(browser.cookies.size, 0, "the emulator's session cookie is cleared");
 
     // 9. Signed out at the emulator too: a silent sign-in fails, an interactive one asks again.
@@ -316,6 +318,36 @@ for (const line of LINES) {
     const { response: again } = await browser.open(authUrl);
     assert.equal(again.status, 200);
     formPosting(await again.text(), "/login/email");
+
+    // 10. The sign-in is revoked (a replayed code revokes what the first redemption obtained):
+    //     the refresh fails with suberror bad_token, which msal-node turns into
+    //     InteractionRequiredAuthError, dropping the refresh token from its cache.
+    const replay = await fetch(`${HTTPS_BASE}/${TENANT_ID}/oauth2/v2.0/token`, {
+      method: "POST",
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        client_id: WEB.id,
+        client_secret: WEB.secret,
+        code: answer.code,
+        redirect_uri: REDIRECT_URI,
+        code_verifier: pkce.verifier,
+      }),
+    });
+    assert.equal(replay.status, 400);
+    assert.deepEqual((await replay.json()).error_codes, [54005]);
+    const refreshTokens = () =>
+      Object.keys(JSON.parse(web.getTokenCache().serialize()).RefreshToken);
+    assert.equal(refreshTokens().length, 1);
+    await assert.rejects(
+      web.acquireTokenSilent({ account: accounts[0], scopes: [READ], forceRefresh: true }),
+      (error) => {
+        assert.ok(error instanceof msal.InteractionRequiredAuthError, `${error.name}: ${error}`);
+        assert.equal(error.errorCode, "invalid_grant");
+        assert.equal(error.subError, "bad_token");
+        return true;
+      },
+    );
+    assert.equal(refreshTokens().length, 0, "msal-node dropped the revoked refresh token");
   });
 }
 

@@ -17,6 +17,9 @@ __all__ = ["BackChannel"]
 
 ADMIN_PREFIX = "/_devidp/admin/"
 _PUBLIC_CACHE = (("Cache-Control", "max-age=3600"),)
+# Discovery and keys are public: Entra lets any page read them (a SPA fetches both).
+_ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"),)
+_PREFLIGHT_MAX_AGE = "86400"
 
 
 _DISCOVERY = ("v2.0/.well-known/openid-configuration", ".well-known/openid-configuration")
@@ -63,13 +66,15 @@ class BackChannel:
             # Entra also answers without /v2.0 (its v1.0 document); identity reads
             # end_session_endpoint from there. The emulator has one document for both.
             return self._only(method, "GET") or json_response(
-                self.p.discovery(), headers=_PUBLIC_CACHE
+                self.p.discovery(), headers=(*_PUBLIC_CACHE, *_ANY_ORIGIN)
             )
         if rest == "discovery/v2.0/keys":
             return self._only(method, "GET") or json_response(
-                self.p.keys.jwks(self.p.endpoints.issuer)
+                self.p.keys.jwks(self.p.endpoints.issuer), headers=_ANY_ORIGIN
             )
         if rest == "oauth2/v2.0/token":
+            if method == "OPTIONS":
+                return _preflight(request)
             return self._only(method, "POST") or self._token(request)
         return json_response({"error": "not_found", "error_description": "No such endpoint."}, 404)
 
@@ -82,6 +87,10 @@ class BackChannel:
     def _token(self, request: Request) -> Response:
         correlation_id = request.headers.get("client-request-id") or str(uuid.uuid4())
         echo = [("client-request-id", correlation_id)]
+        origin = request.headers.get("origin") or None
+        if origin is not None:
+            # A browser may read the answer, refusals included, so a SPA sees Entra's error.
+            echo += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
             if ctype != "application/x-www-form-urlencoded":
@@ -91,7 +100,9 @@ class BackChannel:
                     "The request body must be application/x-www-form-urlencoded and contain the "
                     "following parameter: 'grant_type'.",
                 )
-            body = self.p.tokens.handle(request.form(), request.headers.get("authorization"))
+            body = self.p.tokens.handle(
+                request.form(), request.headers.get("authorization"), origin=origin
+            )
         except OAuthError as exc:
             return json_response(exc.body(correlation_id, now=self.p.clock()), exc.status, echo)
         return json_response(body, 200, echo)
@@ -146,3 +157,21 @@ class BackChannel:
 
     def _error(self, error: OAuthError) -> Response:
         return json_response(error.body(now=self.p.clock()), error.status)
+
+
+def _preflight(request: Request) -> Response:
+    """A browser's CORS preflight for the token endpoint, answered as Entra does.
+
+    A SPA's form POST needs none, but a client that adds a header (``client-request-id``...)
+    makes the browser ask first; a 405 here would fail the sign-in before it starts.
+    """
+    headers = [
+        ("Access-Control-Allow-Origin", request.headers.get("origin") or "*"),
+        ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+        ("Access-Control-Max-Age", _PREFLIGHT_MAX_AGE),
+        ("Vary", "Origin"),
+    ]
+    asked = request.headers.get("access-control-request-headers")
+    if asked:
+        headers.append(("Access-Control-Allow-Headers", asked))
+    return Response(200, headers)  # not 204: the server always sends Content-Length

@@ -31,7 +31,27 @@ from entra_ciam.devidp.registrations import (
 from entra_ciam.devidp.server import DevIdp, DevIdpError, read_server_info
 from entra_ciam.devidp.state import StateDir, StateError, default_state_dir
 
-__all__ = ["add_parser", "main"]
+__all__ = ["add_parser", "main", "port_number"]
+
+_MAX_PORT = 65535
+
+
+def port_number(value: str) -> int:
+    """argparse ``type=`` for a TCP port, 0 to 65535: every port option of ``dev-idp`` and
+    ``demo`` uses it.
+
+    ``type=int`` lets 99999 or -1 through to ``bind``, which fails with a traceback; this
+    gives argparse's usage error (exit status 2) instead, as for ``--port abc``.
+    """
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"invalid port {value!r}: a port is a whole number from 0 to {_MAX_PORT}"
+        )
+    return port
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -102,13 +122,13 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=defaults.DEFAULT_PORT,
         help=f"https port for discovery, token and keys (default {defaults.DEFAULT_PORT})",
     )
     parser.add_argument(
         "--pages-port",
-        type=int,
+        type=port_number,
         default=defaults.DEFAULT_PAGES_PORT,
         help=f"http port for the sign-in pages (default {defaults.DEFAULT_PAGES_PORT})",
     )

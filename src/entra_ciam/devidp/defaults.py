@@ -20,6 +20,7 @@ __all__ = [
     "KEY_GRACE_PERIOD",
     "OTP_LIFETIME",
     "REFRESH_TOKEN_LIFETIME",
+    "SPA_REFRESH_TOKEN_LIFETIME",
     "TENANT_ID",
     "TENANT_NAME",
     "TENANT_SUBDOMAIN",
@@ -81,6 +82,8 @@ ACCESS_TOKEN_LIFETIME = 3600
 ID_TOKEN_LIFETIME = 3600
 AUTH_CODE_LIFETIME = 600
 REFRESH_TOKEN_LIFETIME = 90 * 24 * 3600
+# Entra: refresh tokens sent to a "spa" redirect URI expire 24 hours after the sign-in.
+SPA_REFRESH_TOKEN_LIFETIME = 24 * 3600
 OTP_LIFETIME = 600
 # How long a rotated-out signing key stays published: longer than any token it signed lives.
 KEY_GRACE_PERIOD = ACCESS_TOKEN_LIFETIME + 600

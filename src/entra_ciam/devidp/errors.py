@@ -19,14 +19,29 @@ _STATUS = {
 
 
 class OAuthError(Exception):
-    """An OAuth 2.0 error with Entra's extra fields (``error_codes``, ``correlation_id``...)."""
+    """An OAuth 2.0 error with Entra's extra fields (``error_codes``, ``correlation_id``...).
 
-    def __init__(self, error: str, code: int, message: str, *, status: int | None = None) -> None:
+    ``suberror`` is Entra's refinement of ``error`` at the token endpoint (``consent_required``
+    for AADSTS65001, ``bad_token`` for a revoked or expired refresh token). MSAL reads it to
+    decide that only an interactive sign-in helps, and drops a ``bad_token`` refresh token from
+    its cache, so it must be there for clients to react as they do against Entra.
+    """
+
+    def __init__(
+        self,
+        error: str,
+        code: int,
+        message: str,
+        *,
+        status: int | None = None,
+        suberror: str | None = None,
+    ) -> None:
         super().__init__(f"AADSTS{code}: {message}")
         self.error = error
         self.code = code
         self.message = message
         self.status = status if status is not None else _STATUS.get(error, 400)
+        self.suberror = suberror
 
     @property
     def description(self) -> str:
@@ -44,7 +59,7 @@ class OAuthError(Exception):
             else datetime.datetime.fromtimestamp(now, datetime.UTC)
         )
         timestamp = moment.strftime("%Y-%m-%d %H:%M:%SZ")
-        return {
+        body: dict[str, Any] = {
             "error": self.error,
             "error_description": (
                 f"{self.description}\r\nTrace ID: {trace_id}\r\n"
@@ -56,9 +71,17 @@ class OAuthError(Exception):
             "correlation_id": correlation_id,
             "error_uri": f"https://login.microsoftonline.com/error?code={self.code}",
         }
+        if self.suberror is not None:
+            body["suberror"] = self.suberror
+        return body
 
     def redirect_params(self, state: str | None) -> dict[str, str]:
-        """The parameters sent back to the app's redirect URI."""
+        """The parameters sent back to the app's redirect URI.
+
+        No ``suberror``: at /authorize the refinement is the ``error`` itself (``consent_required``,
+        ``login_required``), which is what MSAL reads there; ``suberror`` belongs to the token
+        endpoint's JSON.
+        """
         params = {"error": self.error, "error_description": self.description}
         if state is not None:
             params["state"] = state

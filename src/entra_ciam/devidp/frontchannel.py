@@ -26,7 +26,7 @@ from entra_ciam.devidp.authorize import (
 from entra_ciam.devidp.errors import OAuthError
 from entra_ciam.devidp.messages import Request, Response, html, json_response, redirect, with_query
 from entra_ciam.devidp.provider import Provider
-from entra_ciam.devidp.registrations import AppRegistration, User
+from entra_ciam.devidp.registrations import AppRegistration, User, redirect_target
 from entra_ciam.devidp.store import CodeGrant, PendingAuthorization, Session
 
 __all__ = ["SESSION_COOKIE", "FrontChannel"]
@@ -360,7 +360,7 @@ class FrontChannel:
         listed_only = self.p.registrations.strict.post_logout_uris_listed_only
         if any(app.accepts_post_logout_uri(target, listed_only=listed_only) for app in apps):
             state = _first(params, "state")
-            location = with_query(target, {"state": state} if state else {})
+            location = with_query(redirect_target(target), {"state": state} if state else {})
             if not frames:
                 return redirect(location, headers)
             page = pages.signed_out(nonce, tenant_name, frames=frames, continue_to=location)
@@ -480,14 +480,14 @@ class FrontChannel:
         *,
         headers: Sequence[tuple[str, str]] = (),
     ) -> Response:
+        # A path-less redirect URI is answered at "/", as Entra does in every response mode.
+        uri = redirect_target(target.redirect_uri)
         if target.response_mode == "form_post":
-            page = pages.form_post(
-                target.redirect_uri, params, nonce, self.p.registrations.tenant.name
-            )
-            return self._html(page, nonce, targets=(_origin(target.redirect_uri),), headers=headers)
+            page = pages.form_post(uri, params, nonce, self.p.registrations.tenant.name)
+            return self._html(page, nonce, targets=(_origin(uri),), headers=headers)
         if target.response_mode == "fragment":
-            return redirect(f"{target.redirect_uri}#{urlencode(params)}", headers)
-        return redirect(with_query(target.redirect_uri, params), headers)
+            return redirect(f"{uri}#{urlencode(params)}", headers)
+        return redirect(with_query(uri, params), headers)
 
     def _logout_client(self, params: Mapping[str, Sequence[str]]) -> AppRegistration | None:
         client_id = _first(params, "client_id")

@@ -31,6 +31,7 @@ from entra_ciam.devidp.registrations import (
     Lifetimes,
     Registrations,
     User,
+    redirect_target,
 )
 from entra_ciam.devidp.scopes import DelegatedGrant, resolve_app_only, resolve_delegated
 from entra_ciam.devidp.store import GrantStore, RefreshGrant
@@ -98,22 +99,35 @@ class TokenService:
         self.counts = TokenCounts()
 
     def handle(
-        self, form: Mapping[str, Sequence[str]], authorization: str | None = None
+        self,
+        form: Mapping[str, Sequence[str]],
+        authorization: str | None = None,
+        *,
+        origin: str | None = None,
     ) -> dict[str, Any]:
-        """Answer one token request; raise OAuthError for every refusal."""
+        """Answer one token request; raise OAuthError for every refusal.
+
+        ``origin`` is the request's ``Origin`` header: a browser sends it on a cross-origin
+        request, so it tells a single-page app's redemption from a server's.
+        """
         params = _single_values(form)
         grant_type = params.get("grant_type")
         if not grant_type:
             raise _missing("grant_type")
         self.counts.requested(grant_type)
-        response = self._grant(grant_type, params, authorization)
+        response = self._grant(grant_type, params, authorization, origin or None)
         self.counts.issued(grant_type)
         return response
 
     def _grant(
-        self, grant_type: str, params: dict[str, str], authorization: str | None
+        self,
+        grant_type: str,
+        params: dict[str, str],
+        authorization: str | None,
+        origin: str | None,
     ) -> dict[str, Any]:
         client = self._authenticate(params, authorization)
+        _check_origin(client, grant_type, origin)
         if grant_type == "authorization_code":
             return self._authorization_code(client, params)
         if grant_type == "refresh_token":
@@ -201,7 +215,8 @@ class TokenService:
         if not redirect_uri:
             raise _missing("redirect_uri")
         issued = self.store.redeem_code(code, client.client_id)  # consumed from here on
-        if redirect_uri != issued.redirect_uri:
+        # One URI, with or without the "/" of an empty path, as Entra compares them.
+        if redirect_target(redirect_uri) != redirect_target(issued.redirect_uri):
             self.store.revoke_family(issued.family)
             raise OAuthError(
                 "invalid_grant",
@@ -245,6 +260,7 @@ class TokenService:
             auth_time=issued.auth_time if issued.include_auth_time else None,
             family=issued.family,
             want_client_info=params.get("client_info") == "1",
+            refresh_expires_at=None,
         )
 
     def _refresh_token(self, client: AppRegistration, params: dict[str, str]) -> dict[str, Any]:
@@ -266,6 +282,8 @@ class TokenService:
             auth_time=None,
             family=previous.family,
             want_client_info=params.get("client_info") == "1",
+            # A SPA's refresh tokens keep the first one's expiry: 24 hours, then a sign-in.
+            refresh_expires_at=previous.expires_at if client.spa else None,
         )
 
     def _client_credentials(
@@ -324,6 +342,7 @@ class TokenService:
             auth_time=None,
             family=self.store.new_family(),
             want_client_info=params.get("client_info") == "1",
+            refresh_expires_at=None,
         )
 
     # -- helpers -----------------------------------------------------------------------------
@@ -360,7 +379,10 @@ class TokenService:
         auth_time: int | None,
         family: str,
         want_client_info: bool,
+        refresh_expires_at: float | None,
     ) -> dict[str, Any]:
+        """The token response. ``refresh_expires_at`` carries a SPA refresh token's fixed expiry
+        over to the new one; None starts a full lifetime (24 hours for a SPA, as in Entra)."""
         lifetimes = self.lifetimes
         response: dict[str, Any] = {
             "token_type": "Bearer",
@@ -373,6 +395,9 @@ class TokenService:
         }
         if "offline_access" in oidc:
             now = self.minter.clock()
+            if refresh_expires_at is None:
+                lifetime = lifetimes.spa_refresh_token if client.spa else lifetimes.refresh_token
+                refresh_expires_at = now + lifetime
             response["refresh_token"] = self.store.issue_refresh(
                 RefreshGrant(
                     family=family,
@@ -382,10 +407,12 @@ class TokenService:
                     oidc=oidc,
                     scope=grant.response_scope,
                     issued_at=now,
-                    expires_at=now + lifetimes.refresh_token,
+                    expires_at=refresh_expires_at,
                 )
             )
-            response["refresh_token_expires_in"] = lifetimes.refresh_token
+            if client.spa:
+                # Entra tells only SPAs when their (fixed) refresh token expires.
+                response["refresh_token_expires_in"] = max(0, int(refresh_expires_at - now))
         if "openid" in oidc:
             response["id_token"] = self.minter.id_token(
                 user=user,
@@ -399,6 +426,29 @@ class TokenService:
         if want_client_info:
             response["client_info"] = self.minter.client_info(user)
         return response
+
+
+def _check_origin(client: AppRegistration, grant_type: str, origin: str | None) -> None:
+    """Entra ties SPA tokens to the browser and keeps everyone else's out of it.
+
+    A browser marks a cross-origin request with ``Origin``. A SPA (redirect URIs of the "spa"
+    platform) must redeem its codes and refresh tokens that way, and no other client may
+    redeem anything from a browser, where its secret or tokens would be exposed.
+    """
+    if origin is not None and not client.spa:
+        raise OAuthError(
+            "invalid_request",
+            9002326,
+            "Cross-origin token redemption is permitted only for the 'Single-Page Application' "
+            f"client-type. Request origin: '{origin}'.",
+        )
+    if origin is None and client.spa and grant_type in ("authorization_code", "refresh_token"):
+        raise OAuthError(
+            "invalid_request",
+            9002327,
+            "Tokens issued for the 'Single-Page Application' client-type may only be redeemed "
+            "via cross-origin requests.",
+        )
 
 
 def _single_values(form: Mapping[str, Sequence[str]]) -> dict[str, str]:

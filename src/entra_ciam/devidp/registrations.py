@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from entra_ciam.devidp import defaults
 from entra_ciam.urls import is_loopback_host
@@ -35,6 +35,7 @@ __all__ = [
     "User",
     "default_mapping",
     "load_registrations",
+    "redirect_target",
 ]
 
 # Scopes every client may ask for; they name no API and need no consent.
@@ -117,10 +118,12 @@ class AppRegistration:
         return str(uuid.uuid5(_OID_NAMESPACE, f"sp:{self.client_id}"))
 
     def accepts_redirect_uri(self, uri: str) -> bool:
-        """Exact match, except that the port of a loopback URI is ignored, as Entra does."""
-        if uri in self.redirect_uris:
-            return True
-        return any(_same_loopback_uri(uri, registered) for registered in self.redirect_uris)
+        """Exact match, except that the port of a loopback URI is ignored, as Entra does.
+
+        A URI without a path is the same URI as with ``/`` (``http://localhost:3000`` is
+        ``http://localhost:3000/``), as in Entra.
+        """
+        return _listed(uri, self.redirect_uris)
 
     def accepts_post_logout_uri(self, uri: str, *, listed_only: bool = False) -> bool:
         """Entra accepts any of the app's redirect URIs; ``post_logout_redirect_uris`` adds more.
@@ -131,9 +134,7 @@ class AppRegistration:
         allowed = self.post_logout_redirect_uris
         if not listed_only:
             allowed = (*allowed, *self.redirect_uris)
-        if uri in allowed:
-            return True
-        return any(_same_loopback_uri(uri, r) for r in allowed)
+        return _listed(uri, allowed)
 
     def names_resource(self, value: str) -> bool:
         """True if ``value`` is this app's client id or one of its identifier URIs."""
@@ -148,6 +149,8 @@ class Lifetimes:
     id_token: int = defaults.ID_TOKEN_LIFETIME
     authorization_code: int = defaults.AUTH_CODE_LIFETIME
     refresh_token: int = defaults.REFRESH_TOKEN_LIFETIME
+    # A SPA's refresh tokens: fixed from the sign-in, not renewed by use, as in Entra.
+    spa_refresh_token: int = defaults.SPA_REFRESH_TOKEN_LIFETIME
     one_time_passcode: int = defaults.OTP_LIFETIME
     key_grace_period: int = defaults.KEY_GRACE_PERIOD
 
@@ -654,6 +657,30 @@ def _check_redirect_uri(uri: str) -> str | None:
     return None
 
 
+def redirect_target(uri: str) -> str:
+    """Where a browser is sent for ``uri``: with ``/`` as its path when it has none.
+
+    Entra answers a path-less redirect URI at ``/`` (its "Redirect URI restrictions": the
+    trailing slash is appended in the response), and so is a redirect after sign-out. A URI
+    that is not a URL is returned unchanged; nothing unchecked ever reaches here.
+    """
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.path or not parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(path="/"))
+
+
+def _listed(uri: str, registered: Sequence[str]) -> bool:
+    """Is ``uri`` one of ``registered``: exactly (an empty path being ``/``) or as loopback?"""
+    wanted = redirect_target(uri)
+    if any(wanted == redirect_target(r) for r in registered):
+        return True
+    return any(_same_loopback_uri(uri, r) for r in registered)
+
+
 def _same_loopback_uri(candidate: str, registered: str) -> bool:
     try:
         a, b = urlsplit(candidate), urlsplit(registered)
@@ -664,7 +691,7 @@ def _same_loopback_uri(candidate: str, registered: str) -> bool:
         is_loopback_host(a.hostname)
         and a.scheme == b.scheme
         and a.hostname == b.hostname
-        and a.path == b.path
+        and (a.path or "/") == (b.path or "/")
         and a.query == b.query
         and not a.fragment
         and a.username is None

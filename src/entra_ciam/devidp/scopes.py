@@ -180,6 +180,7 @@ def _consent_required(error: str, client: AppRegistration, resource: AppRegistra
         f"The user or administrator has not consented to use the application with ID "
         f"'{client.client_id}' named '{client.name}'. Send an interactive authorization request "
         f"for this user and resource. (The permission on '{resource.name}' has no admin consent.)",
+        suberror="consent_required",
     )
 
 

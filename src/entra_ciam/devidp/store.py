@@ -267,6 +267,7 @@ class GrantStore:
                     "invalid_grant",
                     700082,
                     "The refresh token has expired due to inactivity. Sign the user in again.",
+                    suberror="bad_token",
                 )
             return grant
 
@@ -365,9 +366,11 @@ class GrantStore:
 
 
 def _revoked(extra: str = "") -> OAuthError:
+    # bad_token, as Entra sends it: MSAL then drops the refresh token and asks for a sign-in.
     return OAuthError(
         "invalid_grant",
         50173,
         "The provided grant has expired due to it being revoked, and a fresh auth token is needed. "
         "Have the user sign in again." + extra,
+        suberror="bad_token",
     )

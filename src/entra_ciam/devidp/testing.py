@@ -104,7 +104,7 @@ class SignInResult:
 
     redirect_uri: str  # the app's redirect URI, without the response parameters
     params: dict[str, str]  # code, state, session_state; or error, error_description, state
-    response_mode: str  # "query" or "form_post"
+    response_mode: str  # "query", "fragment" or "form_post"
 
     @property
     def code(self) -> str | None:
@@ -120,8 +120,11 @@ class SignInResult:
 
     @property
     def url(self) -> str:
-        """The full redirect (query mode) a browser would now request."""
+        """The full redirect a browser would now follow: the parameters in the fragment for
+        ``fragment``, in the query otherwise (``form_post`` delivers the same parameters)."""
         query = httpx.QueryParams(self.params)
+        if self.response_mode == "fragment":
+            return f"{self.redirect_uri}#{query}"
         return f"{self.redirect_uri}{'&' if '?' in self.redirect_uri else '?'}{query}"
 
 
@@ -286,6 +289,10 @@ class Browser:
         """A redirect or form_post back to the app, or None when a page wants input."""
         if response.status_code in (301, 302, 303, 307):
             location = urljoin(str(response.url), response.headers["location"])
+            if "#" in location:  # response_mode=fragment: the parameters never reach a server
+                base, _, fragment = location.partition("#")
+                params = dict(parse_qsl(fragment, keep_blank_values=True))
+                return SignInResult(base, params, "fragment")
             base, _, query = location.partition("?")
             return SignInResult(base, dict(parse_qsl(query, keep_blank_values=True)), "query")
         if response.status_code == 200 and "text/html" in response.headers.get("content-type", ""):
