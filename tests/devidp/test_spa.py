@@ -72,6 +72,26 @@ def spa_code(idp: DevIdp) -> tuple[str, str]:
     return result.code, verifier
 
 
+WEB_APP = {"client_id": defaults.WEB_APP_CLIENT_ID, "client_secret": defaults.WEB_APP_CLIENT_SECRET}
+
+
+def web_app_redemption(idp: DevIdp) -> dict[str, str]:
+    """Sign Ada in to the built-in web app; the token request's fields that redeem her code."""
+    verifier, challenge = pkce_pair()
+    with Browser() as browser:
+        code = browser.sign_in(
+            authorize_url(idp, code_challenge=challenge), email=ADA[0], password=ADA[1]
+        ).code
+    assert code
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier,
+        **WEB_APP,
+    }
+
+
 def spa_redeem(idp: DevIdp, origin: str | None = SPA_ORIGIN) -> httpx.Response:
     code, verifier = spa_code(idp)
     return token(
@@ -141,18 +161,8 @@ def test_spa_tokens_are_redeemed_only_cross_origin(idp: DevIdp) -> None:
 
 
 def test_other_clients_may_not_redeem_cross_origin(idp: DevIdp) -> None:
-    verifier, challenge = pkce_pair()
-    with Browser() as browser:
-        code = browser.sign_in(
-            authorize_url(idp, code_challenge=challenge), email=ADA[0], password=ADA[1]
-        ).code
-    assert code
-    web = {
-        "client_id": defaults.WEB_APP_CLIENT_ID,
-        "client_secret": defaults.WEB_APP_CLIENT_SECRET,
-    }
-    redeem = {"code": code, "redirect_uri": REDIRECT_URI, "code_verifier": verifier}
-    cross = token(idp, "http://localhost:3000", grant_type="authorization_code", **web, **redeem)
+    redeem = web_app_redemption(idp)
+    cross = token(idp, "http://localhost:3000", **redeem)
     assert_entra_error(cross, 400, "invalid_request", 9002326)
     assert "Request origin: 'http://localhost:3000'" in cross.json()["error_description"]
     # The browser may read the refusal, so the developer sees why.
@@ -167,7 +177,7 @@ def test_other_clients_may_not_redeem_cross_origin(idp: DevIdp) -> None:
     )
     assert_entra_error(daemon, 400, "invalid_request", 9002326)
     # The refused request did not consume the code: from the server it still works.
-    same_origin = token(idp, grant_type="authorization_code", **web, **redeem)
+    same_origin = token(idp, **redeem)
     assert same_origin.status_code == 200, same_origin.text
     assert "refresh_token_expires_in" not in same_origin.json()
     assert "access-control-allow-origin" not in same_origin.headers
@@ -186,25 +196,9 @@ def test_a_spa_refresh_token_lives_a_day_from_the_sign_in(idp: DevIdp) -> None:
 
 
 def test_a_web_apps_refresh_token_outlives_a_day(idp: DevIdp) -> None:
-    verifier, challenge = pkce_pair()
-    with Browser() as browser:
-        code = browser.sign_in(
-            authorize_url(idp, code_challenge=challenge), email=ADA[0], password=ADA[1]
-        ).code
-    web = {
-        "client_id": defaults.WEB_APP_CLIENT_ID,
-        "client_secret": defaults.WEB_APP_CLIENT_SECRET,
-    }
-    redeemed = token(
-        idp,
-        grant_type="authorization_code",
-        code=str(code),
-        redirect_uri=REDIRECT_URI,
-        code_verifier=verifier,
-        **web,
-    )
+    redeemed = token(idp, **web_app_redemption(idp))
     idp.clock.advance(DAY + 1)
     later = token(
-        idp, grant_type="refresh_token", refresh_token=redeemed.json()["refresh_token"], **web
+        idp, grant_type="refresh_token", refresh_token=redeemed.json()["refresh_token"], **WEB_APP
     )
     assert later.status_code == 200, later.text
