@@ -170,6 +170,14 @@ def test_rotate_keys_without_a_running_emulator_edits_the_key_file(tmp_path: Pat
     assert kid and f"now signing with  {kid.group(1)}" in second.stdout
 
 
+def test_rotate_keys_refuses_a_state_folder_that_does_not_exist(tmp_path: Path) -> None:
+    typo = tmp_path / "no-such-state"
+    result = run_cli("rotate-keys", "--state-dir", str(typo))
+    assert result.returncode == 2
+    assert f"there is no state folder at {typo}" in result.stderr
+    assert "Traceback" not in result.stderr and not typo.exists()  # nothing was made there
+
+
 def test_refuses_a_busy_port_a_public_host_and_a_broken_config(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

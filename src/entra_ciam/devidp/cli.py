@@ -14,6 +14,7 @@ import ssl
 import sys
 import threading
 from importlib import resources
+from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
@@ -301,8 +302,18 @@ def rotate_keys(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     if args.grace is not None and args.grace < 0:
         print("entra-ciam dev-idp rotate-keys: --grace must be >= 0", file=sys.stderr)
         return 2
+    folder = Path(args.rotate_state_dir or args.state_dir or default_state_dir()).expanduser()
+    if not folder.is_dir():
+        # StateDir would create it: a mistyped --state-dir would then "rotate" keys nobody uses
+        # and report success while the emulator kept signing with its own.
+        print(
+            f"entra-ciam dev-idp rotate-keys: there is no state folder at {folder}; pass the "
+            "--state-dir the emulator runs with",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        state = StateDir(args.rotate_state_dir or args.state_dir or default_state_dir())
+        state = StateDir(folder)
         info = read_server_info(state)
         if info is not None:
             result = _rotate_online(state, info, args.grace)
