@@ -10,11 +10,12 @@ and it never leaks to another request:
 
 One value rather than a ContextVar each, because every page pays for each set and reset: a
 middleware makes one :class:`RequestState` (the fields it does not own, such as an outer bearer
-middleware's claims, copied from the current one: :func:`claims_state`, :func:`signin_state`) and makes it current for the app call with
-:class:`bound`, which sets :data:`REQUEST` once, resets it once and ends the state. The ASGI
-middlewares write those three steps out in ``try``/``finally`` (three frames fewer on every
-page); the WSGI ones set it in the copied context they run the app
-in, and end it when the server closes the response (or at once, when the app raised).
+middleware's claims, copied from the current one: :func:`claims_state`, :func:`signin_state`)
+and makes it current for the app call with :class:`bound`, which sets :data:`REQUEST` once,
+resets it once and ends the state. The ASGI middlewares write those three steps out in
+``try``/``finally`` (three frames fewer on every page); the WSGI ones set it in the copied
+context they run the app in, and end it when the server closes the response (or at once, when
+the app raised).
 
 Ending it matters: a callback the server schedules while the request runs captures the
 context as it is then (uvicorn's keep-alive timer does, for seconds, and a cancelled timer

@@ -40,6 +40,16 @@ def _refusal(err: AuthError) -> HttpResponse:
     return http_response(status, headers, body)
 
 
+def _route(request: HttpRequest) -> tuple[str, str, bool]:
+    """What the bearer policy decides on: the method, the path the app routes on and whether
+    the request carries a CORS preflight's ``Access-Control-Request-Method``."""
+    return (
+        (request.method or "GET").upper(),
+        request.path_info or "/",
+        "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META,
+    )
+
+
 def _preflight_answer(response: HttpResponse) -> HttpResponse:
     """What goes out of the app's answer to a preflight that passed unauthenticated: a CORS
     answer without its body, or the 401 challenge (``entra_ciam.bearer.preflight_answer``)."""
@@ -89,12 +99,13 @@ class BearerTokenMiddleware(_Middleware):
     def _token(self, request: HttpRequest) -> str | None:
         meta = request.META
         authorization = meta.get("HTTP_AUTHORIZATION")
+        method, path, preflight = _route(request)
         return self.policy.token_for(
-            method=(request.method or "GET").upper(),
-            path=request.path_info or "/",
+            method=method,
+            path=path,
             authorization=[] if authorization is None else [authorization],
             query_string=meta.get("QUERY_STRING", ""),
-            preflight="HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta,
+            preflight=preflight,
         )
 
     def _admit(self, request: HttpRequest, claims: Claims | None) -> bool:
@@ -110,11 +121,7 @@ class BearerTokenMiddleware(_Middleware):
         if claims is not None:
             request._dont_enforce_csrf_checks = True  # read by CsrfViewMiddleware.process_view
             return False
-        return self.policy.passes_as_preflight(
-            (request.method or "GET").upper(),
-            request.path_info or "/",
-            "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META,
-        )
+        return self.policy.passes_as_preflight(*_route(request))
 
     def call(self, request: HttpRequest) -> HttpResponse:
         try:

@@ -22,7 +22,7 @@ from entra_ciam.context import ENVIRON_KEY
 from entra_ciam.errors import AuthError
 from entra_ciam.frameworks import integration_for_app
 from entra_ciam.requeststate import REQUEST, RequestState, claims_state
-from entra_ciam.wsgi.exchange import close_in, path_info, respond
+from entra_ciam.wsgi.exchange import close_in, discard, path_info, respond, status_code
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -119,7 +119,7 @@ class BearerTokenMiddleware:
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             answer[:] = [status, headers]  # a second call (with exc_info) replaces the first
-            return _discard
+            return discard
 
         body: Iterable[bytes] | None = None
         try:
@@ -136,7 +136,7 @@ class BearerTokenMiddleware:
             else:
                 close_in(ctx, body, state)
         if answer:
-            status, headers, content = preflight_answer(_status_code(answer[0]), answer[1])
+            status, headers, content = preflight_answer(status_code(answer[0]), answer[1])
         else:
             status, headers, content = preflight_answer(401, [])
         start_response(status_line(status), headers)  # complete: Content-Length included
@@ -148,17 +148,6 @@ def _refuse(
 ) -> list[bytes]:
     status, headers, body = error_response(err)
     return respond(start_response, status, headers, body, exc_info)
-
-
-def _discard(data: bytes) -> None:
-    """The ``write`` callable of a preflight's app: its body never goes out."""
-
-
-def _status_code(status: str) -> int:
-    try:
-        return int(status.split(None, 1)[0])
-    except (ValueError, IndexError):
-        return 500  # not a status line: not a CORS answer either way
 
 
 class _InContext:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from entra_ciam.requeststate import RequestState
 
-__all__ = ["close_in", "path_info", "respond", "script_name", "text"]
+__all__ = ["close_in", "discard", "path_info", "respond", "script_name", "status_code", "text"]
 
 
 def text(environ: WSGIEnvironment, key: str) -> str:
@@ -63,6 +63,19 @@ def respond(
     listed.append(("Content-Length", str(len(body))))
     start_response(status_line(status), listed, exc_info)
     return [] if head else [body]
+
+
+def status_code(status: str) -> int:
+    """The code of a WSGI status line (``"200 OK"``); 500 for one that is not a status line."""
+    try:
+        return int(status.split(None, 1)[0])
+    except (ValueError, IndexError):
+        return 500
+
+
+def discard(_data: bytes) -> None:
+    """The ``write`` callable handed to an app whose answer a middleware replaces: what the app
+    writes never goes out."""
 
 
 def close_in(context: contextvars.Context, body: Iterable[bytes], state: RequestState) -> None:

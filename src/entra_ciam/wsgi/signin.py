@@ -24,7 +24,14 @@ from entra_ciam.signin.errors import InteractionRequiredError
 from entra_ciam.signin.flow import SignIn
 from entra_ciam.signin.messages import MAX_FORM_BYTES, Request, Response
 from entra_ciam.signin.pages import store_unavailable_page
-from entra_ciam.wsgi.exchange import close_in, path_info, respond, script_name
+from entra_ciam.wsgi.exchange import (
+    close_in,
+    discard,
+    path_info,
+    respond,
+    script_name,
+    status_code,
+)
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -97,24 +104,16 @@ class _Exchange:
                 return self.start_response(status, [*headers, *added], exc_info)
             final = added
         else:  # the sign-in redirect replaces the app's answer, keeping the app's own cookies
-            try:
-                code = int(status.split(" ", 1)[0])
-            except ValueError:
-                code = 500
-            final, _ = signin.close(ctx, Response(code, list(headers)))
+            final, _ = signin.close(ctx, Response(status_code(status), list(headers)))
         self.replacement = final
         respond(self.start_response, final.status, final.headers, final.body, exc_info)
-        return _discard
+        return discard
 
     def answer(self, response: Response) -> list[bytes]:
         """Send ``response`` instead of the app's (the app raised before starting one)."""
         final, _ = self.signin.close(self.ctx, response)
         self.started = True
         return _send(self.start_response, final)
-
-
-def _discard(_data: bytes) -> None:
-    """The ``write`` callable of a response that was replaced."""
 
 
 def _send(start_response: StartResponse, response: Response, *, head: bool = False) -> list[bytes]:
